@@ -1,0 +1,148 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamName is the JetStream stream that keeps every event for replay.
+const StreamName = "CALLPARK_EVENTS"
+
+// Bus is callpark's NATS connection: it publishes events, sends and serves
+// core commands.
+type Bus struct {
+	nc  *nats.Conn
+	log *slog.Logger
+	// OnPublishError, when set, counts failed publishes (metrics).
+	OnPublishError func()
+}
+
+// Connect dials NATS at url.
+func Connect(url, name string, log *slog.Logger) (*Bus, error) {
+	nc, err := nats.Connect(url,
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("nats connect %s: %w", url, err)
+	}
+	return &Bus{nc: nc, log: log}, nil
+}
+
+// Conn returns the underlying connection.
+func (b *Bus) Conn() *nats.Conn { return b.nc }
+
+// Close drains and closes the connection.
+func (b *Bus) Close() error {
+	if b.nc.IsClosed() {
+		return nil
+	}
+	return b.nc.Drain()
+}
+
+// EnsureStream creates or updates the JetStream stream holding every event,
+// kept for maxAge.
+func (b *Bus) EnsureStream(ctx context.Context, maxAge time.Duration) error {
+	js, err := jetstream.New(b.nc)
+	if err != nil {
+		return err
+	}
+	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:      StreamName,
+		Subjects:  []string{AllEvents},
+		Retention: jetstream.LimitsPolicy,
+		MaxAge:    maxAge,
+		Storage:   jetstream.FileStorage,
+		Discard:   jetstream.DiscardOld,
+	})
+	return err
+}
+
+// Publish sends an event. Errors are logged and counted, never fatal: a
+// missing subscriber must not break a call.
+func (b *Bus) Publish(e *Event) {
+	data, err := e.Encode()
+	if err == nil {
+		err = b.nc.Publish(e.Subject(), data)
+	}
+	if err != nil {
+		if b.OnPublishError != nil {
+			b.OnPublishError()
+		}
+		b.log.Warn("publish event failed", "type", e.Type, "call", e.Call, "err", err)
+	}
+}
+
+// SubscribeEvents delivers every event matching subject to fn, in order, on
+// one goroutine of the NATS client.
+func (b *Bus) SubscribeEvents(subject string, fn func(*Event)) (*nats.Subscription, error) {
+	return b.nc.Subscribe(subject, func(m *nats.Msg) {
+		e, err := DecodeEvent(m.Data)
+		if err != nil {
+			b.log.Warn("dropping bad event", "subject", m.Subject, "err", err)
+			return
+		}
+		fn(e)
+	})
+}
+
+// Do sends a command to the core and waits for its reply.
+func (b *Bus) Do(ctx context.Context, c *Command) (*Reply, error) {
+	data, err := c.Encode()
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
+	m, err := b.nc.RequestWithContext(ctx, CommandSubject(c.Op), data)
+	if err != nil {
+		if errors.Is(err, nats.ErrNoResponders) {
+			return nil, &ReplyError{Op: c.Op, Code: ErrUnavailable, Msg: "no core is running"}
+		}
+		return nil, fmt.Errorf("core %s: %w", c.Op, err)
+	}
+	var r Reply
+	if err := json.Unmarshal(m.Data, &r); err != nil {
+		return nil, fmt.Errorf("core %s: bad reply: %w", c.Op, err)
+	}
+	return &r, r.Err(c.Op)
+}
+
+// CommandHandler executes one command. It runs on its own goroutine.
+type CommandHandler func(ctx context.Context, c *Command) *Reply
+
+// ServeCommands answers core commands with h until ctx ends. Each request
+// runs on its own goroutine, so a slow command (answer waits for ACK) never
+// holds up others.
+func (b *Bus) ServeCommands(ctx context.Context, h CommandHandler) error {
+	sub, err := b.nc.QueueSubscribe(CommandPrefix+".>", "core", func(m *nats.Msg) {
+		go func() {
+			c, err := DecodeCommand(m.Data)
+			var r *Reply
+			if err != nil {
+				r = &Reply{Code: ErrInvalidRequest, Error: err.Error()}
+			} else {
+				r = h(ctx, c)
+			}
+			if err := m.Respond(r.Encode()); err != nil {
+				b.log.Warn("command reply failed", "err", err)
+			}
+		}()
+	})
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return sub.Unsubscribe()
+}
