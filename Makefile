@@ -1,0 +1,51 @@
+# callpark — call-parking PBX. `make help` lists the targets.
+GO        ?= go
+DIALPLANS ?= dialplans/sample
+SIP       ?= 127.0.0.1:5060
+PKGS      := ./...
+
+.PHONY: help run build test deps vet fmt-check unit sipp-test fuzz bench bench-park load sounds lint clean
+
+help: ## list targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+run: ## run callparkd with embedded NATS and the sample dialplans (SIP on 127.0.0.1:5060)
+	$(GO) run ./cmd/callparkd --sip $(SIP) --dialplans $(DIALPLANS)
+
+build: ## build bin/callparkd and bin/parkctl
+	$(GO) build -o bin/ ./cmd/...
+
+deps: ## install what the tests need (sipp) when missing
+	@command -v sipp >/dev/null 2>&1 || { \
+	  echo "installing sipp (sip-tester)"; \
+	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sip-tester; }
+	@command -v sipp >/dev/null 2>&1 || { echo "sipp is required: apt-get install -y sip-tester"; exit 1; }
+
+vet: ## go vet
+	$(GO) vet $(PKGS)
+
+fmt-check: ## fail if gofmt would change anything
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+test: deps fmt-check vet ## every test: unit, end-to-end (diago phones), sipp scenarios, all with -race
+	CALLPARK_REQUIRE_SIPP=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+unit: ## quick tests without -race
+	$(GO) test -count=1 $(PKGS)
+
+fuzz: ## run each fuzzer for FUZZTIME (default 30s)
+	@for t in "FuzzParse ./dialplans" "FuzzDecodeWAV ./sounds" "FuzzParseAuthorization ./core/registrar"; do \
+	  set -- $$t; $(GO) test -run='^$$' -fuzz="^$$1$$" -fuzztime=$${FUZZTIME:-30s} $$2 || exit 1; done
+
+bench: ## go test benchmarks of the hot paths
+	$(GO) test -run='^$$' -bench=. -benchmem ./core/... ./control/... ./dialplans/...
+
+bench-park: build ## load: parked calls with music and park+retrieve cycles against a running callparkd (see scripts/bench-park.sh)
+	scripts/bench-park.sh
+
+sounds: ## regenerate prompts (espeak-ng) and music (sox)
+	sounds/generate.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,201 @@
+// Command callparkd runs the callpark call-parking PBX.
+//
+//	callparkd [run|core|control] [flags]   run the service (default: core and control in one process)
+//	callparkd check DIR                    validate a dialplan tree, print file:line: message per error
+//
+// Every flag can also be set by an environment variable (CALLPARK_<FLAG>,
+// upper case, dashes as underscores); the flag wins.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/callpark/callpark/dialplans"
+	"github.com/callpark/callpark/pbx"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	role := pbx.RoleAll
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		switch args[0] {
+		case "run":
+		case "core":
+			role = pbx.RoleCore
+		case "control":
+			role = pbx.RoleControl
+		case "check":
+			return check(args[1:], stdout, stderr)
+		case "help":
+			usage(stderr, nil)
+			return 0
+		default:
+			fmt.Fprintf(stderr, "callparkd: unknown command %q (run, core, control, check)\n", args[0])
+			return 2
+		}
+		args = args[1:]
+	}
+	fs := flag.NewFlagSet("callparkd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sip := fs.String("sip", env("SIP", "127.0.0.1:5060"), "SIP listen address (UDP)")
+	tcp := fs.Bool("tcp", envBool("TCP", true), "also listen on TCP at the same address")
+	natsURL := fs.String("nats", env("NATS", ""), "external NATS server URL; empty embeds one")
+	natsListen := fs.String("nats-listen", env("NATS_LISTEN", "127.0.0.1:4222"), "embedded NATS listen address")
+	natsStore := fs.String("nats-store", env("NATS_STORE", ""), "embedded JetStream storage directory (default: temporary)")
+	dir := fs.String("dialplans", env("DIALPLANS", "dialplans/sample"), "dialplan directory")
+	metrics := fs.String("metrics", env("METRICS", "127.0.0.1:9060"), "Prometheus /metrics listen address; empty disables")
+	drain := fs.Duration("drain-timeout", envDuration("DRAIN_TIMEOUT", 30*time.Second), "lame-duck limit on SIGTERM: parked and live calls may finish for this long")
+	level := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
+	fs.Usage = func() { usage(stderr, fs) }
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(stderr, "callparkd: bad --log-level: %v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	host, port, err := splitHostPort(*sip)
+	if err != nil {
+		fmt.Fprintf(stderr, "callparkd: bad --sip: %v\n", err)
+		return 2
+	}
+	nhost, nport, err := splitHostPort(*natsListen)
+	if err != nil {
+		fmt.Fprintf(stderr, "callparkd: bad --nats-listen: %v\n", err)
+		return 2
+	}
+	cfg := pbx.Config{
+		Role: role, SIPHost: host, SIPPort: port, SIPTCP: *tcp,
+		NATSURL: *natsURL, NATSHost: nhost, NATSPort: nport, NATSStoreDir: *natsStore,
+		Dialplans: *dir, MetricsAddr: *metrics, DrainTimeout: *drain, Log: log,
+	}
+	p, err := pbx.New(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "callparkd: %v\n", err)
+		return 1
+	}
+
+	// SIGTERM/SIGINT: lame duck (refuse new calls, let live and parked calls
+	// finish up to the drain timeout), then stop. A second signal stops at once.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	go func() {
+		for s := range sigs {
+			if s == syscall.SIGHUP {
+				if err := p.Store().Reload(); err != nil {
+					log.Error("dialplan reload refused", "err", err)
+				} else {
+					log.Info("dialplans reloaded")
+				}
+				continue
+			}
+			log.Info("shutting down: lame duck", "signal", s.String(), "limit", cfg.DrainTimeout)
+			go func() {
+				dctx, dcancel := context.WithTimeout(ctx, cfg.DrainTimeout)
+				p.Drain(dctx)
+				dcancel()
+				cancel()
+			}()
+			if s2 := <-sigs; s2 != nil {
+				log.Warn("second signal: stopping now")
+				cancel()
+			}
+		}
+	}()
+	if err := p.Run(ctx); err != nil && ctx.Err() == nil {
+		log.Error("callparkd failed", "err", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+func check(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "usage: callparkd check DIR")
+		return 2
+	}
+	problems := dialplans.Check(args[0])
+	for _, pr := range problems {
+		fmt.Fprintln(stdout, pr.String())
+	}
+	if len(problems) > 0 {
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", args[0])
+	return 0
+}
+
+func usage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(w, `callparkd: call-parking PBX
+
+usage:
+  callparkd [run] [flags]     core and control plane in one process (embedded NATS unless --nats)
+  callparkd core [flags]      media core only
+  callparkd control --nats URL [flags]
+                              control plane only, against the core's NATS server
+  callparkd check DIR         validate dialplan files; prints file:line: message
+
+flags (env CALLPARK_<NAME>):
+`)
+	if fs != nil {
+		fs.PrintDefaults()
+	}
+}
+
+func splitHostPort(s string) (string, int, error) {
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 0 || n > 65535 {
+		return "", 0, fmt.Errorf("bad port %q", p)
+	}
+	return h, n, nil
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv("CALLPARK_" + name); ok {
+		return v
+	}
+	return def
+}
+
+func envBool(name string, def bool) bool {
+	if v, ok := os.LookupEnv("CALLPARK_" + name); ok {
+		b, err := strconv.ParseBool(v)
+		if err == nil {
+			return b
+		}
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, ok := os.LookupEnv("CALLPARK_" + name); ok {
+		d, err := time.ParseDuration(v)
+		if err == nil {
+			return d
+		}
+	}
+	return def
+}

@@ -1,0 +1,280 @@
+package control
+
+import (
+	"context"
+
+	"github.com/callpark/callpark/control/state"
+	"github.com/callpark/callpark/dialplans"
+	"github.com/callpark/callpark/events"
+)
+
+// onStarted records a new leg and, for an inbound one, decides what the
+// dialed string means.
+func (c *Control) onStarted(ctx context.Context, e *events.Event) {
+	created := e.Time
+	if created.IsZero() {
+		created = c.now()
+	}
+	ch := &state.Channel{
+		ID:        e.Call,
+		Customer:  e.Customer,
+		Account:   e.Account,
+		Direction: e.Direction,
+		State:     state.StateRinging,
+		From:      e.From,
+		To:        e.To,
+		Created:   created,
+	}
+	if e.Direction == events.Outbound {
+		// A leg the core dialed for us: its peer is the inbound leg.
+		ch.Peer = e.Peer
+		if err := c.store.UpsertChannel(ch); err != nil {
+			c.log.Error("store channel", "call", e.Call, "err", err)
+		}
+		return
+	}
+	ch.Direction = events.Inbound
+	if err := c.store.UpsertChannel(ch); err != nil {
+		c.log.Error("store channel", "call", e.Call, "err", err)
+		c.reject(ctx, e.Customer, e.Call, 500)
+		return
+	}
+
+	cust := c.customer(e.Customer)
+	if cust == nil {
+		c.log.Warn("call for unknown customer", "customer", e.Customer, "call", e.Call)
+		c.reject(ctx, e.Customer, e.Call, 404)
+		return
+	}
+	route := cust.Route(e.Dialed)
+	log := c.log.With("customer", e.Customer, "call", e.Call, "account", e.Account, "trunk", e.Trunk, "dialed", e.Dialed, "route", route.String())
+	log.Debug("routing inbound call")
+
+	if e.Account == "" {
+		// Trunks (and anything else without an account) only reach
+		// extensions and DIDs, never service codes.
+		if route.Kind == dialplans.RouteExtension {
+			c.dialExtension(ctx, e, cust, route.Number)
+			return
+		}
+		log.Info("rejecting call: not an extension")
+		c.reject(ctx, e.Customer, e.Call, 404)
+		return
+	}
+	acct := cust.Account(e.Account)
+	if acct == nil {
+		log.Warn("call from unknown account")
+		c.reject(ctx, e.Customer, e.Call, 403)
+		return
+	}
+	switch route.Kind {
+	case dialplans.RouteExtension:
+		c.dialExtension(ctx, e, cust, route.Number)
+	case dialplans.RoutePark, dialplans.RouteParkRandom:
+		c.parkByDial(ctx, e, cust, acct, route)
+	case dialplans.RouteRetrieve, dialplans.RouteRetrieveOwn, dialplans.RouteRetrieveRandom, dialplans.RouteSlot:
+		c.retrieve(ctx, e, cust, acct, route)
+	default:
+		log.Info("rejecting call: nothing dialed matches")
+		c.reject(ctx, e.Customer, e.Call, 404)
+	}
+}
+
+// dialExtension rings the account ext for inbound leg e.Call; the core
+// bridges the legs when one of the account's phones answers.
+func (c *Control) dialExtension(ctx context.Context, e *events.Event, cust *dialplans.Customer, ext string) {
+	if cust.Account(ext) == nil {
+		c.reject(ctx, e.Customer, e.Call, 404)
+		return
+	}
+	r, err := c.do(ctx, e.Customer, &events.Command{
+		Op:        events.OpDial,
+		Call:      e.Call,
+		Account:   ext,
+		From:      e.From,
+		TimeoutMs: int(cust.Features.DialTimeout.Milliseconds()),
+		Bridge:    true,
+	})
+	if err != nil {
+		if !notFound(err) {
+			c.reject(ctx, e.Customer, e.Call, 480)
+		}
+		return
+	}
+	if r.Call == "" {
+		return
+	}
+	if _, err := c.store.UpdateChannel(e.Call, func(ch *state.Channel) { ch.Dialing = r.Call }); err != nil {
+		c.log.Warn("inbound leg vanished while dialing", "call", e.Call, "dialing", r.Call, "err", err)
+	}
+}
+
+// onAnswered marks a leg up; an answered outbound leg is now bridged with
+// the inbound leg it was dialed for.
+func (c *Control) onAnswered(e *events.Event) {
+	ch := c.store.Channel(e.Call)
+	if ch == nil {
+		return
+	}
+	up := func(x *state.Channel) {
+		if x.State == state.StateRinging {
+			x.State = state.StateUp
+		}
+	}
+	if ch.Direction != events.Outbound {
+		c.store.UpdateChannel(e.Call, up)
+		return
+	}
+	peer := ch.Peer
+	if peer == "" {
+		peer = e.Peer
+	}
+	c.store.UpdateChannel(e.Call, func(x *state.Channel) {
+		up(x)
+		x.Peer = peer
+	})
+	if peer == "" {
+		return
+	}
+	c.store.UpdateChannel(peer, func(x *state.Channel) {
+		up(x)
+		x.Peer = e.Call
+		if x.Dialing == e.Call {
+			x.Dialing = ""
+		}
+	})
+}
+
+// onHeld: the phone on leg X put the call on hold, so its peer hears music.
+func (c *Control) onHeld(ctx context.Context, e *events.Event) {
+	x := c.store.Channel(e.Call)
+	if x == nil || x.State != state.StateUp {
+		return // ringing, already held, or parked (a parked party's hold changes nothing)
+	}
+	c.store.UpdateChannel(x.ID, func(ch *state.Channel) {
+		if ch.State == state.StateUp {
+			ch.State = state.StateHeld
+		}
+	})
+	y := c.peerOf(x)
+	if y == nil || c.parked(y) || (y.State != state.StateUp && y.State != state.StateHeld) {
+		return
+	}
+	var music string
+	if cust := c.customer(e.Customer); cust != nil {
+		music = cust.Features.Music
+	}
+	c.do(ctx, e.Customer, &events.Command{Op: events.OpMusic, Call: y.ID, On: true, Music: music})
+}
+
+// onResumed: the phone on leg X took the call off hold; if its peer is
+// still there, talking, they are bridged again (the core stops the music).
+// If the peer holds too, it keeps its music until it resumes itself.
+func (c *Control) onResumed(ctx context.Context, e *events.Event) {
+	x := c.store.Channel(e.Call)
+	if x == nil || x.State != state.StateHeld {
+		return
+	}
+	c.store.UpdateChannel(x.ID, func(ch *state.Channel) {
+		if ch.State == state.StateHeld {
+			ch.State = state.StateUp
+		}
+	})
+	y := c.peerOf(x)
+	if y == nil || c.parked(y) || y.State != state.StateUp {
+		return
+	}
+	c.do(ctx, e.Customer, &events.Command{Op: events.OpBridge, Call: x.ID, Peer: y.ID})
+}
+
+// onDialFailed: an outbound leg failed before answer; its inbound leg, if
+// still unanswered, gets busy (486) or unavailable (480).
+func (c *Control) onDialFailed(ctx context.Context, e *events.Event) {
+	b, _ := c.store.DeleteChannel(e.Call)
+	aID := e.Peer
+	if b != nil && b.Peer != "" {
+		aID = b.Peer
+	}
+	if aID == "" {
+		return
+	}
+	mine := false
+	a, err := c.store.UpdateChannel(aID, func(ch *state.Channel) {
+		if ch.Dialing == "" || ch.Dialing == e.Call {
+			mine = true
+			ch.Dialing = ""
+		}
+	})
+	if err != nil || !mine || a.State != state.StateRinging {
+		return
+	}
+	code := 480
+	if e.Code == 486 {
+		code = 486
+	}
+	c.reject(ctx, e.Customer, aID, code)
+}
+
+// onEnded forgets leg X: a parked X is abandoned; X's talking peer is hung
+// up (never a parked one); an outbound leg still ringing for X is cancelled.
+//
+// The channel is deleted before its park: state.Store.Park refuses a
+// missing channel, so a park racing with the end cannot outlive the leg.
+func (c *Control) onEnded(ctx context.Context, e *events.Event) {
+	x, _ := c.store.DeleteChannel(e.Call)
+	if p, err := c.store.UnparkChannel(e.Call); err == nil {
+		c.metrics.abandons.WithLabelValues(p.Customer).Inc()
+		c.metrics.parkDuration.Observe(c.now().Sub(p.Since).Seconds())
+		c.log.Info("parked call abandoned", "customer", p.Customer, "key", p.Key, "call", e.Call)
+		c.publish(events.CallAbandoned, p.Customer, p.Channel, p.Event())
+	}
+	if x == nil {
+		return
+	}
+	if y := c.peerOf(x); y != nil && (y.State == state.StateUp || y.State == state.StateHeld) && !c.parked(y) {
+		c.hangup(ctx, x.Customer, y.ID)
+	}
+	if x.Dialing != "" {
+		if b := c.store.Channel(x.Dialing); b != nil && b.State == state.StateRinging {
+			c.hangup(ctx, x.Customer, b.ID) // CANCEL
+		}
+	}
+	if x.Direction == events.Outbound && x.State == state.StateRinging && x.Peer != "" {
+		// Ended before answer without a dial_failed: fail the caller too.
+		mine := false
+		a, err := c.store.UpdateChannel(x.Peer, func(ch *state.Channel) {
+			if ch.Dialing == x.ID {
+				mine = true
+				ch.Dialing = ""
+			}
+		})
+		if err == nil && mine && a.State == state.StateRinging {
+			c.reject(ctx, x.Customer, a.ID, 480)
+		}
+	}
+}
+
+// onRegistration mirrors an account's contacts.
+func (c *Control) onRegistration(e *events.Event) {
+	if err := c.store.UpsertRegistration(&state.Registration{Customer: e.Customer, Account: e.Account, Contacts: e.Contacts}); err != nil {
+		c.log.Warn("store registration", "customer", e.Customer, "account", e.Account, "err", err)
+	}
+}
+
+// peerOf returns X's peer if it is of the same customer and still paired
+// with X, else nil.
+func (c *Control) peerOf(x *state.Channel) *state.Channel {
+	if x == nil || x.Peer == "" {
+		return nil
+	}
+	y := c.store.Channel(x.Peer)
+	if y == nil || y.Customer != x.Customer || y.Peer != x.ID {
+		return nil
+	}
+	return y
+}
+
+// parked reports whether leg ch is parked.
+func (c *Control) parked(ch *state.Channel) bool {
+	return ch.State == state.StateParked || c.store.ParkedByChannel(ch.ID) != nil
+}

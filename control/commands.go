@@ -1,0 +1,90 @@
+package control
+
+import (
+	"context"
+	"errors"
+
+	"github.com/callpark/callpark/events"
+)
+
+// Prompt names, as in sounds/prompts.
+const (
+	PromptParked        = "parked"
+	PromptNotPermitted  = "not-permitted"
+	PromptInvalidNumber = "invalid-number"
+	PromptNoHeldCall    = "no-held-call"
+	PromptNumberBusy    = "number-busy"
+	PromptNotParked     = "not-parked"
+)
+
+// do sends cmd to the core for customer, counting and logging failures.
+// The reply is never nil.
+func (c *Control) do(ctx context.Context, customer string, cmd *events.Command) (*events.Reply, error) {
+	cmd.Customer = customer
+	r, err := c.bus.Do(ctx, cmd)
+	if r == nil {
+		r = &events.Reply{OK: err == nil}
+	}
+	if err != nil {
+		c.metrics.commandErrors.WithLabelValues(cmd.Op).Inc()
+		c.log.Warn("core command failed", "op", cmd.Op, "customer", customer, "call", cmd.Call, "peer", cmd.Peer, "err", err)
+	}
+	return r, err
+}
+
+// notFound reports whether err is the core saying the leg is gone.
+func notFound(err error) bool {
+	var re *events.ReplyError
+	return errors.As(err, &re) && re.Code == events.ErrNotFound
+}
+
+// announce answers leg call, plays prompts and hangs up after them: how a
+// user hears an error (or a confirmation) instead of silence.
+func (c *Control) announce(ctx context.Context, customer, call string, prompts ...string) {
+	if _, err := c.do(ctx, customer, &events.Command{Op: events.OpAnswer, Call: call}); err != nil {
+		c.do(ctx, customer, &events.Command{Op: events.OpHangup, Call: call, Code: 480})
+		return
+	}
+	if _, err := c.do(ctx, customer, &events.Command{Op: events.OpPlay, Call: call, Prompts: prompts, HangupAfter: true}); err != nil {
+		c.do(ctx, customer, &events.Command{Op: events.OpHangup, Call: call})
+	}
+}
+
+// reject refuses an unanswered inbound leg with a SIP status.
+func (c *Control) reject(ctx context.Context, customer, call string, code int) {
+	c.do(ctx, customer, &events.Command{Op: events.OpReject, Call: call, Code: code})
+}
+
+// hangup ends a leg.
+func (c *Control) hangup(ctx context.Context, customer, call string) {
+	c.do(ctx, customer, &events.Command{Op: events.OpHangup, Call: call})
+}
+
+// publish sends a control-plane event about leg call.
+func (c *Control) publish(typ, customer, call string, park *events.Park) {
+	c.bus.Publish(&events.Event{
+		V:        events.Version,
+		Type:     typ,
+		Time:     c.now().UTC(),
+		Customer: customer,
+		Call:     call,
+		Park:     park,
+	})
+}
+
+// spell turns a dial code into prompts, one per character: "*71333" is
+// star, digit-7, digit-1, digit-3, digit-3, digit-3.
+func spell(code string) []string {
+	out := make([]string, 0, len(code))
+	for _, r := range code {
+		switch {
+		case r == '*':
+			out = append(out, "star")
+		case r == '#':
+			out = append(out, "pound")
+		case r >= '0' && r <= '9':
+			out = append(out, "digit-"+string(r))
+		}
+	}
+	return out
+}

@@ -1,0 +1,262 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/callpark/callpark/control/state"
+	"github.com/callpark/callpark/dialplans"
+	"github.com/callpark/callpark/events"
+)
+
+// Bus is what Control needs of NATS; *events.Bus implements it.
+type Bus interface {
+	// Do sends a command to the core and waits for its reply.
+	Do(ctx context.Context, c *events.Command) (*events.Reply, error)
+	// Publish sends an event; failures are the bus's to log.
+	Publish(e *events.Event)
+	// SubscribeEvents delivers the events matching subject to fn.
+	SubscribeEvents(subject string, fn func(*events.Event)) (*nats.Subscription, error)
+}
+
+// Config holds Control's dependencies.
+type Config struct {
+	Bus Bus
+	// Dialplans returns the dialplan set in force (e.g. a
+	// dialplans.Store's Current); it is called once per event.
+	Dialplans func() *dialplans.Set
+	Log       *slog.Logger
+	// Registerer receives the metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// Workers is the number of event workers; 0 means DefaultWorkers.
+	Workers int
+	// Rand draws random park numbers; nil seeds one from the runtime.
+	Rand *rand.Rand
+}
+
+// DefaultWorkers is the worker count when Config.Workers is 0.
+const DefaultWorkers = 64
+
+// Control is the parking application. Create it with New, then Run it.
+type Control struct {
+	bus       Bus
+	dialplans func() *dialplans.Set
+	log       *slog.Logger
+	store     *state.Store
+	metrics   *metrics
+	workers   int
+	now       func() time.Time
+
+	randMu sync.Mutex // guards rand, which is not safe for concurrent use
+	rand   *rand.Rand
+}
+
+// New checks cfg and returns a Control with an empty state.
+func New(cfg Config) (*Control, error) {
+	if cfg.Bus == nil {
+		return nil, errors.New("control: no Bus")
+	}
+	if cfg.Dialplans == nil {
+		return nil, errors.New("control: no Dialplans")
+	}
+	if cfg.Log == nil {
+		return nil, errors.New("control: no Log")
+	}
+	if cfg.Workers < 0 {
+		return nil, fmt.Errorf("control: Workers %d", cfg.Workers)
+	}
+	if cfg.Workers == 0 {
+		cfg.Workers = DefaultWorkers
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	store, err := state.New()
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Registerer, store)
+	if err != nil {
+		return nil, fmt.Errorf("control: metrics: %w", err)
+	}
+	return &Control{
+		bus:       cfg.Bus,
+		dialplans: cfg.Dialplans,
+		log:       cfg.Log,
+		store:     store,
+		metrics:   m,
+		workers:   cfg.Workers,
+		now:       time.Now,
+		rand:      cfg.Rand,
+	}, nil
+}
+
+// State returns the control plane's state, for tests and the API.
+func (c *Control) State() *state.Store { return c.store }
+
+// Run subscribes to every event and handles them until ctx ends. Events of
+// one leg are handled in order, on one of Workers goroutines.
+func (c *Control) Run(ctx context.Context) error {
+	queues := make([]*queue, c.workers)
+	var wg sync.WaitGroup
+	for i := range queues {
+		q := newQueue()
+		queues[i] = q
+		wg.Go(func() { q.run(ctx, func(e *events.Event) { c.HandleEvent(ctx, e) }) })
+	}
+	sub, err := c.bus.SubscribeEvents(events.AllEvents, func(e *events.Event) {
+		if published(e.Type) {
+			return
+		}
+		queues[worker(e.Call, len(queues))].push(e)
+	})
+	if err != nil {
+		err = fmt.Errorf("control: subscribe: %w", err)
+	} else {
+		c.log.Info("control plane running", "workers", c.workers, "subject", events.AllEvents)
+		<-ctx.Done()
+		if sub != nil {
+			if uerr := sub.Unsubscribe(); uerr != nil && !errors.Is(uerr, nats.ErrConnectionClosed) {
+				c.log.Warn("unsubscribe failed", "err", uerr)
+			}
+		}
+	}
+	for _, q := range queues {
+		q.close()
+	}
+	wg.Wait()
+	return err
+}
+
+// worker picks the worker of a leg.
+func worker(call string, n int) int {
+	h := fnv.New32a()
+	h.Write([]byte(call))
+	return int(h.Sum32() % uint32(n))
+}
+
+// published reports whether typ is an event type the control plane itself
+// publishes: those come back on the subscription and are ignored.
+func published(typ string) bool {
+	switch typ {
+	case events.CallParked, events.CallRetrieved, events.CallAbandoned, events.CallReturned,
+		events.CallParkFailed, events.CallConnected, events.SlotBusy, events.SlotFree:
+		return true
+	}
+	return false
+}
+
+// queue is one worker's unbounded FIFO of events: push never blocks, so the
+// NATS delivery goroutine is never held up by a slow worker.
+type queue struct {
+	mu     sync.Mutex
+	items  []*events.Event
+	closed bool
+	wake   chan struct{}
+}
+
+func newQueue() *queue { return &queue{wake: make(chan struct{}, 1)} }
+
+func (q *queue) push(e *events.Event) {
+	q.mu.Lock()
+	if !q.closed {
+		q.items = append(q.items, e)
+	}
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *queue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close makes run return once the queue is empty; idempotent.
+func (q *queue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.signal()
+}
+
+// run hands queued events to fn in order until the queue is closed, or ctx
+// ends (what is left is dropped then).
+func (q *queue) run(ctx context.Context, fn func(*events.Event)) {
+	for {
+		q.mu.Lock()
+		batch, closed := q.items, q.closed
+		q.items = nil
+		q.mu.Unlock()
+		for _, e := range batch {
+			if ctx.Err() != nil {
+				return
+			}
+			fn(e)
+		}
+		if len(batch) > 0 {
+			continue
+		}
+		if closed {
+			return
+		}
+		select {
+		case <-q.wake:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// HandleEvent acts on one event, synchronously. Run calls it from the
+// workers; unit tests call it directly.
+func (c *Control) HandleEvent(ctx context.Context, e *events.Event) {
+	if e == nil || published(e.Type) {
+		return
+	}
+	c.metrics.events.WithLabelValues(e.Type).Inc()
+	switch e.Type {
+	case events.CallStarted:
+		c.onStarted(ctx, e)
+	case events.CallAnswered:
+		c.onAnswered(e)
+	case events.CallHeld:
+		c.onHeld(ctx, e)
+	case events.CallResumed:
+		c.onResumed(ctx, e)
+	case events.CallTransfer:
+		c.onTransfer(ctx, e)
+	case events.CallDialFailed:
+		c.onDialFailed(ctx, e)
+	case events.CallEnded:
+		c.onEnded(ctx, e)
+	case events.RegistrationUpdated:
+		c.onRegistration(e)
+	}
+}
+
+// customer returns the customer of e in the dialplan in force, or nil.
+func (c *Control) customer(name string) *dialplans.Customer {
+	set := c.dialplans()
+	if set == nil {
+		return nil
+	}
+	return set.Customer(name)
+}
+
+// randomNumber draws a free random park number for customer.
+func (c *Control) randomNumber(customer string, digits int) (string, error) {
+	c.randMu.Lock()
+	defer c.randMu.Unlock()
+	return c.store.RandomNumber(customer, digits, c.rand)
+}

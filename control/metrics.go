@@ -1,0 +1,63 @@
+package control
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/callpark/callpark/control/state"
+)
+
+// metrics are the control plane's Prometheus collectors.
+type metrics struct {
+	parks         *prometheus.CounterVec
+	retrieves     *prometheus.CounterVec
+	abandons      *prometheus.CounterVec
+	parkDuration  prometheus.Histogram
+	events        *prometheus.CounterVec
+	commandErrors *prometheus.CounterVec
+}
+
+// newMetrics creates the collectors and registers them with reg (when not
+// nil). The parked_calls gauge reads the store, so it can never drift.
+func newMetrics(reg prometheus.Registerer, store *state.Store) (*metrics, error) {
+	m := &metrics{
+		parks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callpark_parks_total",
+			Help: "Calls parked, by customer.",
+		}, []string{"customer"}),
+		retrieves: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callpark_retrieves_total",
+			Help: "Parked calls retrieved, by customer.",
+		}, []string{"customer"}),
+		abandons: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callpark_abandons_total",
+			Help: "Parked calls whose caller hung up before retrieval, by customer.",
+		}, []string{"customer"}),
+		parkDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "callpark_park_duration_seconds",
+			Help:    "Time calls stayed parked, until retrieved or abandoned.",
+			Buckets: []float64{1, 5, 10, 20, 30, 60, 120, 300, 600, 1800},
+		}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callpark_control_events_total",
+			Help: "Events handled by the control plane, by type.",
+		}, []string{"type"}),
+		commandErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callpark_control_command_errors_total",
+			Help: "Core commands that failed, by op.",
+		}, []string{"op"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	parked := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "callpark_parked_calls",
+		Help: "Calls parked right now.",
+	}, func() float64 { return float64(store.ParkedCount()) })
+	var errs []error
+	for _, c := range []prometheus.Collector{parked, m.parks, m.retrieves, m.abandons, m.parkDuration, m.events, m.commandErrors} {
+		errs = append(errs, reg.Register(c))
+	}
+	return m, errors.Join(errs...)
+}

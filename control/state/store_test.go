@@ -1,0 +1,275 @@
+package state
+
+import (
+	"errors"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/callpark/callpark/events"
+)
+
+func TestSchema(t *testing.T) {
+	s := schema()
+	if err := s.Validate(); err != nil {
+		t.Fatalf("schema invalid: %v", err)
+	}
+	if _, err := memdb.NewMemDB(s); err != nil {
+		t.Fatalf("NewMemDB: %v", err)
+	}
+	for table, idx := range map[string][]string{
+		TableChannels:      {IndexID, IndexCustomerAccount, IndexPeer},
+		TableParked:        {IndexID, IndexChannel, IndexCustomer},
+		TableRegistrations: {IndexID, IndexCustomer},
+	} {
+		ts, ok := s.Tables[table]
+		if !ok {
+			t.Fatalf("table %s missing", table)
+		}
+		for _, name := range idx {
+			if _, ok := ts.Indexes[name]; !ok {
+				t.Errorf("table %s: index %s missing", table, name)
+			}
+		}
+	}
+}
+
+func newStore(t *testing.T) *Store {
+	t.Helper()
+	s, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func mustUpsert(t *testing.T, s *Store, ch *Channel) {
+	t.Helper()
+	if err := s.UpsertChannel(ch); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestChannelsCopyOnRead(t *testing.T) {
+	s := newStore(t)
+	mustUpsert(t, s, &Channel{ID: "a", Customer: "demo", Account: "333", State: StateUp})
+	ch := s.Channel("a")
+	ch.State = StateEnded
+	if got := s.Channel("a").State; got != StateUp {
+		t.Fatalf("modifying a read copy changed the store: state %q", got)
+	}
+	got, err := s.UpdateChannel("a", func(ch *Channel) { ch.State = StateHeld })
+	if err != nil || got.State != StateHeld || s.Channel("a").State != StateHeld {
+		t.Fatalf("UpdateChannel = %+v, %v", got, err)
+	}
+	if _, err := s.UpdateChannel("nope", func(*Channel) {}); !errors.Is(err, ErrNoChannel) {
+		t.Fatalf("UpdateChannel(missing) err = %v", err)
+	}
+	if old, _ := s.DeleteChannel("a"); old == nil || s.Channel("a") != nil {
+		t.Fatal("DeleteChannel did not delete")
+	}
+	if old, err := s.DeleteChannel("a"); old != nil || err != nil {
+		t.Fatalf("DeleteChannel(missing) = %v, %v", old, err)
+	}
+}
+
+func TestChannelIndexes(t *testing.T) {
+	s := newStore(t)
+	mustUpsert(t, s, &Channel{ID: "in", Customer: "demo", Direction: events.Inbound, State: StateUp, Peer: "out"})
+	mustUpsert(t, s, &Channel{ID: "out", Customer: "demo", Account: "333", Direction: events.Outbound, State: StateUp, Peer: "in"})
+	mustUpsert(t, s, &Channel{ID: "x", Customer: "acme", Account: "333", State: StateUp})
+	if got := s.ChannelsByAccount("demo", "333"); len(got) != 1 || got[0].ID != "out" {
+		t.Fatalf("ChannelsByAccount = %+v", got)
+	}
+	if got := s.ChannelsByPeer("in"); len(got) != 1 || got[0].ID != "out" {
+		t.Fatalf("ChannelsByPeer = %+v", got)
+	}
+	if got := len(s.Channels()); got != 3 {
+		t.Fatalf("Channels: %d", got)
+	}
+}
+
+func TestHeldChannel(t *testing.T) {
+	s := newStore(t)
+	t0 := time.Now()
+	// John (333) talks with the client and holds.
+	mustUpsert(t, s, &Channel{ID: "client", Customer: "demo", State: StateUp, Peer: "john", Created: t0})
+	mustUpsert(t, s, &Channel{ID: "john", Customer: "demo", Account: "333", State: StateUp, Peer: "client", Created: t0})
+	if s.HeldChannel("demo", "333") != nil {
+		t.Fatal("HeldChannel before hold")
+	}
+	s.UpdateChannel("john", func(ch *Channel) { ch.State = StateHeld })
+	if got := s.HeldChannel("demo", "333"); got == nil || got.ID != "john" {
+		t.Fatalf("HeldChannel = %+v", got)
+	}
+	if s.HeldChannel("acme", "333") != nil {
+		t.Fatal("HeldChannel crossed customers")
+	}
+	// A newer held call wins.
+	mustUpsert(t, s, &Channel{ID: "client2", Customer: "demo", State: StateUp, Peer: "john2", Created: t0.Add(time.Second)})
+	mustUpsert(t, s, &Channel{ID: "john2", Customer: "demo", Account: "333", State: StateHeld, Peer: "client2", Created: t0.Add(time.Second)})
+	if got := s.HeldChannel("demo", "333"); got == nil || got.ID != "john2" {
+		t.Fatalf("HeldChannel = %+v, want john2", got)
+	}
+	// A parked peer does not count.
+	if err := s.Park(&Parked{Customer: "demo", Key: "333", Channel: "client2"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.HeldChannel("demo", "333"); got == nil || got.ID != "john" {
+		t.Fatalf("HeldChannel = %+v, want john", got)
+	}
+}
+
+func TestParkAndClaim(t *testing.T) {
+	s := newStore(t)
+	for _, id := range []string{"c1", "c2", "c3"} {
+		mustUpsert(t, s, &Channel{ID: id, Customer: "demo", State: StateUp})
+	}
+	if err := s.Park(&Parked{Customer: "demo", Key: "555", Channel: "gone"}); !errors.Is(err, ErrNoChannel) {
+		t.Fatalf("parking a missing channel: %v", err)
+	}
+	p := &Parked{Customer: "demo", Key: "333", Channel: "c1", Kind: KindExtension, Number: "333"}
+	if err := s.Park(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Park(&Parked{Customer: "demo", Key: "333", Channel: "c2"}); !errors.Is(err, ErrNumberBusy) {
+		t.Fatalf("second park on 333: %v", err)
+	}
+	if err := s.Park(&Parked{Customer: "demo", Key: "444", Channel: "c1"}); !errors.Is(err, ErrAlreadyParked) {
+		t.Fatalf("parking c1 twice: %v", err)
+	}
+	// Same key, other customer: independent.
+	if err := s.Park(&Parked{Customer: "acme", Key: "333", Channel: "c3"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.ParkedByChannel("c1"); got == nil || got.Key != "333" || got.Customer != "demo" {
+		t.Fatalf("ParkedByChannel = %+v", got)
+	}
+	if got := s.ParkedList("demo"); len(got) != 1 {
+		t.Fatalf("ParkedList(demo) = %+v", got)
+	}
+	if got := s.ParkedCount(); got != 2 {
+		t.Fatalf("ParkedCount = %d", got)
+	}
+	got, err := s.ClaimParked("demo", "333")
+	if err != nil || got.Channel != "c1" {
+		t.Fatalf("ClaimParked = %+v, %v", got, err)
+	}
+	if _, err := s.ClaimParked("demo", "333"); !errors.Is(err, ErrNotParked) {
+		t.Fatalf("second claim: %v", err)
+	}
+	if s.Parked("acme", "333") == nil {
+		t.Fatal("claim in demo removed acme's park")
+	}
+	if p, err := s.UnparkChannel("c3"); err != nil || p.Customer != "acme" {
+		t.Fatalf("UnparkChannel = %+v, %v", p, err)
+	}
+	if _, err := s.UnparkChannel("c3"); !errors.Is(err, ErrNotParked) {
+		t.Fatalf("UnparkChannel twice: %v", err)
+	}
+}
+
+// TestClaimRace fires 100 pairs of concurrent claims of the same key: each
+// pair has exactly one winner.
+func TestClaimRace(t *testing.T) {
+	s := newStore(t)
+	const pairs = 100
+	for i := range pairs {
+		key := strconv.Itoa(1000 + i)
+		mustUpsert(t, s, &Channel{ID: "c" + key, Customer: "demo", State: StateParked})
+		if err := s.Park(&Parked{Customer: "demo", Key: key, Channel: "c" + key}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wins := make([]atomic.Int32, pairs)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range pairs {
+		key := strconv.Itoa(1000 + i)
+		for range 2 {
+			wg.Go(func() {
+				<-start
+				p, err := s.ClaimParked("demo", key)
+				switch {
+				case err == nil && p.Channel == "c"+key:
+					wins[i].Add(1)
+				case errors.Is(err, ErrNotParked):
+				default:
+					t.Errorf("claim %s: %+v, %v", key, p, err)
+				}
+			})
+		}
+	}
+	close(start)
+	wg.Wait()
+	for i := range wins {
+		if n := wins[i].Load(); n != 1 {
+			t.Errorf("pair %d: %d winners, want exactly 1", i, n)
+		}
+	}
+	if n := s.ParkedCount(); n != 0 {
+		t.Errorf("%d parks left after claims", n)
+	}
+}
+
+func TestRandomNumber(t *testing.T) {
+	s := newStore(t)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	seen := map[string]bool{}
+	// Fill every 1-digit number: each draw must be new, then ErrNoNumber.
+	for range 9 {
+		n, err := s.RandomNumber("demo", 1, rnd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[n] || n == "0" || len(n) != 1 {
+			t.Fatalf("RandomNumber returned %q (seen %v)", n, seen)
+		}
+		seen[n] = true
+		mustUpsert(t, s, &Channel{ID: "c" + n, Customer: "demo", State: StateParked})
+		if err := s.Park(&Parked{Customer: "demo", Key: RandomKey(n), Channel: "c" + n}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.RandomNumber("demo", 1, rnd); !errors.Is(err, ErrNoNumber) {
+		t.Fatalf("full: %v", err)
+	}
+	// Other customers are unaffected.
+	if _, err := s.RandomNumber("acme", 1, rnd); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.RandomNumber("demo", 4, rnd)
+	if err != nil || len(n) != 4 || n[0] == '0' {
+		t.Fatalf("4 digits: %q, %v", n, err)
+	}
+	if _, err := s.RandomNumber("demo", 0, rnd); err == nil {
+		t.Fatal("0 digits accepted")
+	}
+}
+
+func TestRegistrations(t *testing.T) {
+	s := newStore(t)
+	r := &Registration{Customer: "demo", Account: "333", Contacts: []events.Contact{{URI: "sip:333@127.0.0.1:5070"}}}
+	if err := s.UpsertRegistration(r); err != nil {
+		t.Fatal(err)
+	}
+	r.Contacts[0].URI = "changed"
+	got := s.Registration("demo", "333")
+	if got == nil || got.Contacts[0].URI != "sip:333@127.0.0.1:5070" {
+		t.Fatalf("Registration = %+v", got)
+	}
+	if s.Registration("acme", "333") != nil {
+		t.Fatal("registration crossed customers")
+	}
+	if err := s.UpsertRegistration(&Registration{Customer: "demo", Account: "333"}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Registration("demo", "333") != nil {
+		t.Fatal("empty contacts did not delete")
+	}
+}

@@ -1,0 +1,183 @@
+package core
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/diago"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callpark/callpark/events"
+)
+
+// channel is one SIP leg. Its SIP dialog is either inbound (srv) or
+// outbound (cli). Mutable fields are guarded by mu unless atomic.
+type channel struct {
+	core      *Core
+	id        string
+	customer  string
+	account   string
+	trunk     string
+	direction string
+	from, to  events.Party
+	dialed    string
+	callID    string
+	created   time.Time
+
+	srv *diago.DialogServerSession
+	cli *diago.DialogClientSession
+
+	// ctx ends when the leg is over; cancel ends it from our side.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	answerMu     sync.Mutex
+	answeredOnce sync.Once
+
+	mu       sync.Mutex
+	answered bool
+	ended    bool
+	media    *diago.DialogMedia
+	// heldByPhone is true while the phone on this leg holds the call.
+	heldByPhone bool
+	// refers pending a refer_notify, by ReferID.
+	refers map[string]*sip.Request
+	// dialCancel cancels outbound legs being dialed for this inbound leg.
+	dialCancel context.CancelFunc
+
+	out sender
+	// peer is the channel whose audio is forwarded to this one.
+	peer atomic.Pointer[channel]
+	// answeredCh is closed once the leg is up with media.
+	answeredCh chan struct{}
+	// done is closed when the handler of an inbound leg may return.
+	done     chan struct{}
+	doneOnce sync.Once
+}
+
+func (c *Core) newChannel(id, direction string) *channel {
+	ch := &channel{
+		core:       c,
+		id:         id,
+		direction:  direction,
+		created:    time.Now(),
+		refers:     map[string]*sip.Request{},
+		answeredCh: make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	ch.out.ch = ch
+	return ch
+}
+
+// event returns an event about this channel with its identity filled in.
+func (ch *channel) event(typ string) *events.Event {
+	e := &events.Event{
+		Type:      typ,
+		Customer:  ch.customer,
+		Call:      ch.id,
+		Direction: ch.direction,
+		Account:   ch.account,
+		Trunk:     ch.trunk,
+		From:      ch.from,
+		To:        ch.to,
+		Dialed:    ch.dialed,
+	}
+	if p := ch.peer.Load(); p != nil {
+		e.Peer = p.id
+	}
+	return e
+}
+
+func (ch *channel) isAnswered() bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.answered
+}
+
+func (ch *channel) dialog() interface {
+	Context() context.Context
+} {
+	if ch.srv != nil {
+		return ch.srv
+	}
+	return ch.cli
+}
+
+// release lets the inbound handler return (diago then hangs up if needed).
+func (ch *channel) release() {
+	ch.doneOnce.Do(func() { close(ch.done) })
+}
+
+// hangup ends the leg with BYE, a final response or CANCEL as its state asks.
+func (ch *channel) hangup(code int, reason string) {
+	ch.mu.Lock()
+	answered := ch.answered
+	ended := ch.ended
+	dialCancel := ch.dialCancel
+	ch.mu.Unlock()
+	if ended {
+		return
+	}
+	if dialCancel != nil {
+		dialCancel()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	switch {
+	case ch.srv != nil && !answered:
+		if code == 0 {
+			code = sip.StatusTemporarilyUnavailable
+		}
+		if reason == "" {
+			reason = reasonPhrase(code)
+		}
+		if err := ch.srv.Respond(code, reason, nil); err != nil {
+			ch.core.log.Debug("reject failed", "call", ch.id, "err", err)
+		}
+		ch.release()
+	case ch.srv != nil:
+		if err := ch.srv.Hangup(ctx); err != nil {
+			ch.core.log.Debug("bye failed", "call", ch.id, "err", err)
+		}
+		ch.release()
+	case ch.cli != nil && answered:
+		if err := ch.cli.Hangup(ctx); err != nil {
+			ch.core.log.Debug("bye failed", "call", ch.id, "err", err)
+		}
+		ch.finish(0, "hangup")
+	default:
+		// Outbound and still ringing: cancelling its context sends CANCEL.
+		ch.cancel()
+	}
+}
+
+// finish marks the leg over once, tears down its media and publishes
+// call.ended.
+func (ch *channel) finish(code int, reason string) {
+	ch.mu.Lock()
+	if ch.ended {
+		ch.mu.Unlock()
+		return
+	}
+	ch.ended = true
+	dialCancel := ch.dialCancel
+	ch.mu.Unlock()
+	if dialCancel != nil {
+		dialCancel()
+	}
+	ch.out.stop()
+	if p := ch.peer.Swap(nil); p != nil {
+		p.peer.CompareAndSwap(ch, nil)
+		p.out.peerGone(ch)
+	}
+	ch.cancel()
+	ch.release()
+	ch.core.forget(ch)
+	e := ch.event(events.CallEnded)
+	e.Code = code
+	e.Reason = reason
+	ch.core.publish(e)
+	ch.core.metrics.activeCalls.Dec()
+}

@@ -1,0 +1,126 @@
+package core
+
+import (
+	"context"
+	"errors"
+
+	"github.com/callpark/callpark/events"
+)
+
+var errNotFound = errors.New("no such call")
+
+// HandleCommand executes one control-plane command. It is the core's whole
+// API; events.Bus.ServeCommands feeds it from NATS.
+func (c *Core) HandleCommand(ctx context.Context, cmd *events.Command) *events.Reply {
+	c.metrics.commands.WithLabelValues(cmd.Op).Inc()
+	r := c.handleCommand(ctx, cmd)
+	if !r.OK {
+		c.metrics.commandErrors.WithLabelValues(cmd.Op, r.Code).Inc()
+		c.log.Debug("command failed", "op", cmd.Op, "call", cmd.Call, "code", r.Code, "err", r.Error)
+	}
+	return r
+}
+
+func fail(code string, err error) *events.Reply {
+	return &events.Reply{Code: code, Error: err.Error()}
+}
+
+func (c *Core) handleCommand(_ context.Context, cmd *events.Command) *events.Reply {
+	if cmd.Op == events.OpDial {
+		b, err := c.dial(cmd)
+		if err != nil {
+			if errors.Is(err, errNotFound) {
+				return fail(events.ErrNotFound, err)
+			}
+			return fail(events.ErrInvalidRequest, err)
+		}
+		return &events.Reply{OK: true, Call: b.id}
+	}
+	ch := c.channel(cmd.Call)
+	if ch == nil {
+		return fail(events.ErrNotFound, errNotFound)
+	}
+	if cmd.Customer != "" && cmd.Customer != ch.customer {
+		// Tenancy is checked here too: a command may only act on its
+		// customer's calls.
+		return fail(events.ErrNotFound, errNotFound)
+	}
+	switch cmd.Op {
+	case events.OpRing:
+		if ch.srv == nil || ch.isAnswered() {
+			return fail(events.ErrBadState, errors.New("not an unanswered inbound leg"))
+		}
+		if err := ch.srv.Ringing(); err != nil {
+			return fail(events.ErrBadState, err)
+		}
+	case events.OpAnswer:
+		if err := ch.answer(); err != nil {
+			return fail(events.ErrBadState, err)
+		}
+	case events.OpReject:
+		if ch.srv == nil || ch.isAnswered() {
+			return fail(events.ErrBadState, errors.New("not an unanswered inbound leg"))
+		}
+		code := cmd.Code
+		if code < 400 || code > 699 {
+			return fail(events.ErrInvalidRequest, errors.New("reject code must be 4xx-6xx"))
+		}
+		ch.hangup(code, cmd.Reason)
+	case events.OpHangup:
+		ch.hangup(cmd.Code, cmd.Reason)
+	case events.OpPlay:
+		if !ch.isAnswered() {
+			return fail(events.ErrBadState, errors.New("leg is not up"))
+		}
+		if err := ch.play(cmd.Playback, cmd.Prompts, cmd.HangupAfter); err != nil {
+			return fail(events.ErrInvalidRequest, err)
+		}
+	case events.OpMusic:
+		if !ch.isAnswered() {
+			return fail(events.ErrBadState, errors.New("leg is not up"))
+		}
+		ch.out.music(cmd.On, cmd.Music)
+	case events.OpBridge:
+		peer := c.channel(cmd.Peer)
+		if peer == nil || peer.customer != ch.customer {
+			return fail(events.ErrNotFound, errNotFound)
+		}
+		if !ch.isAnswered() || !peer.isAnswered() {
+			return fail(events.ErrBadState, errors.New("both legs must be up"))
+		}
+		c.bridge(ch, peer)
+	case events.OpUnbridge:
+		c.unbridge(ch)
+	case events.OpReferNotify:
+		if err := ch.referNotify(cmd.ReferID, cmd.Code); err != nil {
+			return fail(events.ErrBadState, err)
+		}
+	default:
+		return fail(events.ErrInvalidRequest, errors.New("unknown op "+cmd.Op))
+	}
+	return &events.Reply{OK: true}
+}
+
+// bridge connects a and b, detaching whatever each was bridged with.
+func (c *Core) bridge(a, b *channel) {
+	for _, pair := range [][2]*channel{{a, b}, {b, a}} {
+		x, y := pair[0], pair[1]
+		if old := x.peer.Swap(y); old != nil && old != y {
+			old.peer.CompareAndSwap(x, nil)
+			old.out.peerGone(x)
+		}
+	}
+	a.out.bridged()
+	b.out.bridged()
+}
+
+// unbridge detaches ch from its peer; each falls back to music or silence.
+func (c *Core) unbridge(ch *channel) {
+	p := ch.peer.Swap(nil)
+	if p == nil {
+		return
+	}
+	p.peer.CompareAndSwap(ch, nil)
+	p.out.peerGone(ch)
+	ch.out.peerGone(p)
+}

@@ -1,0 +1,271 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/emiago/diago"
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/callpark/callpark/core/audio"
+	"github.com/callpark/callpark/core/registrar"
+	"github.com/callpark/callpark/dialplans"
+	"github.com/callpark/callpark/events"
+	"github.com/callpark/callpark/sounds"
+)
+
+// Config holds what the core needs. Everything is explicit: no globals.
+type Config struct {
+	// Host and Port the SIP server binds (UDP, and TCP when TCP is set).
+	// Media binds the same host.
+	Host string
+	Port int
+	TCP  bool
+	// Dialplans returns the current dialplan set (it is swapped on reload).
+	Dialplans func() *dialplans.Set
+	Sounds    *sounds.Library
+	// Publish sends an event (to NATS in production).
+	Publish    func(*events.Event)
+	Log        *slog.Logger
+	Registerer prometheus.Registerer
+	// UserAgent is the SIP User-Agent/Server header value.
+	UserAgent string
+	// Registrar tunes registration expiry; zero values take defaults.
+	Registrar registrar.Options
+}
+
+// Core is the running media core.
+type Core struct {
+	cfg     Config
+	log     *slog.Logger
+	ua      *sipgo.UserAgent
+	srv     *sipgo.Server
+	dg      *diago.Diago
+	reg     *registrar.Registrar
+	sounds  *sounds.Library
+	hubs    *audio.Hubs
+	metrics *metrics
+
+	hubsCtx    context.Context
+	hubsCancel context.CancelFunc
+
+	ready chan struct{}
+	// draining refuses new calls (lame duck).
+	draining atomic.Bool
+
+	mu       sync.Mutex
+	channels map[string]*channel // by id
+	byCallID map[string]*channel // by SIP Call-ID
+	// pending identities of authenticated INVITEs, by Call-ID, handed from
+	// the middleware to the dialog handler.
+	pending map[string]identity
+}
+
+// identity is who sent a new INVITE.
+type identity struct {
+	customer, account, trunk string
+}
+
+// New builds a core; Run starts it.
+func New(cfg Config) (*Core, error) {
+	if cfg.Dialplans == nil || cfg.Sounds == nil || cfg.Publish == nil {
+		return nil, errors.New("core: Dialplans, Sounds and Publish are required")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
+	if cfg.Host == "" {
+		cfg.Host = "127.0.0.1"
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "callpark"
+	}
+	c := &Core{
+		cfg:      cfg,
+		log:      cfg.Log,
+		sounds:   cfg.Sounds,
+		channels: map[string]*channel{},
+		byCallID: map[string]*channel{},
+		pending:  map[string]identity{},
+		ready:    make(chan struct{}),
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	c.metrics = m
+	c.hubsCtx, c.hubsCancel = context.WithCancel(context.Background())
+	c.hubs = audio.NewHubs(c.hubsCtx, cfg.Sounds.Music, cfg.Log)
+
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.UserAgent), sipgo.WithUserAgentHostname(cfg.Host))
+	if err != nil {
+		return nil, err
+	}
+	c.ua = ua
+	srv, err := sipgo.NewServer(ua)
+	if err != nil {
+		return nil, err
+	}
+	c.srv = srv
+
+	ropts := cfg.Registrar
+	ropts.Log = cfg.Log.With("component", "registrar")
+	ropts.OnChange = c.onRegistration
+	ropts.OnAuthFailure = func(reason string) { c.metrics.authFailures.WithLabelValues(reason).Inc() }
+	c.reg = registrar.New(func() registrar.Directory { return directory{cfg.Dialplans()} }, ropts)
+
+	opts := []diago.DiagoOption{
+		diago.WithServer(srv),
+		diago.WithLogger(cfg.Log.With("component", "diago")),
+		diago.WithTransport(diago.Transport{Transport: "udp", BindHost: cfg.Host, BindPort: cfg.Port}),
+		diago.WithServerRequestMiddleware(c.middleware),
+	}
+	if cfg.TCP {
+		opts = append(opts, diago.WithTransport(diago.Transport{Transport: "tcp", BindHost: cfg.Host, BindPort: cfg.Port}))
+	}
+	c.dg = diago.NewDiago(ua, opts...)
+	// Handlers diago does not own, or that we own instead of diago. They
+	// must all be registered before serving.
+	srv.OnRegister(c.reg.HandleRegister)
+	srv.OnRefer(c.handleRefer)
+	srv.OnSubscribe(c.handleSubscribe)
+	srv.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusMethodNotAllowed, "Method Not Allowed", nil))
+	})
+	return c, nil
+}
+
+// Addr is the SIP listen address.
+func (c *Core) Addr() string { return net.JoinHostPort(c.cfg.Host, strconv.Itoa(c.cfg.Port)) }
+
+// Registrar exposes the registrar (bindings, metrics).
+func (c *Core) Registrar() *registrar.Registrar { return c.reg }
+
+// Run serves SIP and the registrar until ctx ends. The command handler is
+// served separately (HandleCommand), so the core can run without NATS in
+// tests of its own.
+func (c *Core) Run(ctx context.Context) error {
+	defer c.hubsCancel()
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		err := c.dg.ServeBackground(ctx, c.serveInbound)
+		close(c.ready)
+		if err != nil {
+			return fmt.Errorf("sip listen %s: %w", c.Addr(), err)
+		}
+		<-ctx.Done()
+		return nil
+	})
+	g.Go(func() error { return c.reg.Run(ctx) })
+	g.Go(func() error {
+		<-ctx.Done()
+		c.hangupAll()
+		return nil
+	})
+	return g.Wait()
+}
+
+
+// Ready is closed once the SIP listeners are bound (or failed to).
+func (c *Core) Ready() <-chan struct{} { return c.ready }
+
+// Drain puts the core in lame-duck mode: new INVITEs get 503, calls in
+// progress (parked ones included) go on.
+func (c *Core) Drain() { c.draining.Store(true) }
+
+// Calls is the number of live legs.
+func (c *Core) Calls() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.channels)
+}
+
+func (c *Core) hangupAll() {
+	c.mu.Lock()
+	all := make([]*channel, 0, len(c.channels))
+	for _, ch := range c.channels {
+		all = append(all, ch)
+	}
+	c.mu.Unlock()
+	for _, ch := range all {
+		ch.hangup(sip.StatusServiceUnavailable, "Shutting down")
+	}
+}
+
+func (c *Core) publish(e *events.Event) {
+	if e.Customer == "" {
+		return
+	}
+	c.cfg.Publish(e)
+}
+
+func (c *Core) newID() string { return uuid.NewString() }
+
+func (c *Core) register(ch *channel) {
+	c.mu.Lock()
+	c.channels[ch.id] = ch
+	if ch.callID != "" {
+		c.byCallID[ch.callID] = ch
+	}
+	c.mu.Unlock()
+	c.metrics.activeCalls.Inc()
+}
+
+func (c *Core) forget(ch *channel) {
+	c.mu.Lock()
+	if c.channels[ch.id] == ch {
+		delete(c.channels, ch.id)
+	}
+	if ch.callID != "" && c.byCallID[ch.callID] == ch {
+		delete(c.byCallID, ch.callID)
+	}
+	c.mu.Unlock()
+}
+
+func (c *Core) channel(id string) *channel {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.channels[id]
+}
+
+func (c *Core) channelByCallID(callID string) *channel {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.byCallID[callID]
+}
+
+func (c *Core) onRegistration(customer, account string, bs []registrar.Binding) {
+	c.metrics.registrations.Set(float64(c.reg.Count()))
+	e := &events.Event{Type: events.RegistrationUpdated, Customer: customer, Call: "registrar", Account: account}
+	for _, b := range bs {
+		e.Contacts = append(e.Contacts, events.Contact{URI: b.Contact.String(), Source: b.Source, Expires: b.Expires})
+	}
+	c.publish(e)
+}
+
+// directory adapts the dialplans to the registrar.
+type directory struct{ set *dialplans.Set }
+
+func (d directory) Account(domain, user string) (string, string, bool) {
+	if d.set == nil {
+		return "", "", false
+	}
+	cust, acct := d.set.Account(domain, user)
+	if cust == nil || acct == nil {
+		return "", "", false
+	}
+	return cust.Name, acct.Password, true
+}

@@ -1,0 +1,16 @@
+// Package core is callpark's media core: a generic SIP back-to-back user
+// agent on diago/sipgo that terminates RTP on every leg.
+//
+// The core knows SIP, RTP, prompts and music, but nothing about parking. It
+// authenticates phones (registrar) and trunks, turns every SIP leg into a
+// "channel" with an id, publishes what happens on it as events, and executes
+// commands (answer, play, music, dial, bridge, hangup, ...) sent by the
+// control plane over NATS — the way Asterisk serves an ARI application.
+//
+// Media of a channel, once it is up, is written by exactly one source at a
+// time (see outMode): nothing, music on hold (a shared hub paces one encoded
+// stream for all listeners), a prompt, or the bridged peer's audio. Each
+// channel has one reader goroutine that forwards what the phone sends to the
+// bridged peer, transcoding PCMU<->PCMA when the legs differ, and relays
+// RFC 4733 telephone-events.
+package core

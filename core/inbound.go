@@ -1,0 +1,244 @@
+package core
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+
+	"github.com/emiago/diago"
+	"github.com/emiago/diago/media/sdp"
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callpark/callpark/events"
+)
+
+// middleware runs before diago's handlers: it admits new INVITEs
+// (validation, lame duck, trunk or digest identity) and watches re-INVITEs
+// for hold and resume.
+func (c *Core) middleware(next sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		if req.Method != sip.INVITE {
+			next(req, tx)
+			return
+		}
+		if to := req.To(); to != nil {
+			if tag, ok := to.Params.Get("tag"); ok && tag != "" {
+				c.reInvite(req, tx, next)
+				return
+			}
+		}
+		c.admit(req, tx, next)
+	}
+}
+
+func respond(req *sip.Request, tx sip.ServerTransaction, code int, reason string, hdrs ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	_ = tx.Respond(res)
+}
+
+// admit checks a new INVITE and decides who sent it.
+func (c *Core) admit(req *sip.Request, tx sip.ServerTransaction, next sipgo.RequestHandler) {
+	if c.draining.Load() {
+		respond(req, tx, sip.StatusServiceUnavailable, "Service Unavailable", sip.NewHeader("Retry-After", "30"))
+		return
+	}
+	if req.From() == nil || req.To() == nil || req.CallID() == nil || req.CSeq() == nil {
+		respond(req, tx, sip.StatusBadRequest, "Missing Mandatory Header")
+		return
+	}
+	if code, reason := checkOffer(req); code != 0 {
+		c.metrics.badRequests.WithLabelValues(reason).Inc()
+		respond(req, tx, code, reason)
+		return
+	}
+	set := c.cfg.Dialplans()
+	var id identity
+	if src, err := netip.ParseAddrPort(req.Source()); err == nil && set != nil {
+		if cust, trunk := set.TrunkFor(src, req.Recipient.User); cust != nil {
+			id = identity{customer: cust.Name, trunk: trunk.Name}
+		}
+	}
+	if id.customer == "" {
+		who, ok := c.reg.Authenticate(req, tx)
+		if !ok {
+			return
+		}
+		id = identity{customer: who.Customer, account: who.Account}
+	}
+	c.mu.Lock()
+	c.pending[req.CallID().Value()] = id
+	c.mu.Unlock()
+	next(req, tx)
+}
+
+// checkOffer validates the SDP offer of a new INVITE: the core anchors media
+// and needs an offer with G.711.
+func checkOffer(req *sip.Request) (int, string) {
+	body := req.Body()
+	if len(body) == 0 {
+		return sip.StatusNotAcceptableHere, "SDP Offer Required"
+	}
+	if ct := req.ContentType(); ct == nil || !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp") {
+		return sip.StatusUnsupportedMediaType, "Unsupported Media Type"
+	}
+	sd := sdp.SessionDescription{}
+	if err := sdp.Unmarshal(body, &sd); err != nil || len(sd.Values("v")) != 1 || len(sd.Values("m")) == 0 {
+		return sip.StatusBadRequest, "Malformed SDP"
+	}
+	if _, err := sd.ConnectionInformation(); err != nil {
+		return sip.StatusBadRequest, "Malformed SDP Connection"
+	}
+	md, err := sd.MediaDescription("audio")
+	if err != nil {
+		return sip.StatusNotAcceptableHere, "No Audio Stream"
+	}
+	for _, f := range md.Formats {
+		if f == "0" || f == "8" {
+			return 0, ""
+		}
+	}
+	return sip.StatusNotAcceptableHere, "No Common Codec"
+}
+
+// offerHolds tells whether an SDP offer puts the call on hold.
+func offerHolds(body []byte) (hold bool, ok bool) {
+	if len(body) == 0 {
+		return false, false
+	}
+	sd := sdp.SessionDescription{}
+	if err := sdp.Unmarshal(body, &sd); err != nil {
+		return false, false
+	}
+	switch sd.MediaDirection() {
+	case sdp.ModeSendonly, "inactive":
+		return true, true
+	}
+	if ci, err := sd.ConnectionInformation(); err == nil && ci.IP != nil && ci.IP.IsUnspecified() {
+		return true, true
+	}
+	return false, true
+}
+
+// reInvite lets diago renegotiate, then reports hold or resume.
+func (c *Core) reInvite(req *sip.Request, tx sip.ServerTransaction, next sipgo.RequestHandler) {
+	hold, ok := offerHolds(req.Body())
+	next(req, tx)
+	if !ok {
+		return
+	}
+	ch := c.channelByCallID(req.CallID().Value())
+	if ch == nil {
+		return
+	}
+	ch.out.updateCodecs()
+	ch.mu.Lock()
+	changed := ch.heldByPhone != hold
+	ch.heldByPhone = hold
+	ch.mu.Unlock()
+	ch.out.setMuted(hold)
+	if !changed {
+		return
+	}
+	typ := events.CallResumed
+	if hold {
+		typ = events.CallHeld
+	}
+	c.publish(ch.event(typ))
+}
+
+// serveInbound owns an inbound leg for its whole life: diago hangs up when
+// it returns, so it blocks until the leg ends or the core lets it go.
+func (c *Core) serveInbound(d *diago.DialogServerSession) {
+	callID := d.InviteRequest.CallID().Value()
+	c.mu.Lock()
+	id, ok := c.pending[callID]
+	delete(c.pending, callID)
+	c.mu.Unlock()
+	if !ok {
+		_ = d.Respond(sip.StatusInternalServerError, "Not Admitted", nil)
+		return
+	}
+	ch := c.newChannel(c.newID(), events.Inbound)
+	ch.customer, ch.account, ch.trunk = id.customer, id.account, id.trunk
+	ch.srv = d
+	ch.callID = callID
+	ch.dialed = d.InviteRequest.Recipient.User
+	ch.from = partyOf(d.InviteRequest.From())
+	ch.to = partyOf(d.InviteRequest.To())
+	ch.ctx, ch.cancel = context.WithCancel(d.Context())
+	c.register(ch)
+	c.metrics.calls.WithLabelValues("inbound").Inc()
+	_ = d.Trying()
+	c.publish(ch.event(events.CallStarted))
+
+	select {
+	case <-ch.done:
+	case <-d.Context().Done():
+	}
+	code, reason := 0, "hangup"
+	if !ch.isAnswered() {
+		code, reason = sip.StatusRequestTerminated, "cancelled"
+		select {
+		case <-ch.done:
+			reason = "rejected"
+		default:
+		}
+	}
+	ch.finish(code, reason)
+}
+
+func partyOf(h interface {
+	Value() string
+}) events.Party {
+	switch v := h.(type) {
+	case *sip.FromHeader:
+		if v == nil {
+			return events.Party{}
+		}
+		return events.Party{User: v.Address.User, Display: v.DisplayName, URI: v.Address.String()}
+	case *sip.ToHeader:
+		if v == nil {
+			return events.Party{}
+		}
+		return events.Party{User: v.Address.User, Display: v.DisplayName, URI: v.Address.String()}
+	}
+	return events.Party{}
+}
+
+// answer answers an inbound leg and starts its media. Safe to call twice.
+func (ch *channel) answer() error {
+	ch.answerMu.Lock()
+	defer ch.answerMu.Unlock()
+	if ch.isAnswered() {
+		return nil
+	}
+	if ch.srv == nil {
+		return errNotInbound
+	}
+	if ch.ctx.Err() != nil {
+		return errEnded
+	}
+	dm, err := ch.srv.Answer(diago.AnswerOptions{})
+	if err != nil {
+		return err
+	}
+	ch.up(dm)
+	ch.core.publish(ch.event(events.CallAnswered))
+	return nil
+}
+
+// up records that the leg has media and starts its reader.
+func (ch *channel) up(dm *diago.DialogMedia) {
+	ch.mu.Lock()
+	ch.answered = true
+	ch.media = dm
+	ch.mu.Unlock()
+	ch.out.attach(dm)
+	ch.answeredOnce.Do(func() { close(ch.answeredCh) })
+	go ch.readLoop(dm)
+}
+

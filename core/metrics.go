@@ -1,0 +1,51 @@
+package core
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the core's Prometheus series, registered on the Registerer
+// passed in Config.
+type metrics struct {
+	activeCalls    prometheus.Gauge
+	registrations  prometheus.Gauge
+	calls          *prometheus.CounterVec
+	commands       *prometheus.CounterVec
+	commandErrors  *prometheus.CounterVec
+	authFailures   *prometheus.CounterVec
+	badRequests    *prometheus.CounterVec
+	rtpWriteErrors prometheus.Counter
+}
+
+func newMetrics(r prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		activeCalls: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "callpark_core_active_legs", Help: "SIP legs (channels) in progress.",
+		}),
+		registrations: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "callpark_registrations", Help: "Registered contacts.",
+		}),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callpark_core_legs_total", Help: "SIP legs started, by direction.",
+		}, []string{"direction"}),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callpark_core_commands_total", Help: "Commands executed, by op.",
+		}, []string{"op"}),
+		commandErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callpark_core_command_errors_total", Help: "Commands that failed, by op and code.",
+		}, []string{"op", "code"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callpark_auth_failures_total", Help: "Digest authentication failures, by reason.",
+		}, []string{"reason"}),
+		badRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callpark_sip_rejected_requests_total", Help: "Malformed or unacceptable SIP requests, by reason.",
+		}, []string{"reason"}),
+		rtpWriteErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "callpark_rtp_write_errors_total", Help: "RTP packets that could not be sent.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.activeCalls, m.registrations, m.calls, m.commands, m.commandErrors, m.authFailures, m.badRequests, m.rtpWriteErrors} {
+		if err := r.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,318 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/emiago/diago"
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callpark/callpark/events"
+)
+
+var (
+	errNotInbound = errors.New("not an inbound leg")
+	errEnded      = errors.New("leg has ended")
+)
+
+// target is one place to send an INVITE: the contact URI and the address
+// the phone registered from (where NAT lets us reach it).
+type target struct {
+	uri  sip.Uri
+	dest string
+}
+
+// dial starts an outbound leg for cmd and returns it at once; the INVITEs
+// go out in the background.
+func (c *Core) dial(cmd *events.Command) (*channel, error) {
+	var targets []target
+	domain := ""
+	if set := c.cfg.Dialplans(); set != nil {
+		if cust := set.Customer(cmd.Customer); cust != nil {
+			domain = cust.Domain
+		}
+	}
+	if domain == "" {
+		return nil, fmt.Errorf("unknown customer %q", cmd.Customer)
+	}
+	switch {
+	case cmd.Account != "":
+		for _, b := range c.reg.Contacts(cmd.Customer, cmd.Account) {
+			targets = append(targets, target{uri: b.Contact, dest: b.Source})
+		}
+	case cmd.URI != "":
+		var u sip.Uri
+		if err := sip.ParseUri(cmd.URI, &u); err != nil {
+			return nil, fmt.Errorf("bad uri: %w", err)
+		}
+		targets = append(targets, target{uri: u})
+	default:
+		return nil, errors.New("dial needs account or uri")
+	}
+	var origin *channel
+	if cmd.Call != "" {
+		origin = c.channel(cmd.Call)
+		if origin == nil {
+			return nil, errNotFound
+		}
+	}
+	b := c.newChannel(c.newID(), events.Outbound)
+	b.customer = cmd.Customer
+	b.account = cmd.Account
+	b.from = cmd.From
+	b.to = events.Party{User: cmd.Account, URI: cmd.URI}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	c.register(b)
+	c.metrics.calls.WithLabelValues("outbound").Inc()
+	go c.runDial(b, origin, targets, domain, cmd)
+	return b, nil
+}
+
+type forkResult struct {
+	d   *diago.DialogClientSession
+	dm  *diago.DialogMedia
+	err error
+}
+
+func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd *events.Command) {
+	e := b.event(events.CallStarted)
+	if origin != nil {
+		e.Peer = origin.id
+	}
+	c.publish(e)
+	if len(targets) == 0 {
+		c.dialFailed(b, origin, sip.StatusTemporarilyUnavailable, "not registered")
+		return
+	}
+	timeout := time.Duration(cmd.TimeoutMs) * time.Millisecond
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, timeout)
+	defer cancel()
+	if origin != nil {
+		// The caller giving up cancels the dial.
+		stop := context.AfterFunc(origin.ctx, cancel)
+		defer stop()
+		origin.mu.Lock()
+		origin.dialCancel = cancel
+		origin.mu.Unlock()
+	}
+
+	var ringOnce sync.Once
+	onRing := func() {
+		ringOnce.Do(func() {
+			re := b.event(events.CallRinging)
+			if origin != nil {
+				re.Peer = origin.id
+			}
+			c.publish(re)
+			if cmd.Bridge && origin != nil && origin.srv != nil && !origin.isAnswered() {
+				_ = origin.srv.Ringing()
+			}
+		})
+	}
+	results := make(chan forkResult, len(targets))
+	forkCtx := make([]context.CancelFunc, len(targets))
+	for i, t := range targets {
+		fctx, fcancel := context.WithCancel(ctx)
+		forkCtx[i] = fcancel
+		go func() { results <- c.invite(fctx, t, domain, origin, cmd, onRing) }()
+	}
+	var win *forkResult
+	best := 0
+	for range targets {
+		r := <-results
+		if r.err == nil {
+			if win == nil {
+				win = &r
+				for _, f := range forkCtx {
+					f()
+				}
+				continue
+			}
+			// A second fork answered too: nobody gets a ghost call.
+			go func() {
+				_ = r.d.Ack(context.Background())
+				hctx, hc := context.WithTimeout(context.Background(), 5*time.Second)
+				defer hc()
+				_ = r.d.Hangup(hctx)
+			}()
+			continue
+		}
+		best = betterCode(best, failureCode(r.err, ctx))
+	}
+	for _, f := range forkCtx {
+		f()
+	}
+	if win == nil {
+		reason := "failed"
+		switch best {
+		case sip.StatusBusyHere:
+			reason = "busy"
+		case sip.StatusTemporarilyUnavailable:
+			reason = "no answer"
+		case sip.StatusRequestTerminated:
+			reason = "cancelled"
+		}
+		c.dialFailed(b, origin, best, reason)
+		return
+	}
+	d := win.d
+	if err := d.Ack(context.Background()); err != nil {
+		c.log.Warn("ack failed", "call", b.id, "err", err)
+	}
+	if origin != nil && origin.ctx.Err() != nil || b.ctx.Err() != nil {
+		// The caller hung up while the 200 OK was on its way.
+		hctx, hc := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = d.Hangup(hctx)
+		hc()
+		c.dialFailed(b, origin, sip.StatusRequestTerminated, "cancelled")
+		return
+	}
+	b.cli = d
+	b.callID = d.InviteRequest.CallID().Value()
+	c.mu.Lock()
+	c.byCallID[b.callID] = b
+	c.mu.Unlock()
+	b.up(win.dm)
+	ae := b.event(events.CallAnswered)
+	if origin != nil {
+		ae.Peer = origin.id
+	}
+	if cmd.Bridge && origin != nil {
+		if err := origin.answer(); err != nil {
+			c.log.Warn("answer caller failed", "call", origin.id, "err", err)
+			b.hangup(0, "")
+			return
+		}
+		c.bridge(origin, b)
+		ae.Peer = origin.id
+	}
+	c.publish(ae)
+	go func() {
+		<-d.Context().Done()
+		b.finish(0, "hangup")
+	}()
+}
+
+func (c *Core) dialFailed(b, origin *channel, code int, reason string) {
+	e := b.event(events.CallDialFailed)
+	if origin != nil {
+		e.Peer = origin.id
+	}
+	e.Code = code
+	e.Reason = reason
+	c.publish(e)
+	b.finish(code, reason)
+}
+
+// invite sends one fork of a dial.
+func (c *Core) invite(ctx context.Context, t target, domain string, origin *channel, cmd *events.Command, onRing func()) forkResult {
+	uri := t.uri
+	transport := ""
+	if uri.UriParams != nil {
+		if tr, ok := uri.UriParams.Get("transport"); ok {
+			transport = tr
+		}
+	}
+	d, err := c.dg.NewDialog(uri, diago.NewDialogOptions{Transport: transport})
+	if err != nil {
+		return forkResult{err: err}
+	}
+	if t.dest != "" {
+		d.InviteRequest.SetDestination(t.dest)
+	}
+	fromUser := cmd.From.User
+	if fromUser == "" {
+		fromUser = "callpark"
+	}
+	opts := diago.InviteClientOptions{
+		OnResponse: func(res *sip.Response) error {
+			if res.StatusCode == sip.StatusRinging || res.StatusCode == sip.StatusSessionInProgress {
+				onRing()
+			}
+			return nil
+		},
+	}
+	opts.WithCaller(cmd.From.Display, fromUser, domain)
+	if cmd.AlertInfo != "" {
+		opts.Headers = append(opts.Headers, sip.NewHeader("Alert-Info", cmd.AlertInfo))
+	}
+	dm, err := d.Invite(ctx, opts)
+	if err != nil {
+		_ = d.Close()
+		return forkResult{err: err}
+	}
+	return forkResult{d: d, dm: dm}
+}
+
+// failureCode maps a fork's error to a SIP status for call.dial_failed.
+func failureCode(err error, ctx context.Context) int {
+	var pe *sipgo.ErrDialogResponse
+	if errors.As(err, &pe) && pe.Res != nil {
+		return pe.Res.StatusCode
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		return sip.StatusTemporarilyUnavailable
+	}
+	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
+		return sip.StatusRequestTerminated
+	}
+	return sip.StatusTemporarilyUnavailable
+}
+
+// betterCode keeps the most telling failure among forks: busy beats the rest.
+func betterCode(a, b int) int {
+	rank := func(c int) int {
+		switch c {
+		case sip.StatusBusyHere, 600:
+			return 3
+		case sip.StatusRequestTerminated:
+			return 2
+		case 0:
+			return 0
+		}
+		return 1
+	}
+	if rank(b) > rank(a) {
+		return b
+	}
+	return a
+}
+
+func reasonPhrase(code int) string {
+	switch code {
+	case 400:
+		return "Bad Request"
+	case 403:
+		return "Forbidden"
+	case 404:
+		return "Not Found"
+	case 408:
+		return "Request Timeout"
+	case 480:
+		return "Temporarily Unavailable"
+	case 481:
+		return "Call/Transaction Does Not Exist"
+	case 486:
+		return "Busy Here"
+	case 487:
+		return "Request Terminated"
+	case 488:
+		return "Not Acceptable Here"
+	case 500:
+		return "Server Internal Error"
+	case 501:
+		return "Not Implemented"
+	case 503:
+		return "Service Unavailable"
+	case 603:
+		return "Decline"
+	}
+	return "Error"
+}

@@ -1,0 +1,98 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callpark/callpark/events"
+)
+
+// handleRefer takes a blind transfer (a phone's Park key) inside a call.
+// diago's own REFER handling dials the target itself and only sends the
+// final NOTIFY when that call connects; a PBX decides the outcome itself, so
+// the control plane gets call.transfer and answers with refer_notify.
+func (c *Core) handleRefer(req *sip.Request, tx sip.ServerTransaction) {
+	ch := c.channelByCallID(req.CallID().Value())
+	if ch == nil || !ch.isAnswered() {
+		respond(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
+		return
+	}
+	hdrs := req.GetHeaders("Refer-To")
+	if len(hdrs) == 0 {
+		hdrs = req.GetHeaders("r")
+	}
+	if len(hdrs) != 1 {
+		respond(req, tx, sip.StatusBadRequest, "Exactly One Refer-To Required")
+		return
+	}
+	var uri sip.Uri
+	params := sip.NewParams()
+	if _, err := sip.ParseAddressValue(hdrs[0].Value(), &uri, &params); err != nil || uri.User == "" {
+		respond(req, tx, sip.StatusBadRequest, "Malformed Refer-To")
+		return
+	}
+	if req.Contact() == nil {
+		respond(req, tx, sip.StatusBadRequest, "Missing Contact")
+		return
+	}
+	respond(req, tx, sip.StatusAccepted, "Accepted")
+	id := c.newID()
+	ch.mu.Lock()
+	ch.refers[id] = req
+	ch.mu.Unlock()
+	go ch.sendReferNotify(req, sip.StatusTrying, "Trying", false)
+	e := ch.event(events.CallTransfer)
+	e.Target = uri.User
+	e.ReferID = id
+	c.publish(e)
+}
+
+// referNotify ends a REFER with its final NOTIFY.
+func (ch *channel) referNotify(id string, code int) error {
+	ch.mu.Lock()
+	req, ok := ch.refers[id]
+	delete(ch.refers, id)
+	ch.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("no pending refer %q", id)
+	}
+	if code < 200 || code > 699 {
+		code = 500
+	}
+	return ch.sendReferNotify(req, code, reasonPhrase(code), true)
+}
+
+func (ch *channel) sendReferNotify(refer *sip.Request, code int, reason string, final bool) error {
+	n := sip.NewRequest(sip.NOTIFY, refer.Contact().Address)
+	n.AppendHeader(sip.NewHeader("Event", "refer"))
+	if final {
+		n.AppendHeader(sip.NewHeader("Subscription-State", "terminated;reason=noresource"))
+	} else {
+		n.AppendHeader(sip.NewHeader("Subscription-State", "active;expires=60"))
+	}
+	n.AppendHeader(sip.NewHeader("Content-Type", "message/sipfrag;version=2.0"))
+	n.SetBody([]byte(fmt.Sprintf("SIP/2.0 %d %s\r\n", code, reason)))
+	n.SetDestination(refer.Source())
+	ctx, cancel := context.WithTimeout(ch.ctx, 10*time.Second)
+	defer cancel()
+	var err error
+	if ch.srv != nil {
+		_, err = ch.srv.Do(ctx, n)
+	} else {
+		_, err = ch.cli.Do(ctx, n)
+	}
+	if err != nil {
+		ch.core.log.Debug("refer notify failed", "call", ch.id, "err", err)
+	}
+	return err
+}
+
+// handleSubscribe answers SUBSCRIBE. Only the dialog package (BLF) is
+// meaningful to a PBX; until slots publish their state, other packages get
+// 489 Bad Event as RFC 6665 asks.
+func (c *Core) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) {
+	respond(req, tx, 489, "Bad Event", sip.NewHeader("Allow-Events", "refer"))
+}

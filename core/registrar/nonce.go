@@ -1,0 +1,145 @@
+package registrar
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"hash"
+	"math"
+	"sync"
+	"time"
+)
+
+// A nonce is base64url(issued(8) | random(8) | mac(16)) where mac is the first
+// 16 bytes of HMAC-SHA256(secret, issued | random | realm). Verifying one
+// needs no state; only the nc counters of nonces in use are remembered.
+const (
+	nonceRawLen = 8 + 8 + 16
+	nonceLen    = (nonceRawLen*8 + 5) / 6 // base64 without padding
+)
+
+type nonceState int
+
+const (
+	nonceOK      nonceState = iota
+	nonceInvalid            // not minted by us for this realm
+	nonceStale              // ours, but older than NonceTTL
+)
+
+// nonces mints and checks nonces and tracks the highest nc seen per nonce.
+// Its lock is a leaf: no other lock is taken while holding it.
+type nonces struct {
+	secret []byte
+	ttl    time.Duration
+	max    int
+	macs   sync.Pool // hash.Hash (HMAC with secret)
+
+	mu   sync.Mutex
+	seen map[string]ncState
+}
+
+type ncState struct {
+	last    uint32    // highest nc accepted; math.MaxUint32 once a qop-less answer used it
+	expires time.Time // when the nonce goes stale and the entry can be dropped
+}
+
+func newNonces(secret []byte, ttl time.Duration, max int) *nonces {
+	n := &nonces{secret: secret, ttl: ttl, max: max, seen: make(map[string]ncState)}
+	n.macs.New = func() any { return hmac.New(sha256.New, n.secret) }
+	return n
+}
+
+func (n *nonces) mac(dst []byte, body []byte, realm string) {
+	h := n.macs.Get().(hash.Hash)
+	h.Reset()
+	h.Write(body)
+	h.Write([]byte(realm))
+	var sum [sha256.Size]byte
+	copy(dst, h.Sum(sum[:0]))
+	n.macs.Put(h)
+}
+
+// issue returns a fresh nonce for realm.
+func (n *nonces) issue(now time.Time, realm string) string {
+	var raw [nonceRawLen]byte
+	binary.BigEndian.PutUint64(raw[:8], uint64(now.UnixNano()))
+	_, _ = rand.Read(raw[8:16]) // crypto/rand.Read never fails (Go 1.24+)
+	n.mac(raw[16:], raw[:16], realm)
+	return base64.RawURLEncoding.EncodeToString(raw[:])
+}
+
+// check verifies that nonce was issued by us for realm and is not stale.
+func (n *nonces) check(now time.Time, nonce, realm string) (nonceState, time.Time) {
+	if len(nonce) != nonceLen {
+		return nonceInvalid, time.Time{}
+	}
+	var raw [nonceRawLen]byte
+	if k, err := base64.RawURLEncoding.Decode(raw[:], []byte(nonce)); err != nil || k != nonceRawLen {
+		return nonceInvalid, time.Time{}
+	}
+	var want [16]byte
+	n.mac(want[:], raw[:16], realm)
+	if !hmac.Equal(want[:], raw[16:]) {
+		return nonceInvalid, time.Time{}
+	}
+	issued := time.Unix(0, int64(binary.BigEndian.Uint64(raw[:8])))
+	expires := issued.Add(n.ttl)
+	if !now.Before(expires) {
+		return nonceStale, expires
+	}
+	return nonceOK, expires
+}
+
+type ncVerdict int
+
+const (
+	ncOK ncVerdict = iota
+	ncReplay
+	ncFull
+)
+
+// use records one use of a valid, unexpired nonce. With qop the nonce count
+// must rise on every use; without qop (RFC 2069 clients) a nonce is single-use.
+func (n *nonces) use(now time.Time, nonce string, expires time.Time, nc uint32, qop bool) ncVerdict {
+	next := uint32(math.MaxUint32)
+	if qop {
+		next = nc
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st, ok := n.seen[nonce]
+	if ok {
+		if !qop || nc <= st.last {
+			return ncReplay
+		}
+		st.last = next
+		n.seen[nonce] = st
+		return ncOK
+	}
+	if len(n.seen) >= n.max {
+		n.purgeLocked(now)
+		if len(n.seen) >= n.max {
+			return ncFull
+		}
+	}
+	n.seen[nonce] = ncState{last: next, expires: expires}
+	return ncOK
+}
+
+// purge drops the counters of stale nonces and reports how many remain.
+func (n *nonces) purge(now time.Time) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.purgeLocked(now)
+	return len(n.seen)
+}
+
+func (n *nonces) purgeLocked(now time.Time) {
+	for k, st := range n.seen {
+		if !now.Before(st.expires) {
+			delete(n.seen, k)
+		}
+	}
+}

@@ -1,0 +1,320 @@
+package core
+
+import (
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/diago"
+	"github.com/emiago/diago/media"
+	"github.com/pion/rtp"
+
+	"github.com/callpark/callpark/core/audio"
+)
+
+// outMode is what feeds a channel's outgoing audio.
+type outMode int32
+
+const (
+	modeNone   outMode = iota // nothing is sent
+	modeMusic                 // the music hub
+	modePrompt                // a prompt playback
+	modeBridge                // the bridged peer's audio
+)
+
+// sender owns a channel's outgoing RTP: one SSRC, one sequence and
+// timestamp, whatever the source. All writes go through write under mu, so
+// the hub goroutine, a prompt goroutine and the peer's reader never race.
+//
+// Lock order: ctl before mu.
+type sender struct {
+	ch *channel
+
+	// ctl serialises mode changes.
+	ctl        sync.Mutex
+	mode       atomic.Int32
+	wantMusic  bool
+	musicClass string
+	hub        *audio.Hub
+	promptStop chan struct{}
+
+	mu        sync.Mutex
+	dm        *diago.DialogMedia
+	ssrc      uint32
+	seq       uint16
+	ts        uint32
+	lastWrite time.Time
+	pkt       rtp.Packet
+	scratch   []byte
+	// Negotiated codecs; ulaw false means PCMA.
+	pt     uint8
+	ulaw   bool
+	dtmfPT uint8
+	hasTE  bool
+	// muted while the phone holds (inactive/sendonly) or after stop.
+	muted   bool
+	stopped bool
+	// DTMF relay state.
+	teInTS  uint32
+	teOutTS uint32
+	teSeen  bool
+}
+
+func (s *sender) Mode() outMode { return outMode(s.mode.Load()) }
+
+// attach binds the sender to the leg's media once it is up.
+func (s *sender) attach(dm *diago.DialogMedia) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dm = dm
+	s.ssrc = rand.Uint32()
+	s.seq = uint16(rand.Uint32())
+	s.ts = rand.Uint32()
+	if w := dm.RTPPacketWriter; w != nil {
+		w.ClockDisable()
+	}
+	s.updateCodecsLocked()
+}
+
+// updateCodecs re-reads the negotiated codecs after a re-INVITE.
+func (s *sender) updateCodecs() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.updateCodecsLocked()
+}
+
+func (s *sender) updateCodecsLocked() {
+	if s.dm == nil {
+		return
+	}
+	sess := s.dm.MediaSession()
+	if sess == nil {
+		return
+	}
+	codecs := sess.CommonCodecs()
+	if len(codecs) == 0 {
+		codecs = sess.Codecs
+	}
+	s.hasTE = false
+	audioSet := false
+	for _, c := range codecs {
+		if c.Name == media.CodecTelephoneEvent8000.Name && c.SampleRate == 8000 {
+			if !s.hasTE {
+				s.dtmfPT = c.PayloadType
+				s.hasTE = true
+			}
+			continue
+		}
+		if !audioSet && (c.Name == "pcmu" || c.Name == "pcma") {
+			s.pt = c.PayloadType
+			s.ulaw = c.Name == "pcmu"
+			audioSet = true
+		}
+	}
+}
+
+// codec reports the leg's audio encoding for the reader side.
+func (s *sender) codec() (ulaw bool, dtmfPT uint8, hasTE bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ulaw, s.dtmfPT, s.hasTE
+}
+
+func (s *sender) setMuted(m bool) {
+	s.mu.Lock()
+	s.muted = m
+	s.mu.Unlock()
+}
+
+// writeLocked sends one packet. samples advances the timestamp after it.
+func (s *sender) writeLocked(payload []byte, pt uint8, samples uint32, marker bool, ts uint32, fixedTS bool) {
+	if s.dm == nil || s.muted || s.stopped {
+		return
+	}
+	now := time.Now()
+	if !fixedTS && !s.lastWrite.IsZero() {
+		// Keep the media clock honest across source switches: a pause shows
+		// up as a timestamp jump with the marker set.
+		if gap := now.Sub(s.lastWrite); gap > 60*time.Millisecond {
+			s.ts += uint32(gap/time.Millisecond) * 8
+			marker = true
+		}
+	}
+	s.lastWrite = now
+	if !fixedTS {
+		ts = s.ts
+	}
+	s.pkt.Header = rtp.Header{
+		Version:        2,
+		Marker:         marker,
+		PayloadType:    pt,
+		SequenceNumber: s.seq,
+		Timestamp:      ts,
+		SSRC:           s.ssrc,
+	}
+	s.pkt.Payload = payload
+	s.seq++
+	if !fixedTS {
+		s.ts += samples
+	}
+	w := s.dm.RTPPacketWriter
+	if w == nil {
+		return
+	}
+	if err := w.Writer().WriteRTP(&s.pkt); err != nil {
+		s.ch.core.metrics.rtpWriteErrors.Inc()
+	}
+}
+
+// writeAudio sends one frame of G.711 audio encoded as ulaw (true) or alaw,
+// transcoding to the leg's codec when they differ.
+func (s *sender) writeAudio(payload []byte, ulaw bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ulaw != s.ulaw {
+		if cap(s.scratch) < len(payload) {
+			s.scratch = make([]byte, len(payload))
+		}
+		buf := s.scratch[:len(payload)]
+		if ulaw {
+			audio.UlawToAlaw(payload, buf)
+		} else {
+			audio.AlawToUlaw(payload, buf)
+		}
+		payload = buf
+	}
+	s.writeLocked(payload, s.pt, uint32(len(payload)), false, 0, false)
+}
+
+// MusicFrame implements audio.Listener: one 20 ms frame from the hub.
+func (s *sender) MusicFrame(f audio.Frame) {
+	if s.Mode() != modeMusic {
+		return
+	}
+	s.mu.Lock()
+	p := f.Alaw
+	if s.ulaw {
+		p = f.Ulaw
+	}
+	s.writeLocked(p, s.pt, uint32(len(p)), false, 0, false)
+	s.mu.Unlock()
+}
+
+// forward carries one packet of the bridged peer's audio to this leg.
+func (s *sender) forward(payload []byte, ulaw bool) {
+	if s.Mode() != modeBridge {
+		return
+	}
+	s.writeAudio(payload, ulaw)
+}
+
+// forwardDTMF relays one RFC 4733 packet from the peer, keeping one output
+// timestamp per event as the RFC requires.
+func (s *sender) forwardDTMF(payload []byte, inTS uint32, marker bool) {
+	if s.Mode() != modeBridge {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.hasTE {
+		return
+	}
+	if !s.teSeen || inTS != s.teInTS || marker {
+		s.teSeen = true
+		s.teInTS = inTS
+		s.teOutTS = s.ts
+		marker = true
+	}
+	s.writeLocked(payload, s.dtmfPT, 0, marker, s.teOutTS, true)
+}
+
+// music turns music on hold on or off.
+func (s *sender) music(on bool, class string) {
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	s.wantMusic = on
+	s.musicClass = class
+	switch {
+	case on && s.Mode() == modePrompt:
+		// Resumes after the prompt.
+	case on:
+		s.startMusicLocked()
+	case !on && s.Mode() == modeMusic:
+		s.stopMusicLocked()
+		if s.ch.peer.Load() != nil {
+			s.mode.Store(int32(modeBridge))
+		} else {
+			s.mode.Store(int32(modeNone))
+		}
+	}
+}
+
+func (s *sender) startMusicLocked() {
+	hub := s.ch.core.hubs.Get(s.musicClass)
+	if s.hub != nil && s.hub != hub {
+		s.hub.Remove(s)
+	}
+	s.hub = hub
+	s.mode.Store(int32(modeMusic))
+	hub.Add(s)
+}
+
+func (s *sender) stopMusicLocked() {
+	if s.hub != nil {
+		s.hub.Remove(s)
+		s.hub = nil
+	}
+}
+
+// bridged switches the output to the peer's audio.
+func (s *sender) bridged() {
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	s.wantMusic = false
+	s.stopMusicLocked()
+	if s.Mode() != modePrompt {
+		s.mode.Store(int32(modeBridge))
+	}
+}
+
+// peerGone falls back to music (if asked for) or silence.
+func (s *sender) peerGone(_ *channel) {
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	if s.Mode() != modeBridge {
+		return
+	}
+	if s.wantMusic {
+		s.startMusicLocked()
+		return
+	}
+	s.mode.Store(int32(modeNone))
+}
+
+// restoreLocked picks the source after a prompt ends.
+func (s *sender) restoreLocked() {
+	switch {
+	case s.wantMusic:
+		s.startMusicLocked()
+	case s.ch.peer.Load() != nil:
+		s.mode.Store(int32(modeBridge))
+	default:
+		s.mode.Store(int32(modeNone))
+	}
+}
+
+// stop ends every output for good.
+func (s *sender) stop() {
+	s.ctl.Lock()
+	s.stopMusicLocked()
+	if s.promptStop != nil {
+		close(s.promptStop)
+		s.promptStop = nil
+	}
+	s.mode.Store(int32(modeNone))
+	s.ctl.Unlock()
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+}

@@ -1,0 +1,54 @@
+package dialplans
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// Trunk is a carrier connection of a customer. Inbound INVITEs from the
+// trunk's address to one of the customer's DIDs belong to that customer.
+type Trunk struct {
+	Name    string
+	Address string // as written: IP, IP:port or CIDR
+
+	prefix netip.Prefix
+	port   uint16 // 0: any source port
+}
+
+// parseTrunkAddress accepts an IP address, IP:port ([v6]:port) or a CIDR
+// prefix. Host names are refused: resolving DNS while loading a dialplan
+// would make a reload slow and its result depend on the resolver.
+func parseTrunkAddress(s string) (netip.Prefix, uint16, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, 0, fmt.Errorf("want a CIDR prefix like 203.0.113.0/24")
+		}
+		return p.Masked(), 0, nil
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		if ap.Port() == 0 {
+			return netip.Prefix{}, 0, fmt.Errorf("port must not be 0")
+		}
+		a := ap.Addr().Unmap().WithZone("")
+		return netip.PrefixFrom(a, a.BitLen()), ap.Port(), nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		a = a.Unmap().WithZone("")
+		return netip.PrefixFrom(a, a.BitLen()), 0, nil
+	}
+	return netip.Prefix{}, 0, fmt.Errorf("want an IP address, IP:port or CIDR (host names are not resolved)")
+}
+
+// Matches reports whether src, the source of a SIP request, is this trunk.
+func (t *Trunk) Matches(src netip.AddrPort) bool {
+	if t == nil || !t.prefix.IsValid() {
+		return false
+	}
+	if t.port != 0 && src.Port() != t.port {
+		return false
+	}
+	return t.prefix.Contains(src.Addr().Unmap().WithZone(""))
+}

@@ -1,0 +1,99 @@
+package pbx
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Roles a process can take.
+const (
+	RoleAll     = "all"     // core and control in one process
+	RoleCore    = "core"    // media core only
+	RoleControl = "control" // control plane only
+)
+
+// Config is everything a callpark process needs.
+type Config struct {
+	Role string
+	// SIPHost and SIPPort are the SIP listen address (UDP, and TCP if SIPTCP).
+	SIPHost string
+	SIPPort int
+	SIPTCP  bool
+	// NATSURL of an external server; empty starts an embedded one on
+	// NATSHost:NATSPort (port -1 picks a free one) with JetStream in
+	// NATSStoreDir (a temporary directory when empty).
+	NATSURL      string
+	NATSHost     string
+	NATSPort     int
+	NATSStoreDir string
+	// EventRetention is how long the JetStream event stream keeps events.
+	EventRetention time.Duration
+	// Dialplans is the directory of dialplan files.
+	Dialplans string
+	// ReloadInterval is how often dialplan files are polled for changes.
+	ReloadInterval time.Duration
+	// MetricsAddr serves /metrics when not empty.
+	MetricsAddr string
+	// DrainTimeout bounds the lame-duck phase on shutdown.
+	DrainTimeout time.Duration
+	// RegistrarMinExpires, when set, lowers the minimum registration
+	// interval (tests).
+	RegistrarMinExpires time.Duration
+
+	Log        *slog.Logger
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+}
+
+// Validate fills defaults and checks the config.
+func (c *Config) Validate() error {
+	if c.Role == "" {
+		c.Role = RoleAll
+	}
+	switch c.Role {
+	case RoleAll, RoleCore, RoleControl:
+	default:
+		return errors.New("role must be all, core or control")
+	}
+	if c.Role == RoleControl && c.NATSURL == "" {
+		return errors.New("the control role needs --nats (the core's NATS server)")
+	}
+	if c.Role == RoleCore && c.NATSURL == "" {
+		// A lone core may embed NATS for a control plane to join.
+	}
+	if c.SIPHost == "" {
+		c.SIPHost = "127.0.0.1"
+	}
+	if c.SIPPort == 0 {
+		c.SIPPort = 5060
+	}
+	if c.NATSHost == "" {
+		c.NATSHost = "127.0.0.1"
+	}
+	if c.NATSPort == 0 {
+		c.NATSPort = 4222
+	}
+	if c.EventRetention == 0 {
+		c.EventRetention = 24 * time.Hour
+	}
+	if c.Dialplans == "" {
+		return errors.New("a dialplan directory is required")
+	}
+	if c.ReloadInterval == 0 {
+		c.ReloadInterval = time.Second
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 30 * time.Second
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	if c.Registerer == nil {
+		reg := prometheus.NewRegistry()
+		c.Registerer, c.Gatherer = reg, reg
+	}
+	return nil
+}

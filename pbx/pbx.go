@@ -1,0 +1,216 @@
+package pbx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/callpark/callpark/control"
+	"github.com/callpark/callpark/core"
+	"github.com/callpark/callpark/core/registrar"
+	"github.com/callpark/callpark/dialplans"
+	"github.com/callpark/callpark/events"
+	"github.com/callpark/callpark/sounds"
+)
+
+// PBX is one running callpark process.
+type PBX struct {
+	cfg     Config
+	nats    *server.Server
+	bus     *events.Bus
+	store   *dialplans.Store
+	core    *core.Core
+	control *control.Control
+	ready   chan struct{}
+}
+
+// New builds the parts. Nothing listens until Run.
+func New(cfg Config) (*PBX, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	p := &PBX{cfg: cfg, ready: make(chan struct{})}
+	store, err := dialplans.NewStore(cfg.Dialplans, cfg.Log.With("component", "dialplans"))
+	if err != nil {
+		return nil, err
+	}
+	p.store = store
+	return p, nil
+}
+
+// Store is the live dialplan store.
+func (p *PBX) Store() *dialplans.Store { return p.store }
+
+// Core is the media core (nil in the control role).
+func (p *PBX) Core() *core.Core { return p.core }
+
+// Control is the control plane (nil in the core role).
+func (p *PBX) Control() *control.Control { return p.control }
+
+// Bus is the NATS connection, once Ready.
+func (p *PBX) Bus() *events.Bus { return p.bus }
+
+// NATSURL is the NATS server in use, once Ready.
+func (p *PBX) NATSURL() string {
+	if p.cfg.NATSURL != "" {
+		return p.cfg.NATSURL
+	}
+	if p.nats != nil {
+		return p.nats.ClientURL()
+	}
+	return ""
+}
+
+// Ready is closed once every listener is up.
+func (p *PBX) Ready() <-chan struct{} { return p.ready }
+
+// Run starts everything and blocks until ctx ends; then it shuts down in
+// order. Lame duck (Drain) is the caller's first step on SIGTERM.
+func (p *PBX) Run(ctx context.Context) error {
+	cfg := p.cfg
+	log := cfg.Log
+	url := cfg.NATSURL
+	if url == "" {
+		ns, err := events.RunServer(events.ServerConfig{Host: cfg.NATSHost, Port: cfg.NATSPort, JetStream: true, StoreDir: cfg.NATSStoreDir})
+		if err != nil {
+			return err
+		}
+		p.nats = ns
+		defer ns.Shutdown()
+		url = ns.ClientURL()
+		log.Info("embedded NATS server", "url", url)
+	}
+	bus, err := events.Connect(url, "callparkd-"+cfg.Role, log.With("component", "bus"))
+	if err != nil {
+		return err
+	}
+	p.bus = bus
+	defer bus.Close()
+	publishErrors := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "callpark_event_publish_errors_total", Help: "Events that could not be published to NATS.",
+	})
+	if err := cfg.Registerer.Register(publishErrors); err != nil {
+		return err
+	}
+	bus.OnPublishError = publishErrors.Inc
+	if cfg.Role != RoleCore {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := bus.EnsureStream(sctx, cfg.EventRetention)
+		cancel()
+		if err != nil {
+			log.Warn("no JetStream event stream (events still flow live)", "err", err)
+		}
+	}
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { p.store.Watch(ctx, cfg.ReloadInterval); return nil })
+
+	if cfg.Role != RoleControl {
+		lib, err := sounds.Load(log.With("component", "sounds"))
+		if err != nil {
+			return err
+		}
+		for _, c := range p.store.Current().Customers() {
+			if dir := c.Features.Music; dir != "" {
+				if err := lib.LoadMusicDir(dir, dir); err != nil {
+					log.Error("customer music not loaded", "customer", c.Name, "dir", dir, "err", err)
+				}
+			}
+		}
+		c, err := core.New(core.Config{
+			Host:       cfg.SIPHost,
+			Port:       cfg.SIPPort,
+			TCP:        cfg.SIPTCP,
+			Dialplans:  p.store.Current,
+			Sounds:     lib,
+			Publish:    bus.Publish,
+			Log:        log.With("component", "core"),
+			Registerer: cfg.Registerer,
+			Registrar:  registrar.Options{MinExpires: cfg.RegistrarMinExpires},
+		})
+		if err != nil {
+			return err
+		}
+		p.core = c
+		g.Go(func() error { return c.Run(ctx) })
+		g.Go(func() error { return bus.ServeCommands(ctx, c.HandleCommand) })
+	}
+	if cfg.Role != RoleCore {
+		ctl, err := control.New(control.Config{
+			Bus:        bus,
+			Dialplans:  p.store.Current,
+			Log:        log.With("component", "control"),
+			Registerer: cfg.Registerer,
+		})
+		if err != nil {
+			return err
+		}
+		p.control = ctl
+		g.Go(func() error { return ctl.Run(ctx) })
+	}
+	if cfg.MetricsAddr != "" {
+		ln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics listen: %w", err)
+		}
+		gatherer := cfg.Gatherer
+		if gatherer == nil {
+			gatherer = prometheus.DefaultGatherer
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		g.Go(func() error {
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			return hs.Shutdown(sctx)
+		})
+	}
+	// The SIP listeners bind inside core.Run; wait until they answer
+	// before saying ready.
+	go func() {
+		if p.core != nil {
+			select {
+			case <-p.core.Ready():
+			case <-ctx.Done():
+			}
+		}
+		close(p.ready)
+	}()
+	log.Info("callpark running", "role", cfg.Role, "sip", net.JoinHostPort(cfg.SIPHost, fmt.Sprint(cfg.SIPPort)), "nats", url)
+	return g.Wait()
+}
+
+// Drain starts lame duck: new calls get 503 and Run's caller waits until
+// live calls end or the deadline passes.
+func (p *PBX) Drain(ctx context.Context) {
+	if p.core == nil {
+		return
+	}
+	p.core.Drain()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for p.core.Calls() > 0 {
+		p.cfg.Log.Info("draining", "legs", p.core.Calls())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

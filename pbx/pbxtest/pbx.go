@@ -1,0 +1,181 @@
+package pbxtest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/callpark/callpark/events"
+	"github.com/callpark/callpark/pbx"
+)
+
+// PBX is a running callpark under test.
+type PBX struct {
+	*pbx.PBX
+	Addr     string // SIP host:port
+	Registry *prometheus.Registry
+	Events   *Recorder
+}
+
+// Option changes the test PBX's config.
+type Option func(*pbx.Config)
+
+// WithDialplans uses another dialplan directory (default: dialplans/sample).
+func WithDialplans(dir string) Option { return func(c *pbx.Config) { c.Dialplans = dir } }
+
+// SampleDialplans is the path of the repository's sample dialplans.
+func SampleDialplans() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "dialplans", "sample")
+}
+
+// FreePort returns a UDP and TCP port free on 127.0.0.1.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.LocalAddr().(*net.UDPAddr).Port
+		l.Close()
+		tl, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", itoa(port)))
+		if err != nil {
+			continue
+		}
+		tl.Close()
+		return port
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// Start runs a full callpark (embedded NATS, core, control) on free ports
+// and stops it when the test ends.
+func Start(t testing.TB, opts ...Option) *PBX {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	cfg := pbx.Config{
+		SIPHost:             "127.0.0.1",
+		SIPPort:             FreePort(t),
+		SIPTCP:              true,
+		NATSPort:            -1,
+		NATSStoreDir:        t.TempDir(),
+		Dialplans:           SampleDialplans(),
+		ReloadInterval:      100 * time.Millisecond,
+		RegistrarMinExpires: time.Second,
+		Log:                 testLogger(),
+		Registerer:          reg,
+		Gatherer:            reg,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	p, err := pbx.New(cfg)
+	if err != nil {
+		t.Fatalf("pbx: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	select {
+	case <-p.Ready():
+	case err := <-done:
+		cancel()
+		t.Fatalf("pbx did not start: %v", err)
+	case <-time.After(15 * time.Second):
+		cancel()
+		t.Fatal("pbx did not start in time")
+	}
+	tp := &PBX{PBX: p, Addr: net.JoinHostPort(cfg.SIPHost, itoa(cfg.SIPPort)), Registry: reg}
+	rec, err := Record(p.Bus(), events.AllEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp.Events = rec
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("pbx did not stop in time")
+		}
+	})
+	return tp
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("CALLPARK_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// Recorder keeps every event seen on a subject, for assertions.
+type Recorder struct {
+	mu     sync.Mutex
+	events []*events.Event
+	notify chan struct{}
+}
+
+// Record subscribes to subject on bus.
+func Record(bus *events.Bus, subject string) (*Recorder, error) {
+	r := &Recorder{notify: make(chan struct{}, 1)}
+	_, err := bus.SubscribeEvents(subject, func(e *events.Event) {
+		r.mu.Lock()
+		r.events = append(r.events, e)
+		r.mu.Unlock()
+		select {
+		case r.notify <- struct{}{}:
+		default:
+		}
+	})
+	return r, err
+}
+
+// All returns a copy of the events so far.
+func (r *Recorder) All() []*events.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*events.Event(nil), r.events...)
+}
+
+// Wait returns the first event (from the start) matching match, waiting up
+// to timeout.
+func (r *Recorder) Wait(t testing.TB, timeout time.Duration, what string, match func(*events.Event) bool) *events.Event {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		for _, e := range r.All() {
+			if match(e) {
+				return e
+			}
+		}
+		select {
+		case <-r.notify:
+		case <-time.After(20 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("no %s event within %s", what, timeout)
+			return nil
+		}
+	}
+}
+
+// Type matches events of one type (and customer, when not empty).
+func Type(typ, customer string) func(*events.Event) bool {
+	return func(e *events.Event) bool {
+		return e.Type == typ && (customer == "" || e.Customer == customer)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,492 @@
+package pbxtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/diago"
+	"github.com/emiago/diago/media"
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callpark/callpark/core/audio"
+)
+
+// Phone is a SIP phone registered to the PBX.
+type Phone struct {
+	Ext, Domain, Password, Customer string
+	Port                            int
+
+	pbxAddr  string
+	dg       *diago.Diago
+	incoming chan *Call
+	ctx      context.Context
+}
+
+// Phone starts a phone for customer's account ext and registers it.
+func (p *PBX) Phone(t testing.TB, customer, ext string) *Phone {
+	t.Helper()
+	ph := p.NewPhone(t, customer, ext)
+	if err := ph.Register(context.Background(), ph.Password, 60*time.Second); err != nil {
+		t.Fatalf("register %s@%s: %v", ext, ph.Domain, err)
+	}
+	return ph
+}
+
+// NewPhone starts a phone without registering it.
+func (p *PBX) NewPhone(t testing.TB, customer, ext string) *Phone {
+	t.Helper()
+	cust := p.Store().Current().Customer(customer)
+	if cust == nil {
+		t.Fatalf("no customer %q", customer)
+	}
+	ph := &Phone{Ext: ext, Domain: cust.Domain, Customer: customer, pbxAddr: p.Addr, incoming: make(chan *Call, 8)}
+	if a := cust.Account(ext); a != nil {
+		ph.Password = a.Password
+	}
+	ph.start(t)
+	return ph
+}
+
+// NewRawPhone starts a SIP user agent that is not an account (a trunk, an
+// intruder) on a free port.
+func NewRawPhone(t testing.TB, pbxAddr, user, domain string) *Phone {
+	ph := &Phone{Ext: user, Domain: domain, pbxAddr: pbxAddr, incoming: make(chan *Call, 8)}
+	ph.start(t)
+	return ph
+}
+
+func (ph *Phone) start(t testing.TB) {
+	ph.Port = FreePort(t)
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("pbxtest-"+ph.Ext), sipgo.WithUserAgentHostname("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ph.dg = diago.NewDiago(ua,
+		diago.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+		diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: ph.Port}))
+	ctx, cancel := context.WithCancel(context.Background())
+	ph.ctx = ctx
+	t.Cleanup(func() {
+		cancel()
+		ua.Close()
+	})
+	err = ph.dg.ServeBackground(ctx, func(d *diago.DialogServerSession) {
+		c := &Call{phone: ph, srv: d, ended: make(chan struct{}), invite: d.InviteRequest}
+		select {
+		case ph.incoming <- c:
+		default:
+			_ = d.Respond(sip.StatusBusyHere, "Busy Here", nil)
+			return
+		}
+		select {
+		case <-d.Context().Done():
+		case <-c.ended:
+		case <-ctx.Done():
+		}
+		c.markEnded()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Register sends REGISTER with the given password and expiry.
+func (ph *Phone) Register(ctx context.Context, password string, expiry time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	tx, err := ph.dg.RegisterTransaction(ctx, sip.Uri{User: ph.Ext, Host: ph.Domain}, diago.RegisterOptions{
+		Username: ph.Ext, Password: password, ProxyHost: ph.pbxAddr, Expiry: expiry,
+	})
+	if err != nil {
+		return err
+	}
+	return tx.Register(ctx)
+}
+
+// Dial calls number at the PBX and waits for the answer.
+func (ph *Phone) Dial(t testing.TB, number string) *Call {
+	t.Helper()
+	c, err := ph.DialErr(context.Background(), number)
+	if err != nil {
+		t.Fatalf("%s dials %s: %v", ph.Ext, number, err)
+	}
+	return c
+}
+
+// DialErr calls number and returns the SIP failure, if any, as
+// *sipgo.ErrDialogResponse.
+func (ph *Phone) DialErr(ctx context.Context, number string) (*Call, error) {
+	return ph.DialWith(ctx, number, nil)
+}
+
+// DialWith is DialErr with a callback per response (to see 180, 183).
+func (ph *Phone) DialWith(ctx context.Context, number string, onResponse func(*sip.Response)) (*Call, error) {
+	d, err := ph.dg.NewDialog(sip.Uri{User: number, Host: ph.Domain}, diago.NewDialogOptions{})
+	if err != nil {
+		return nil, err
+	}
+	d.InviteRequest.SetDestination(ph.pbxAddr)
+	opts := diago.InviteClientOptions{Username: ph.Ext, Password: ph.Password}
+	if onResponse != nil {
+		opts.OnResponse = func(res *sip.Response) error { onResponse(res); return nil }
+	}
+	opts.WithCaller("", ph.Ext, ph.Domain)
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	med, err := d.Invite(ctx, opts)
+	if err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+	if err := d.Ack(ctx); err != nil {
+		return nil, err
+	}
+	c := &Call{phone: ph, cli: d, ended: make(chan struct{}), invite: d.InviteRequest}
+	c.started(med)
+	go func() {
+		select {
+		case <-d.Context().Done():
+		case <-ph.ctx.Done():
+		}
+		c.markEnded()
+	}()
+	return c, nil
+}
+
+// Ringing waits for an incoming call without answering it.
+func (ph *Phone) Ringing(t testing.TB, within time.Duration) *Call {
+	t.Helper()
+	select {
+	case c := <-ph.incoming:
+		_ = c.srv.Ringing()
+		return c
+	case <-time.After(within):
+		t.Fatalf("%s: no incoming call within %s", ph.Ext, within)
+		return nil
+	}
+}
+
+// Answer waits for an incoming call and answers it.
+func (ph *Phone) Answer(t testing.TB, within time.Duration) *Call {
+	t.Helper()
+	c := ph.Ringing(t, within)
+	c.Answer(t)
+	return c
+}
+
+// NoCall asserts that no call rings within d.
+func (ph *Phone) NoCall(t testing.TB, d time.Duration) {
+	t.Helper()
+	select {
+	case c := <-ph.incoming:
+		t.Fatalf("%s: unexpected call from %s", ph.Ext, c.invite.From().Value())
+	case <-time.After(d):
+	}
+}
+
+// Call is one call on a phone.
+type Call struct {
+	phone  *Phone
+	srv    *diago.DialogServerSession
+	cli    *diago.DialogClientSession
+	invite *sip.Request
+
+	med *diago.DialogMedia
+
+	mu        sync.Mutex
+	pcm       []int16 // everything received, decoded
+	packets   int
+	firstPkt  time.Time
+	lastPkt   time.Time
+	toneStop  chan struct{}
+	ended     chan struct{}
+	endedOnce sync.Once
+}
+
+// Invite is the INVITE that started the call (headers such as Alert-Info).
+func (c *Call) Invite() *sip.Request { return c.invite }
+
+// Answer answers an incoming call.
+func (c *Call) Answer(t testing.TB) {
+	t.Helper()
+	med, err := c.srv.Answer(diago.AnswerOptions{})
+	if err != nil {
+		t.Fatalf("answer: %v", err)
+	}
+	c.started(med)
+}
+
+// Reject answers an incoming call with a failure code.
+func (c *Call) Reject(code int, reason string) error {
+	err := c.srv.Respond(code, reason, nil)
+	c.markEnded()
+	return err
+}
+
+func (c *Call) started(med *diago.DialogMedia) {
+	c.med = med
+	go c.readLoop()
+}
+
+func (c *Call) codec() media.Codec {
+	return media.CodecAudioFromSession(c.med.MediaSession())
+}
+
+func (c *Call) readLoop() {
+	r := c.med.RTPPacketReader
+	buf := make([]byte, 1500)
+	var pcm []int16
+	for {
+		n, err := r.Read(buf)
+		if err != nil {
+			return
+		}
+		if n == 0 {
+			continue
+		}
+		pt := r.PacketHeader.PayloadType
+		switch pt {
+		case 0:
+			pcm = audio.DecodeUlaw(buf[:n], pcm[:0])
+		case 8:
+			pcm = audio.DecodeAlaw(buf[:n], pcm[:0])
+		default:
+			continue
+		}
+		now := time.Now()
+		c.mu.Lock()
+		if c.packets == 0 {
+			c.firstPkt = now
+		}
+		c.packets++
+		c.lastPkt = now
+		c.pcm = append(c.pcm, pcm...)
+		c.mu.Unlock()
+	}
+}
+
+// Received returns how many audio packets arrived and the samples.
+func (c *Call) Received() (packets int, pcm []int16) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.packets, append([]int16(nil), c.pcm...)
+}
+
+// Mark returns the number of samples received so far, to look only at
+// what comes after.
+func (c *Call) Mark() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pcm)
+}
+
+// PacketsSince counts audio packets received during d from now on.
+func (c *Call) PacketsDuring(d time.Duration) int {
+	c.mu.Lock()
+	start := c.packets
+	c.mu.Unlock()
+	time.Sleep(d)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.packets - start
+}
+
+// SendTone sends a continuous tone of freq Hz until StopTone or the end of
+// the call, paced at 20 ms like a phone.
+func (c *Call) SendTone(freq float64) {
+	c.StopTone()
+	stop := make(chan struct{})
+	c.mu.Lock()
+	c.toneStop = stop
+	c.mu.Unlock()
+	tone := audio.Tone(freq, time.Second, 0.5)
+	ulaw := c.codec().Name == "pcmu"
+	var enc []byte
+	if ulaw {
+		enc = audio.EncodeUlaw(tone, nil)
+	} else {
+		enc = audio.EncodeAlaw(tone, nil)
+	}
+	w := c.med.RTPPacketWriter
+	go func() {
+		for off := 0; ; off = (off + 160) % len(enc) {
+			select {
+			case <-stop:
+				return
+			case <-c.ended:
+				return
+			default:
+			}
+			if _, err := w.Write(enc[off : off+160]); err != nil {
+				return
+			}
+		}
+	}()
+}
+
+// StopTone stops SendTone.
+func (c *Call) StopTone() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.toneStop != nil {
+		close(c.toneStop)
+		c.toneStop = nil
+	}
+}
+
+// ExpectTone waits until the last 200 ms received hold freq as the
+// dominant tone.
+func (c *Call) ExpectTone(t testing.TB, freq float64, within time.Duration) {
+	t.Helper()
+	if err := c.WaitTone(freq, within); err != nil {
+		t.Fatalf("%s: %v", c.phone.Ext, err)
+	}
+}
+
+// WaitTone is ExpectTone returning an error.
+func (c *Call) WaitTone(freq float64, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		var win []int16
+		if len(c.pcm) >= 1600 {
+			win = append(win, c.pcm[len(c.pcm)-1600:]...)
+		}
+		c.mu.Unlock()
+		if win != nil {
+			if f, ok := audio.DominantTone(win, freq, 440, 697, 1000, 1400, 2000); ok && f == freq {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("tone %.0f Hz not heard within %s", freq, within)
+}
+
+// ExpectAudio asserts that non-silent audio arrives at about 50 packets/s
+// over d (music on hold, a prompt).
+func (c *Call) ExpectAudio(t testing.TB, d time.Duration) {
+	t.Helper()
+	mark := c.Mark()
+	n := c.PacketsDuring(d)
+	want := int(d / (20 * time.Millisecond))
+	if n < want*8/10 {
+		t.Fatalf("%s: %d packets in %s, want about %d", c.phone.Ext, n, d, want)
+	}
+	_, pcm := c.Received()
+	if audio.IsSilent(pcm[mark:]) {
+		t.Fatalf("%s: received audio is silent (rms %.0f)", c.phone.Ext, audio.RMS(pcm[mark:]))
+	}
+}
+
+// Hold puts the call on hold (re-INVITE a=sendonly).
+func (c *Call) Hold(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var err error
+	if c.cli != nil {
+		err = c.cli.Hold(ctx)
+	} else {
+		err = c.srv.Hold(ctx)
+	}
+	if err != nil {
+		t.Fatalf("hold: %v", err)
+	}
+}
+
+// Unhold resumes the call (re-INVITE a=sendrecv).
+func (c *Call) Unhold(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var err error
+	if c.cli != nil {
+		err = c.cli.Unhold(ctx)
+	} else {
+		err = c.srv.Unhold(ctx)
+	}
+	if err != nil {
+		t.Fatalf("unhold: %v", err)
+	}
+}
+
+// Transfer sends a blind transfer (REFER) to number and returns the final
+// status carried by the NOTIFY sipfrag.
+func (c *Call) Transfer(t testing.TB, number string) int {
+	t.Helper()
+	final := make(chan int, 4)
+	onNotify := func(code int) {
+		if code >= 200 {
+			select {
+			case final <- code:
+			default:
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	uri := sip.Uri{User: number, Host: c.phone.Domain}
+	var err error
+	if c.cli != nil {
+		err = c.cli.ReferOptions(ctx, uri, diago.ReferClientOptions{OnNotify: onNotify})
+	} else {
+		err = c.srv.ReferOptions(ctx, uri, diago.ReferServerOptions{OnNotify: onNotify})
+	}
+	if err != nil {
+		t.Fatalf("refer %s: %v", number, err)
+	}
+	select {
+	case code := <-final:
+		return code
+	case <-time.After(5 * time.Second):
+		t.Fatalf("refer %s: no final NOTIFY", number)
+		return 0
+	}
+}
+
+// Hangup ends the call.
+func (c *Call) Hangup() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if c.cli != nil {
+		_ = c.cli.Hangup(ctx)
+	} else {
+		_ = c.srv.Hangup(ctx)
+	}
+	c.markEnded()
+}
+
+// Ended is closed when the call is over (either side).
+func (c *Call) Ended() <-chan struct{} { return c.ended }
+
+// ExpectEnded waits for the far end to hang up.
+func (c *Call) ExpectEnded(t testing.TB, within time.Duration) {
+	t.Helper()
+	select {
+	case <-c.ended:
+	case <-time.After(within):
+		t.Fatalf("%s: call not ended within %s", c.phone.Ext, within)
+	}
+}
+
+func (c *Call) markEnded() {
+	c.endedOnce.Do(func() { close(c.ended) })
+}
+
+// StatusOf returns the SIP status of a failed dial, or 0.
+func StatusOf(err error) int {
+	var pe *sipgo.ErrDialogResponse
+	if errors.As(err, &pe) && pe.Res != nil {
+		return pe.Res.StatusCode
+	}
+	return 0
+}
+
