@@ -178,7 +178,6 @@ func (c *Core) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
-
 // Ready is closed once the SIP listeners are bound (or failed to).
 func (c *Core) Ready() <-chan struct{} { return c.ready }
 

@@ -241,4 +241,3 @@ func (ch *channel) up(dm *diago.DialogMedia) {
 	ch.answeredOnce.Do(func() { close(ch.answeredCh) })
 	go ch.readLoop(dm)
 }
-

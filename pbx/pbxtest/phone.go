@@ -489,4 +489,3 @@ func StatusOf(err error) int {
 	}
 	return 0
 }
-
