@@ -117,7 +117,7 @@ func (c *Control) Run(ctx context.Context) error {
 		if published(e.Type) {
 			return
 		}
-		queues[worker(e.Call, len(queues))].push(e)
+		queues[worker(orderKey(e), len(queues))].push(e)
 	})
 	if err != nil {
 		err = fmt.Errorf("control: subscribe: %w", err)
@@ -137,7 +137,18 @@ func (c *Control) Run(ctx context.Context) error {
 	return err
 }
 
-// worker picks the worker of a leg.
+// orderKey groups the events that must be handled in order: all legs of
+// one phone (account) of a customer go to one worker, so "John holds" is
+// handled before "John dials *70" even though they are different legs. Legs
+// without an account (trunk calls) are ordered per leg.
+func orderKey(e *events.Event) string {
+	if e.Account != "" {
+		return e.Customer + "/" + e.Account
+	}
+	return e.Call
+}
+
+// worker picks the worker of a key.
 func worker(call string, n int) int {
 	h := fnv.New32a()
 	h.Write([]byte(call))

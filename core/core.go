@@ -199,9 +199,11 @@ func (c *Core) hangupAll() {
 		all = append(all, ch)
 	}
 	c.mu.Unlock()
+	var wg sync.WaitGroup
 	for _, ch := range all {
-		ch.hangup(sip.StatusServiceUnavailable, "Shutting down")
+		wg.Go(func() { ch.hangup(sip.StatusServiceUnavailable, "Shutting down") })
 	}
+	wg.Wait()
 }
 
 func (c *Core) publish(e *events.Event) {

@@ -126,28 +126,27 @@ func offerHolds(body []byte) (hold bool, ok bool) {
 // reInvite lets diago renegotiate, then reports hold or resume.
 func (c *Core) reInvite(req *sip.Request, tx sip.ServerTransaction, next sipgo.RequestHandler) {
 	hold, ok := offerHolds(req.Body())
-	next(req, tx)
-	if !ok {
-		return
-	}
 	ch := c.channelByCallID(req.CallID().Value())
-	if ch == nil {
+	if !ok || ch == nil {
+		next(req, tx)
 		return
 	}
-	ch.out.updateCodecs()
 	ch.mu.Lock()
 	changed := ch.heldByPhone != hold
 	ch.heldByPhone = hold
 	ch.mu.Unlock()
+	if changed {
+		// Published before the 200 OK goes out: whatever the phone does
+		// next (dial the park code) must come after this event.
+		typ := events.CallResumed
+		if hold {
+			typ = events.CallHeld
+		}
+		c.publish(ch.event(typ))
+	}
+	next(req, tx)
+	ch.out.updateCodecs()
 	ch.out.setMuted(hold)
-	if !changed {
-		return
-	}
-	typ := events.CallResumed
-	if hold {
-		typ = events.CallHeld
-	}
-	c.publish(ch.event(typ))
 }
 
 // serveInbound owns an inbound leg for its whole life: diago hangs up when

@@ -163,11 +163,9 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 		return
 	}
 	d := win.d
-	if err := d.Ack(context.Background()); err != nil {
-		c.log.Warn("ack failed", "call", b.id, "err", err)
-	}
 	if origin != nil && origin.ctx.Err() != nil || b.ctx.Err() != nil {
 		// The caller hung up while the 200 OK was on its way.
+		_ = d.Ack(context.Background())
 		hctx, hc := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = d.Hangup(hctx)
 		hc()
@@ -180,10 +178,20 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 	c.byCallID[b.callID] = b
 	c.mu.Unlock()
 	b.up(win.dm)
+	// Publish before the ACK: the phone may send a REFER or a hold as soon
+	// as it has the ACK, and those events must come after this one.
 	ae := b.event(events.CallAnswered)
 	if origin != nil {
 		ae.Peer = origin.id
 	}
+	c.publish(ae)
+	if err := d.Ack(context.Background()); err != nil {
+		c.log.Warn("ack failed", "call", b.id, "err", err)
+	}
+	go func() {
+		<-d.Context().Done()
+		b.finish(0, "hangup")
+	}()
 	if cmd.Bridge && origin != nil {
 		if err := origin.answer(); err != nil {
 			c.log.Warn("answer caller failed", "call", origin.id, "err", err)
@@ -191,13 +199,7 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 			return
 		}
 		c.bridge(origin, b)
-		ae.Peer = origin.id
 	}
-	c.publish(ae)
-	go func() {
-		<-d.Context().Done()
-		b.finish(0, "hangup")
-	}()
 }
 
 func (c *Core) dialFailed(b, origin *channel, code int, reason string) {

@@ -358,3 +358,81 @@ func FuzzParseAuthorization(f *testing.F) {
 		}
 	})
 }
+
+// TestConcurrentRegister hammers one registrar from several goroutines while
+// Run sweeps, with OnChange reading back into the registrar, as the PBX does.
+func TestConcurrentRegister(t *testing.T) {
+	dir := testDir{}
+	for i := range 8 {
+		dir[fmt.Sprintf("%d@%s", 400+i, testDomain)] = "pw"
+	}
+	var mu sync.Mutex
+	last := map[string][]Binding{}
+	var r *Registrar
+	r = New(func() Directory { return dir }, Options{Log: testLogger(), MinExpires: 50 * time.Millisecond,
+		MaxExpires: 50 * time.Millisecond, OnChange: func(_, account string, c []Binding) {
+			_ = r.Count()
+			_ = r.Contacts("acme", account)
+			mu.Lock()
+			last[account] = c
+			mu.Unlock()
+		}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- r.Run(ctx) }()
+
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			user := fmt.Sprint(400 + i)
+			var nc uint32
+			nonce := ""
+			for j := range 60 {
+				req := inproc(sip.REGISTER, user,
+					sip.NewHeader("Contact", fmt.Sprintf("<sip:%s@192.0.2.%d:%d>", user, i, 5060+j%3)),
+					sip.NewHeader("Expires", "1"))
+				if nonce == "" {
+					tx := &fakeTx{}
+					r.HandleRegister(req, tx)
+					a, err := parseAuthorization(tx.last().GetHeader("WWW-Authenticate").Value())
+					if err != nil {
+						t.Errorf("challenge: %v", err)
+						return
+					}
+					nonce = a.params["nonce"]
+				}
+				nc++
+				tx := &fakeTx{}
+				r.HandleRegister(withAuth(req, "Authorization",
+					digestAnswer(user, testDomain, "pw", "REGISTER", req.Recipient.Addr(), nonce, nc, "c")), tx)
+				if code := tx.last().StatusCode; code != 200 {
+					t.Errorf("%s #%d: %d", user, j, code)
+					return
+				}
+				if j%20 == 19 {
+					time.Sleep(60 * time.Millisecond) // let some expire
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// Everything expires; the last OnChange of each account says so.
+	deadline := time.Now().Add(3 * time.Second)
+	for r.Count() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Count(); n != 0 {
+		t.Fatalf("Count %d after expiry", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for account, c := range last {
+		if len(c) != 0 {
+			t.Errorf("%s: last OnChange %v", account, c)
+		}
+	}
+}

@@ -205,6 +205,7 @@ type Call struct {
 	packets   int
 	firstPkt  time.Time
 	lastPkt   time.Time
+	maxGap    time.Duration
 	toneStop  chan struct{}
 	ended     chan struct{}
 	endedOnce sync.Once
@@ -265,6 +266,11 @@ func (c *Call) readLoop() {
 		if c.packets == 0 {
 			c.firstPkt = now
 		}
+		if c.packets > 0 {
+			if gap := now.Sub(c.lastPkt); gap > c.maxGap {
+				c.maxGap = gap
+			}
+		}
 		c.packets++
 		c.lastPkt = now
 		c.pcm = append(c.pcm, pcm...)
@@ -277,6 +283,34 @@ func (c *Call) Received() (packets int, pcm []int16) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.packets, append([]int16(nil), c.pcm...)
+}
+
+// ResetGap starts measuring the longest pause between audio packets.
+func (c *Call) ResetGap() {
+	c.mu.Lock()
+	c.maxGap = 0
+	c.mu.Unlock()
+}
+
+// MaxGap is the longest pause between two audio packets since ResetGap.
+func (c *Call) MaxGap() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.maxGap
+}
+
+// AudioUntilEnd waits for the call to end and returns how many audio
+// packets arrived and for how long (first to last packet).
+func (c *Call) AudioUntilEnd(t testing.TB, within time.Duration) (int, time.Duration) {
+	t.Helper()
+	c.ExpectEnded(t, within)
+	time.Sleep(50 * time.Millisecond)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.packets == 0 {
+		return 0, 0
+	}
+	return c.packets, c.lastPkt.Sub(c.firstPkt)
 }
 
 // Mark returns the number of samples received so far, to look only at
