@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"github.com/hashicorp/go-memdb"
 )
@@ -26,6 +27,29 @@ var (
 // concurrent use.
 type Store struct {
 	db *memdb.MemDB
+
+	obsMu     sync.RWMutex
+	observers []func(p *Parked, parked bool)
+}
+
+// OnParked registers fn to run after every committed change of the parked
+// table: parked is true when p was parked (or re-parked), false when it left
+// parking (retrieved, abandoned, returned). fn runs on the committing
+// goroutine, after the transaction, and gets its own copy of p. Slot lamps,
+// automatic-retrieval timers and API events hang off this one hook.
+func (s *Store) OnParked(fn func(p *Parked, parked bool)) {
+	s.obsMu.Lock()
+	s.observers = append(s.observers, fn)
+	s.obsMu.Unlock()
+}
+
+func (s *Store) notifyParked(p *Parked, parked bool) {
+	s.obsMu.RLock()
+	obs := s.observers
+	s.obsMu.RUnlock()
+	for _, fn := range obs {
+		fn(p.Copy(), parked)
+	}
 }
 
 // New returns an empty Store.
@@ -166,6 +190,7 @@ func (s *Store) Park(p *Parked) error {
 		return fmt.Errorf("state: park: %w", err)
 	}
 	txn.Commit()
+	s.notifyParked(p, true)
 	return nil
 }
 
@@ -183,6 +208,7 @@ func (s *Store) ClaimParked(customer, key string) (*Parked, error) {
 		return nil, fmt.Errorf("state: claim: %w", err)
 	}
 	txn.Commit()
+	s.notifyParked(p, false)
 	return p.Copy(), nil
 }
 
@@ -199,6 +225,7 @@ func (s *Store) UnparkChannel(id string) (*Parked, error) {
 		return nil, fmt.Errorf("state: unpark: %w", err)
 	}
 	txn.Commit()
+	s.notifyParked(p, false)
 	return p.Copy(), nil
 }
 
