@@ -193,6 +193,12 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 		b.finish(0, "hangup")
 	}()
 	if cmd.Bridge && origin != nil {
+		if p := origin.peer.Load(); p != nil && p != b {
+			// Someone else got the call first (a manual retrieval won over an
+			// automatic return): the late answerer must not get a ghost call.
+			b.hangup(0, "")
+			return
+		}
 		if err := origin.answer(); err != nil {
 			c.log.Warn("answer caller failed", "call", origin.id, "err", err)
 			b.hangup(0, "")
