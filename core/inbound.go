@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/emiago/diago"
 	"github.com/emiago/diago/media/sdp"
@@ -131,6 +132,7 @@ func (c *Core) reInvite(req *sip.Request, tx sip.ServerTransaction, next sipgo.R
 		next(req, tx)
 		return
 	}
+	ch.waitAnnounced()
 	ch.mu.Lock()
 	changed := ch.heldByPhone != hold
 	ch.heldByPhone = hold
@@ -227,7 +229,23 @@ func (ch *channel) answer() error {
 	}
 	ch.up(dm)
 	ch.core.publish(ch.event(events.CallAnswered))
+	ch.announced()
 	return nil
+}
+
+// announced records that call.answered is out: hold and transfer events of
+// the leg wait for it, so subscribers always see answered first.
+func (ch *channel) announced() {
+	ch.answeredOnce.Do(func() { close(ch.answeredCh) })
+}
+
+// waitAnnounced waits (bounded) until call.answered of the leg is out.
+func (ch *channel) waitAnnounced() {
+	select {
+	case <-ch.answeredCh:
+	case <-ch.ctx.Done():
+	case <-time.After(2 * time.Second):
+	}
 }
 
 // up records that the leg has media and starts its reader.
@@ -237,6 +255,5 @@ func (ch *channel) up(dm *diago.DialogMedia) {
 	ch.media = dm
 	ch.mu.Unlock()
 	ch.out.attach(dm)
-	ch.answeredOnce.Do(func() { close(ch.answeredCh) })
 	go ch.readLoop(dm)
 }

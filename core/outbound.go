@@ -185,6 +185,7 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 		ae.Peer = origin.id
 	}
 	c.publish(ae)
+	b.announced()
 	if err := d.Ack(context.Background()); err != nil {
 		c.log.Warn("ack failed", "call", b.id, "err", err)
 	}

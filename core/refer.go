@@ -38,6 +38,7 @@ func (c *Core) handleRefer(req *sip.Request, tx sip.ServerTransaction) {
 		respond(req, tx, sip.StatusBadRequest, "Missing Contact")
 		return
 	}
+	ch.waitAnnounced()
 	respond(req, tx, sip.StatusAccepted, "Accepted")
 	id := c.newID()
 	ch.mu.Lock()

@@ -25,6 +25,7 @@ type PBX struct {
 	Addr     string // SIP host:port
 	Registry *prometheus.Registry
 	Events   *Recorder
+	Config   pbx.Config
 }
 
 // Option changes the test PBX's config.
@@ -32,6 +33,15 @@ type Option func(*pbx.Config)
 
 // WithDialplans uses another dialplan directory (default: dialplans/sample).
 func WithDialplans(dir string) Option { return func(c *pbx.Config) { c.Dialplans = dir } }
+
+// WithRole runs only the core or only the control plane.
+func WithRole(role string) Option { return func(c *pbx.Config) { c.Role = role } }
+
+// WithNATS uses an external NATS server instead of an embedded one.
+func WithNATS(url string) Option { return func(c *pbx.Config) { c.NATSURL = url } }
+
+// WithMetrics serves /metrics on addr.
+func WithMetrics(addr string) Option { return func(c *pbx.Config) { c.MetricsAddr = addr } }
 
 // SampleDialplans is the path of the repository's sample dialplans.
 func SampleDialplans() string {
@@ -97,7 +107,7 @@ func Start(t testing.TB, opts ...Option) *PBX {
 		cancel()
 		t.Fatal("pbx did not start in time")
 	}
-	tp := &PBX{PBX: p, Addr: net.JoinHostPort(cfg.SIPHost, itoa(cfg.SIPPort)), Registry: reg}
+	tp := &PBX{PBX: p, Addr: net.JoinHostPort(cfg.SIPHost, itoa(cfg.SIPPort)), Registry: reg, Config: cfg}
 	rec, err := Record(p.Bus(), events.AllEvents)
 	if err != nil {
 		t.Fatal(err)
