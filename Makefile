@@ -4,7 +4,7 @@ DIALPLANS ?= dialplans/sample
 SIP       ?= 127.0.0.1:5060
 PKGS      := ./...
 
-.PHONY: help run build test deps vet fmt-check unit sipp-test fuzz bench bench-park load sounds lint clean
+.PHONY: help run build test deps vet fmt-check unit sipp-test fuzz bench bench-blf bench-park load sounds lint clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -35,11 +35,14 @@ unit: ## quick tests without -race
 	$(GO) test -count=1 $(PKGS)
 
 fuzz: ## run each fuzzer for FUZZTIME (default 30s)
-	@for t in "FuzzParse ./dialplans" "FuzzDecodeWAV ./sounds" "FuzzParseAuthorization ./core/registrar"; do \
+	@for t in "FuzzParse ./dialplans" "FuzzDecodeWAV ./sounds" "FuzzParseAuthorization ./core/registrar" "FuzzParse ./core/presence"; do \
 	  set -- $$t; $(GO) test -run='^$$' -fuzz="^$$1$$" -fuzztime=$${FUZZTIME:-30s} $$2 || exit 1; done
 
 bench: ## go test benchmarks of the hot paths
 	$(GO) test -run='^$$' -bench=. -benchmem ./core/... ./control/... ./dialplans/...
+
+bench-blf: ## BLF: one slot watched by 1,000 subscriptions over UDP, change to last NOTIFY answered
+	$(GO) test -run='^$$' -bench=BLF1000 -benchtime=50x ./pbx/
 
 bench-park: build ## load: parked calls with music and park+retrieve cycles against a running callparkd (see scripts/bench-park.sh)
 	scripts/bench-park.sh

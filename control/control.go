@@ -41,6 +41,10 @@ type Config struct {
 	Workers int
 	// Rand draws random park numbers; nil seeds one from the runtime.
 	Rand *rand.Rand
+	// Persist, when set, keeps parked calls and their automatic-return
+	// deadlines across restarts of a control plane that runs apart from
+	// the core (see NewParkedKV).
+	Persist ParkedStore
 }
 
 // DefaultWorkers is the worker count when Config.Workers is 0.
@@ -58,6 +62,10 @@ type Control struct {
 
 	randMu sync.Mutex // guards rand, which is not safe for concurrent use
 	rand   *rand.Rand
+
+	returns   *returns // automatic retrieval (autoreturn.go)
+	returnsWG sync.WaitGroup
+	persist   *persister // nil without Config.Persist
 }
 
 // New checks cfg and returns a Control with an empty state.
@@ -88,7 +96,7 @@ func New(cfg Config) (*Control, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control: metrics: %w", err)
 	}
-	return &Control{
+	c := &Control{
 		bus:       cfg.Bus,
 		dialplans: cfg.Dialplans,
 		log:       cfg.Log,
@@ -97,7 +105,13 @@ func New(cfg Config) (*Control, error) {
 		workers:   cfg.Workers,
 		now:       time.Now,
 		rand:      cfg.Rand,
-	}, nil
+		returns:   newReturns(),
+	}
+	if cfg.Persist != nil {
+		c.persist = newPersister(cfg.Persist, store, cfg.Log)
+	}
+	store.OnParked(c.onParkChange)
+	return c, nil
 }
 
 // State returns the control plane's state, for tests and the API.
@@ -108,10 +122,15 @@ func (c *Control) State() *state.Store { return c.store }
 func (c *Control) Run(ctx context.Context) error {
 	queues := make([]*queue, c.workers)
 	var wg sync.WaitGroup
+	c.startSlots(ctx, &wg) // slot lamps and events: control/slots.go
 	for i := range queues {
 		q := newQueue()
 		queues[i] = q
 		wg.Go(func() { q.run(ctx, func(e *events.Event) { c.HandleEvent(ctx, e) }) })
+	}
+	wg.Go(func() { c.returns.sched.Run(ctx, func(ch string) { c.fireReturn(ctx, ch) }) })
+	if c.persist != nil {
+		wg.Go(func() { c.persist.run(ctx) })
 	}
 	sub, err := c.bus.SubscribeEvents(events.AllEvents, func(e *events.Event) {
 		if published(e.Type) {
@@ -123,6 +142,7 @@ func (c *Control) Run(ctx context.Context) error {
 		err = fmt.Errorf("control: subscribe: %w", err)
 	} else {
 		c.log.Info("control plane running", "workers", c.workers, "subject", events.AllEvents)
+		c.restore(ctx)
 		<-ctx.Done()
 		if sub != nil {
 			if uerr := sub.Unsubscribe(); uerr != nil && !errors.Is(uerr, nats.ErrConnectionClosed) {
@@ -134,6 +154,7 @@ func (c *Control) Run(ctx context.Context) error {
 		q.close()
 	}
 	wg.Wait()
+	c.returnsWG.Wait()
 	return err
 }
 
@@ -160,7 +181,8 @@ func worker(call string, n int) int {
 func published(typ string) bool {
 	switch typ {
 	case events.CallParked, events.CallRetrieved, events.CallAbandoned, events.CallReturned,
-		events.CallParkFailed, events.CallConnected, events.SlotBusy, events.SlotFree:
+		events.CallParkFailed, events.CallConnected, events.SlotBusy, events.SlotFree,
+		events.CallReturnFailed, events.CallForwarded:
 		return true
 	}
 	return false
@@ -236,6 +258,9 @@ func (c *Control) HandleEvent(ctx context.Context, e *events.Event) {
 		return
 	}
 	c.metrics.events.WithLabelValues(e.Type).Inc()
+	if c.handleReturnEvent(ctx, e) {
+		return
+	}
 	switch e.Type {
 	case events.CallStarted:
 		c.onStarted(ctx, e)

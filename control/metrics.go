@@ -16,6 +16,7 @@ type metrics struct {
 	parkDuration  prometheus.Histogram
 	events        *prometheus.CounterVec
 	commandErrors *prometheus.CounterVec
+	apiRequests   *prometheus.CounterVec
 }
 
 // newMetrics creates the collectors and registers them with reg (when not
@@ -47,6 +48,10 @@ func newMetrics(reg prometheus.Registerer, store *state.Store) (*metrics, error)
 			Name: "callpark_control_command_errors_total",
 			Help: "Core commands that failed, by op.",
 		}, []string{"op"}),
+		apiRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callpark_api_requests_total",
+			Help: "Call-control API requests, by endpoint and result code (ok or an error code).",
+		}, []string{"endpoint", "code"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -56,7 +61,7 @@ func newMetrics(reg prometheus.Registerer, store *state.Store) (*metrics, error)
 		Help: "Calls parked right now.",
 	}, func() float64 { return float64(store.ParkedCount()) })
 	var errs []error
-	for _, c := range []prometheus.Collector{parked, m.parks, m.retrieves, m.abandons, m.parkDuration, m.events, m.commandErrors} {
+	for _, c := range []prometheus.Collector{parked, m.parks, m.retrieves, m.abandons, m.parkDuration, m.events, m.commandErrors, m.apiRequests} {
 		errs = append(errs, reg.Register(c))
 	}
 	return m, errors.Join(errs...)

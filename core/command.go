@@ -26,6 +26,9 @@ func fail(code string, err error) *events.Reply {
 }
 
 func (c *Core) handleCommand(_ context.Context, cmd *events.Command) *events.Reply {
+	if cmd.Op == events.OpPresence {
+		return c.presenceCommand(cmd)
+	}
 	if cmd.Op == events.OpDial {
 		b, err := c.dial(cmd)
 		if err != nil {

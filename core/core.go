@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/callpark/callpark/core/audio"
+	"github.com/callpark/callpark/core/presence"
 	"github.com/callpark/callpark/core/registrar"
 	"github.com/callpark/callpark/dialplans"
 	"github.com/callpark/callpark/events"
@@ -42,6 +43,9 @@ type Config struct {
 	UserAgent string
 	// Registrar tunes registration expiry; zero values take defaults.
 	Registrar registrar.Options
+	// Presence tunes BLF subscriptions (expiry bounds, NOTIFY timeout);
+	// Send, Contact, Log and Registerer are filled in by the core.
+	Presence presence.Config
 }
 
 // Core is the running media core.
@@ -52,6 +56,7 @@ type Core struct {
 	srv     *sipgo.Server
 	dg      *diago.Diago
 	reg     *registrar.Registrar
+	blf     *presence.Server
 	sounds  *sounds.Library
 	hubs    *audio.Hubs
 	metrics *metrics
@@ -126,6 +131,9 @@ func New(cfg Config) (*Core, error) {
 	ropts.OnChange = c.onRegistration
 	ropts.OnAuthFailure = func(reason string) { c.metrics.authFailures.WithLabelValues(reason).Inc() }
 	c.reg = registrar.New(func() registrar.Directory { return directory{cfg.Dialplans()} }, ropts)
+	if c.blf, err = c.newPresence(); err != nil {
+		return nil, err
+	}
 
 	opts := []diago.DiagoOption{
 		diago.WithServer(srv),
@@ -170,6 +178,7 @@ func (c *Core) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { return c.reg.Run(ctx) })
+	g.Go(func() error { return c.blf.Run(ctx) })
 	g.Go(func() error {
 		<-ctx.Done()
 		c.hangupAll()

@@ -13,4 +13,9 @@
 // channel has one reader goroutine that forwards what the phone sends to the
 // bridged peer, transcoding PCMU<->PCMA when the legs differ, and relays
 // RFC 4733 telephone-events.
+//
+// The core also notifies the SIP dialog event package (BLF keys, package
+// presence): it keeps phones' SUBSCRIBE dialogs for any entity of their
+// customer and sends them the state the control plane sets with the
+// presence command (a parking slot is busy or free).
 package core

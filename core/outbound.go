@@ -296,6 +296,8 @@ func betterCode(a, b int) int {
 
 func reasonPhrase(code int) string {
 	switch code {
+	case 200:
+		return "OK"
 	case 400:
 		return "Bad Request"
 	case 403:

@@ -90,10 +90,3 @@ func (ch *channel) sendReferNotify(refer *sip.Request, code int, reason string, 
 	}
 	return err
 }
-
-// handleSubscribe answers SUBSCRIBE. Only the dialog package (BLF) is
-// meaningful to a PBX; until slots publish their state, other packages get
-// 489 Bad Event as RFC 6665 asks.
-func (c *Core) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) {
-	respond(req, tx, 489, "Bad Event", sip.NewHeader("Allow-Events", "refer"))
-}

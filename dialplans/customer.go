@@ -16,6 +16,7 @@ type Customer struct {
 	Rule     *Rule  // resolved by Load; nil in a Doc from Parse
 	RuleName string // as written in the file
 	Features Features
+	API      API // call-control API credentials
 
 	Accounts map[string]*Account // by extension
 	DIDs     map[string]string   // number -> extension
@@ -36,6 +37,28 @@ type Features struct {
 	DialTimeout  time.Duration // ring time for extension calls
 	Music        string        // "" for built-in music on hold, else a directory of 8 kHz mono 16-bit WAV files
 	AutoRetrieve AutoRetrieve
+}
+
+// API holds a customer's call-control API credentials. Apps send Token
+// with every request; a customer without one refuses every request.
+type API struct {
+	Token string
+	Line  int // line of the token
+}
+
+var tokenRE = regexp.MustCompile(`^[A-Za-z0-9._~+/=-]{16,256}$`)
+
+func (d *decoder) api(n *yaml.Node) API {
+	f, _ := d.mapping(n, "api", "token")
+	a := API{Token: d.str(f, "token", false)}
+	if v := f.vals["token"]; v != nil {
+		a.Line = v.Line
+	}
+	if a.Token != "" && !tokenRE.MatchString(a.Token) {
+		d.errorf(f.vals["token"], "api token: want 16 to 256 letters, digits or ._~+/=-")
+		a.Token = ""
+	}
+	return a
 }
 
 // AutoRetrieve rings a call back to whoever parked it when it waits too long.
@@ -119,6 +142,7 @@ func (d *decoder) customer(f fields) *Customer {
 	c.ruleLine = f.line("rule").Line
 
 	c.Features = d.features(f.vals["features"])
+	c.API = d.api(f.vals["api"])
 
 	for _, n := range d.seq(f, "accounts") {
 		a := d.account(n)

@@ -126,7 +126,7 @@ func (d *decoder) doc(root *yaml.Node) *Doc {
 		f, _ := d.mapping(root, "rule", "kind", "name", "type", "codes", "random_digits", "park_any_number")
 		doc.Kind, doc.Rule = KindRule, d.rule(f)
 	case kindN.Kind == yaml.ScalarNode && kind == KindCustomer:
-		f, _ := d.mapping(root, "customer", "kind", "name", "domain", "rule", "features", "accounts", "dids", "trunks", "slots")
+		f, _ := d.mapping(root, "customer", "kind", "name", "domain", "rule", "features", "api", "accounts", "dids", "trunks", "slots")
 		doc.Kind, doc.Customer = KindCustomer, d.customer(f)
 	default:
 		d.errorf(kindN, "kind: unknown value %s (want rule or customer)", quoteNode(kindN))

@@ -40,6 +40,11 @@ const (
 	// OpReferNotify ends a REFER (call.transfer) with a final NOTIFY carrying
 	// "SIP/2.0 <Code> <reason>" as message/sipfrag.
 	OpReferNotify = "refer_notify"
+	// OpPresence sets the state of a watchable entity of Customer: Target
+	// is its SIP user ("711" for parking slot 1), On means busy (a dialog
+	// in state confirmed), From the far party shown on phones. The core
+	// NOTIFYs every dialog-event (BLF) subscriber of the entity. No Call.
+	OpPresence = "presence"
 )
 
 // Command is one request to the core. Only the fields of its Op matter.
@@ -70,6 +75,8 @@ type Command struct {
 	Bridge    bool   `json:"bridge,omitempty"`
 	// ReferID names the REFER to notify.
 	ReferID string `json:"refer_id,omitempty"`
+	// Target is the entity of presence.
+	Target string `json:"target,omitempty"`
 }
 
 // Reply is the core's answer to a Command.

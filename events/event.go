@@ -50,6 +50,18 @@ const (
 	SlotFree       = "slot.free"
 )
 
+// Event types of automatic retrieval, published by the control plane. A
+// return that is answered publishes CallReturned, then CallRetrieved.
+const (
+	// CallReturnFailed: an automatic return reached nobody (Reason "busy",
+	// "no_answer", "unreachable", ...; Account is who was rung). Reason
+	// "gave_up" is the last one: the caller hears goodbye and is hung up.
+	CallReturnFailed = "call.return_failed"
+	// CallForwarded: an automatic return rings the parker's forward_to
+	// (Account), as the parker's answering mode says.
+	CallForwarded = "call.forwarded"
+)
+
 // Directions of a leg.
 const (
 	Inbound  = "inbound"

@@ -42,6 +42,11 @@ type Config struct {
 	// RegistrarMinExpires, when set, lowers the minimum registration
 	// interval (tests).
 	RegistrarMinExpires time.Duration
+	// SubscribeMinExpires, when set, lowers the minimum BLF subscription
+	// interval (tests); SubscribeNotifyTimeout bounds a NOTIFY's wait for
+	// its answer.
+	SubscribeMinExpires    time.Duration
+	SubscribeNotifyTimeout time.Duration
 
 	Log        *slog.Logger
 	Registerer prometheus.Registerer

@@ -14,7 +14,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/callpark/callpark/control"
+	"github.com/callpark/callpark/control/api"
 	"github.com/callpark/callpark/core"
+	"github.com/callpark/callpark/core/presence"
 	"github.com/callpark/callpark/core/registrar"
 	"github.com/callpark/callpark/dialplans"
 	"github.com/callpark/callpark/events"
@@ -135,6 +137,7 @@ func (p *PBX) Run(ctx context.Context) error {
 			Log:        log.With("component", "core"),
 			Registerer: cfg.Registerer,
 			Registrar:  registrar.Options{MinExpires: cfg.RegistrarMinExpires},
+			Presence:   presence.Config{MinExpires: cfg.SubscribeMinExpires, NotifyTimeout: cfg.SubscribeNotifyTimeout},
 		})
 		if err != nil {
 			return err
@@ -144,17 +147,41 @@ func (p *PBX) Run(ctx context.Context) error {
 		g.Go(func() error { return bus.ServeCommands(ctx, c.HandleCommand) })
 	}
 	if cfg.Role != RoleCore {
+		var persist control.ParkedStore
+		if cfg.Role == RoleControl {
+			// Apart from the core, parked calls outlive this process: keep
+			// them (and their automatic-return deadlines) in JetStream.
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			kv, err := control.NewParkedKV(sctx, bus.Conn())
+			cancel()
+			if err != nil {
+				log.Warn("parked calls will not survive a restart", "err", err)
+			} else {
+				persist = kv
+			}
+		}
 		ctl, err := control.New(control.Config{
 			Bus:        bus,
 			Dialplans:  p.store.Current,
 			Log:        log.With("component", "control"),
 			Registerer: cfg.Registerer,
+			Persist:    persist,
 		})
 		if err != nil {
 			return err
 		}
 		p.control = ctl
 		g.Go(func() error { return ctl.Run(ctx) })
+		apiSvc, err := api.Start(api.Config{
+			Conn:      bus.Conn(),
+			Control:   ctl,
+			Dialplans: p.store.Current,
+			Log:       log.With("component", "api"),
+		})
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { <-ctx.Done(); return apiSvc.Stop() })
 	}
 	if cfg.MetricsAddr != "" {
 		ln, err := net.Listen("tcp", cfg.MetricsAddr)

@@ -10,6 +10,9 @@ package pbx_test
 //
 // Without sipp installed these tests are skipped, unless
 // CALLPARK_REQUIRE_SIPP=1 (set by `make test`), which makes it a failure.
+// A failed scenario prints sipp's error log, <log> lines and every SIP
+// message it sent and received; CALLPARK_SIPP_LOG=1 prints them for passing
+// runs too.
 
 import (
 	"bytes"
@@ -20,7 +23,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -45,13 +47,14 @@ func sippBinary(t *testing.T) string {
 
 // sippRun is one sipp process running one scenario once (-m 1).
 type sippRun struct {
-	name     string
-	cmd      *exec.Cmd
-	out      bytes.Buffer // stdout and stderr
-	dir      string       // logs
-	done     chan struct{}
-	err      error
-	waitOnce sync.Once
+	name string
+	cmd  *exec.Cmd
+	out  bytes.Buffer // stdout and stderr
+	dir  string       // logs
+	done chan struct{}
+	err  error
+	// reported: its logs are in the test output already.
+	reported bool
 }
 
 // sippOpts says how to run a scenario.
@@ -120,6 +123,11 @@ func startSipp(t *testing.T, scenario string, o sippOpts, args ...string) *sippR
 			_ = r.cmd.Process.Kill()
 			<-r.done
 		}
+		// The test failed elsewhere (a phone, an event): sipp's side of
+		// the story explains most failures.
+		if t.Failed() && !r.reported {
+			t.Logf("sipp %s (exit: %v) when the test failed:\n%s", r.name, r.err, r.report())
+		}
 	})
 	return r
 }
@@ -133,16 +141,16 @@ func (r *sippRun) wait(t *testing.T) {
 	case <-time.After(40 * time.Second):
 		_ = r.cmd.Process.Kill()
 		<-r.done
+		r.reported = true
 		t.Fatalf("sipp %s did not finish\n%s", r.name, r.report())
 	}
 	if r.err != nil {
+		r.reported = true
 		t.Fatalf("sipp %s failed: %v\n%s", r.name, r.err, r.report())
 	}
-	r.waitOnce.Do(func() {
-		if os.Getenv("CALLPARK_SIPP_LOG") != "" {
-			t.Logf("sipp %s passed\n%s", r.name, r.report())
-		}
-	})
+	if os.Getenv("CALLPARK_SIPP_LOG") != "" {
+		t.Logf("sipp %s passed\n%s", r.name, r.report())
+	}
 }
 
 // report gathers what explains a failure: the errors and the scenario's
@@ -177,7 +185,7 @@ func runSipp(t *testing.T, scenario string, o sippOpts, args ...string) {
 
 // account returns the sipp options that make sipp act as ext: [ext] and
 // the digest credentials.
-func account(p *pbxtest.PBX, t *testing.T, ext string) []string {
+func account(t *testing.T, p *pbxtest.PBX, ext string) []string {
 	t.Helper()
 	a := p.Store().Current().Customer("demo").Account(ext)
 	if a == nil {
@@ -221,7 +229,7 @@ func freeMediaPort(t *testing.T) int {
 // scenario started later on the same port receives ext's calls.
 func registerSipp(t *testing.T, p *pbxtest.PBX, ext string, port int) {
 	t.Helper()
-	runSipp(t, "register.xml", sippOpts{Remote: p.Addr, Port: port}, account(p, t, ext)...)
+	runSipp(t, "register.xml", sippOpts{Remote: p.Addr, Port: port}, account(t, p, ext)...)
 	if n := len(p.Core().Registrar().Contacts("demo", ext)); n != 1 {
 		t.Fatalf("%s has %d bindings after sipp registered, want 1", ext, n)
 	}
@@ -264,9 +272,9 @@ func TestSippCallHoldBye(t *testing.T) {
 	t.Run("sipp-to-sipp", func(t *testing.T) {
 		port := pbxtest.FreePort(t)
 		registerSipp(t, p, "202", port)
-		uas := startSipp(t, "uas_answer.xml", sippOpts{Port: port, Echo: true}, account(p, t, "202")...)
+		uas := startSipp(t, "uas_answer.xml", sippOpts{Port: port, Echo: true}, account(t, p, "202")...)
 		uac := startSipp(t, "uac_call_hold.xml", sippOpts{Remote: p.Addr, Echo: true},
-			append(account(p, t, "200"), "-s", "202")...)
+			append(account(t, p, "200"), "-s", "202")...)
 		uac.wait(t)
 		uas.wait(t)
 		waitEvent(t, p, 3*time.Second, events.CallHeld, func(e *events.Event) bool { return e.Account == "200" })
@@ -279,7 +287,7 @@ func TestSippCallHoldBye(t *testing.T) {
 	t.Run("sipp-to-phone", func(t *testing.T) {
 		b := p.Phone(t, "demo", "201")
 		uac := startSipp(t, "uac_call_hold.xml", sippOpts{Remote: p.Addr, Echo: true},
-			append(account(p, t, "200"), "-s", "201")...)
+			append(account(t, p, "200"), "-s", "201")...)
 		cb := b.Answer(t, 10*time.Second)
 		cb.SendTone(1000)
 		cb.ExpectTone(t, 1000, 2500*time.Millisecond)
@@ -314,7 +322,7 @@ func TestSippParkHoldAndDial(t *testing.T) {
 	port := pbxtest.FreePort(t)
 	registerSipp(t, p, "333", port)
 	john := startSipp(t, "uas_park_hold_dial.xml", sippOpts{Port: port, Echo: true},
-		append(account(p, t, "333"), "-s", "*70333")...)
+		append(account(t, p, "333"), "-s", "*70333")...)
 
 	a := p.Phone(t, "demo", "200")
 	ca := a.Dial(t, "333")
@@ -340,16 +348,18 @@ func TestSippParkHoldAndDial(t *testing.T) {
 	default:
 	}
 	ca.ExpectAudio(t, time.Second)
+	if err := ca.WaitTone(1000, 300*time.Millisecond); err == nil {
+		t.Fatal("the parked caller still hears its own tone through 333")
+	}
 
 	// 201 retrieves with *71333 from sipp.
 	retr := startSipp(t, "uac_retrieve.xml", sippOpts{Remote: p.Addr, Echo: true},
-		append(account(p, t, "201"), "-s", "*71333")...)
+		append(account(t, p, "201"), "-s", "*71333")...)
 	got := waitEvent(t, p, 8*time.Second, events.CallRetrieved, nil)
 	if got.Park == nil || got.Park.By != "201" || got.Park.Number != "333" {
 		t.Fatalf("call.retrieved: %+v, want 333 retrieved by 201", got.Park)
 	}
-	ca.SendTone(1400)
-	ca.ExpectTone(t, 1400, 3*time.Second) // bridged with sipp 201 again
+	ca.ExpectTone(t, 1000, 3*time.Second) // bridged: its tone comes back via sipp 201
 	retr.wait(t)                          // 201 hangs up
 	ca.ExpectEnded(t, 5*time.Second)
 }
@@ -399,7 +409,7 @@ func TestSippParkRefer(t *testing.T) {
 	port := pbxtest.FreePort(t)
 	registerSipp(t, p, "333", port)
 	john := startSipp(t, "uas_park_refer.xml", sippOpts{Port: port, Echo: true},
-		append(account(p, t, "333"), "-s", "*70333")...)
+		append(account(t, p, "333"), "-s", "*70333")...)
 
 	a := p.Phone(t, "demo", "200")
 	ca := a.Dial(t, "333")
@@ -428,13 +438,12 @@ func TestSippParkRefer(t *testing.T) {
 
 	// *71 alone: 333 retrieves the call parked under its own extension.
 	retr := startSipp(t, "uac_retrieve.xml", sippOpts{Remote: p.Addr, Echo: true},
-		append(account(p, t, "333"), "-s", "*71")...)
+		append(account(t, p, "333"), "-s", "*71")...)
 	got := waitEvent(t, p, 8*time.Second, events.CallRetrieved, nil)
 	if got.Park == nil || got.Park.By != "333" || got.Park.Number != "333" {
 		t.Fatalf("call.retrieved: %+v, want 333 retrieved by 333", got.Park)
 	}
-	ca.SendTone(1400)
-	ca.ExpectTone(t, 1400, 3*time.Second)
+	ca.ExpectTone(t, 1000, 3*time.Second) // its tone comes back via sipp 333
 	retr.wait(t)
 	ca.ExpectEnded(t, 5*time.Second)
 }
@@ -455,7 +464,7 @@ func TestSippRetrieve(t *testing.T) {
 			before[e.Call] = true
 		}
 		runSipp(t, "uac_retrieve_nothing.xml", sippOpts{Remote: p.Addr},
-			append(account(p, t, "201"), "-s", "*71333")...)
+			append(account(t, p, "201"), "-s", "*71333")...)
 		leg := waitEvent(t, p, 3*time.Second, events.CallStarted, func(e *events.Event) bool {
 			return e.Dialed == "*71333" && !before[e.Call]
 		})
@@ -480,16 +489,19 @@ func TestSippRetrieve(t *testing.T) {
 	}
 	parked := waitEvent(t, p, 5*time.Second, events.CallParked, nil)
 	checkPark(t, parked, "333", "extension", "*71333", "333")
+	ca.SendTone(1000)
 	ca.ExpectAudio(t, 800*time.Millisecond)
+	if err := ca.WaitTone(1000, 300*time.Millisecond); err == nil {
+		t.Fatal("the parked caller hears its own tone")
+	}
 
 	retr := startSipp(t, "uac_retrieve.xml", sippOpts{Remote: p.Addr, Echo: true},
-		append(account(p, t, "201"), "-s", "*71333")...)
+		append(account(t, p, "201"), "-s", "*71333")...)
 	got := waitEvent(t, p, 8*time.Second, events.CallRetrieved, nil)
 	if got.Park == nil || got.Park.By != "201" || got.Park.Number != "333" {
 		t.Fatalf("call.retrieved: %+v, want 333 retrieved by 201", got.Park)
 	}
-	ca.SendTone(1400)
-	ca.ExpectTone(t, 1400, 3*time.Second) // through sipp's echo
+	ca.ExpectTone(t, 1000, 3*time.Second) // through sipp's echo
 	retr.wait(t)
 	ca.ExpectEnded(t, 5*time.Second)
 

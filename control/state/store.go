@@ -229,6 +229,27 @@ func (s *Store) UnparkChannel(id string) (*Parked, error) {
 	return p.Copy(), nil
 }
 
+// UpdateParked applies fn to a copy of the park of channel id and stores
+// it, in one transaction; fn may change only Due and Returns (the keys stay).
+// Observers are not notified: nothing they show changes. It returns the
+// updated copy, or ErrNotParked.
+func (s *Store) UpdateParked(id string, fn func(p *Parked)) (*Parked, error) {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	old := parkedByChannelTxn(txn, id)
+	if old == nil {
+		return nil, ErrNotParked
+	}
+	p := old.Copy()
+	fn(p)
+	p.Customer, p.Key, p.Channel = old.Customer, old.Key, old.Channel
+	if err := txn.Insert(TableParked, p); err != nil {
+		return nil, fmt.Errorf("state: update park: %w", err)
+	}
+	txn.Commit()
+	return p.Copy(), nil
+}
+
 // Parked returns a copy of the call parked under key, or nil.
 func (s *Store) Parked(customer, key string) *Parked {
 	txn := s.db.Txn(false)

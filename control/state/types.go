@@ -90,6 +90,8 @@ type Parked struct {
 	// Due is when automatic retrieval should return the call to the parker;
 	// zero when it is off.
 	Due time.Time
+	// Returns counts the automatic returns started for this park.
+	Returns int
 }
 
 // Copy returns a copy of p that may be modified freely.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -49,21 +50,23 @@ func SampleDialplans() string {
 	return filepath.Join(filepath.Dir(file), "..", "..", "dialplans", "sample")
 }
 
-// FreePort returns a UDP and TCP port free on 127.0.0.1.
+// FreePort returns a port free for both UDP and TCP on 127.0.0.1, picked
+// at random below Linux's ephemeral range (32768-60999) so that RTP sockets,
+// which take ephemeral ports, never grab it between the check and the bind.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	for range 50 {
-		l, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.LocalAddr().(*net.UDPAddr).Port
-		l.Close()
-		tl, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", itoa(port)))
+	for range 200 {
+		port := 20000 + rand.IntN(12000)
+		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", itoa(port)))
 		if err != nil {
 			continue
 		}
-		tl.Close()
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", itoa(port)))
+		u.Close()
+		if err != nil {
+			continue
+		}
+		l.Close()
 		return port
 	}
 	t.Fatal("no free port")
@@ -84,6 +87,7 @@ func Start(t testing.TB, opts ...Option) *PBX {
 		Dialplans:           SampleDialplans(),
 		ReloadInterval:      100 * time.Millisecond,
 		RegistrarMinExpires: time.Second,
+		SubscribeMinExpires: time.Second,
 		Log:                 testLogger(),
 		Registerer:          reg,
 		Gatherer:            reg,

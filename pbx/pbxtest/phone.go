@@ -22,6 +22,9 @@ import (
 type Phone struct {
 	Ext, Domain, Password, Customer string
 	Port                            int
+	// Display is the From display name of the calls the phone makes, such
+	// as an override identity; "" sends none.
+	Display string
 
 	pbxAddr  string
 	dg       *diago.Diago
@@ -33,7 +36,7 @@ type Phone struct {
 func (p *PBX) Phone(t testing.TB, customer, ext string) *Phone {
 	t.Helper()
 	ph := p.NewPhone(t, customer, ext)
-	if err := ph.Register(context.Background(), ph.Password, 60*time.Second); err != nil {
+	if err := ph.Register(context.Background(), ph.Password, time.Hour); err != nil {
 		t.Fatalf("register %s@%s: %v", ext, ph.Domain, err)
 	}
 	return ph
@@ -46,7 +49,7 @@ func (p *PBX) NewPhone(t testing.TB, customer, ext string) *Phone {
 	if cust == nil {
 		t.Fatalf("no customer %q", customer)
 	}
-	ph := &Phone{Ext: ext, Domain: cust.Domain, Customer: customer, pbxAddr: p.Addr, incoming: make(chan *Call, 8)}
+	ph := &Phone{Ext: ext, Domain: cust.Domain, Customer: customer, pbxAddr: p.Addr, incoming: make(chan *Call, 64)}
 	if a := cust.Account(ext); a != nil {
 		ph.Password = a.Password
 	}
@@ -57,7 +60,7 @@ func (p *PBX) NewPhone(t testing.TB, customer, ext string) *Phone {
 // NewRawPhone starts a SIP user agent that is not an account (a trunk, an
 // intruder) on a free port.
 func NewRawPhone(t testing.TB, pbxAddr, user, domain string) *Phone {
-	ph := &Phone{Ext: user, Domain: domain, pbxAddr: pbxAddr, incoming: make(chan *Call, 8)}
+	ph := &Phone{Ext: user, Domain: domain, pbxAddr: pbxAddr, incoming: make(chan *Call, 64)}
 	ph.start(t)
 	return ph
 }
@@ -137,7 +140,7 @@ func (ph *Phone) DialWith(ctx context.Context, number string, onResponse func(*s
 	if onResponse != nil {
 		opts.OnResponse = func(res *sip.Response) error { onResponse(res); return nil }
 	}
-	opts.WithCaller("", ph.Ext, ph.Domain)
+	opts.WithCaller(ph.Display, ph.Ext, ph.Domain)
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	med, err := d.Invite(ctx, opts)
@@ -207,6 +210,7 @@ type Call struct {
 	lastPkt   time.Time
 	maxGap    time.Duration
 	toneStop  chan struct{}
+	toneDone  chan struct{}
 	ended     chan struct{}
 	endedOnce sync.Once
 }
@@ -337,8 +341,9 @@ func (c *Call) PacketsDuring(d time.Duration) int {
 func (c *Call) SendTone(freq float64) {
 	c.StopTone()
 	stop := make(chan struct{})
+	done := make(chan struct{})
 	c.mu.Lock()
-	c.toneStop = stop
+	c.toneStop, c.toneDone = stop, done
 	c.mu.Unlock()
 	tone := audio.Tone(freq, time.Second, 0.5)
 	ulaw := c.codec().Name == "pcmu"
@@ -350,6 +355,7 @@ func (c *Call) SendTone(freq float64) {
 	}
 	w := c.med.RTPPacketWriter
 	go func() {
+		defer close(done)
 		for off := 0; ; off = (off + 160) % len(enc) {
 			select {
 			case <-stop:
@@ -365,13 +371,15 @@ func (c *Call) SendTone(freq float64) {
 	}()
 }
 
-// StopTone stops SendTone.
+// StopTone stops SendTone and waits until its sender is gone.
 func (c *Call) StopTone() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.toneStop != nil {
-		close(c.toneStop)
-		c.toneStop = nil
+	stop, done := c.toneStop, c.toneDone
+	c.toneStop, c.toneDone = nil, nil
+	c.mu.Unlock()
+	if stop != nil {
+		close(stop)
+		<-done
 	}
 }
 
