@@ -227,3 +227,24 @@ func TestSeparateCoreAndControl(t *testing.T) {
 		t.Fatalf("control has %d parked calls", n)
 	}
 }
+
+// TestLameDuck: draining refuses new calls with 503 while calls in progress
+// (a parked one included) keep their audio.
+func TestLameDuck(t *testing.T) {
+	p := pbxtest.Start(t)
+	a := p.Phone(t, "demo", "200")
+	b := p.Phone(t, "demo", "201")
+	john := p.Phone(t, "demo", "333")
+	ca, cb := connect(t, a, b)
+	cc, cj := connect(t, a, john)
+	if code := cj.Transfer(t, "*70333"); code != 200 {
+		t.Fatalf("park: %d", code)
+	}
+	p.Core().Drain()
+	_, err := john.DialErr(t.Context(), "201")
+	if got := pbxtest.StatusOf(err); got != 503 {
+		t.Fatalf("new call while draining: %d (%v), want 503", got, err)
+	}
+	talk(t, ca, cb)
+	cc.ExpectAudio(t, 500*time.Millisecond)
+}
