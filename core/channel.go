@@ -133,10 +133,14 @@ func (ch *channel) hangup(code int, reason string) {
 		if reason == "" {
 			reason = reasonPhrase(code)
 		}
-		if err := ch.srv.Respond(code, reason, nil); err != nil {
-			ch.core.log.Debug("reject failed", "call", ch.id, "err", err)
-		}
-		ch.release()
+		// The final response waits for the ACK (up to Timer H, 32 s when
+		// the caller is gone): never hold the command up for it.
+		go func() {
+			if err := ch.srv.Respond(code, reason, nil); err != nil {
+				ch.core.log.Debug("reject failed", "call", ch.id, "err", err)
+			}
+			ch.release()
+		}()
 	case ch.srv != nil:
 		if err := ch.srv.Hangup(ctx); err != nil {
 			ch.core.log.Debug("bye failed", "call", ch.id, "err", err)

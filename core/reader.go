@@ -15,6 +15,7 @@ func (ch *channel) readLoop(dm *diago.DialogMedia) {
 	}
 	buf := make([]byte, 1500)
 	var lastDigitTS uint32
+	var lastDigit byte
 	var digitSeen bool
 	for {
 		n, err := r.Read(buf)
@@ -28,13 +29,13 @@ func (ch *channel) readLoop(dm *diago.DialogMedia) {
 		ulaw, dtmfPT, hasTE := ch.out.codec()
 		peer := ch.peer.Load()
 		if hasTE && hdr.PayloadType == dtmfPT {
-			if peer != nil {
-				peer.out.forwardDTMF(buf[:n], hdr.Timestamp, hdr.Marker)
+			if peer != nil && n >= 4 {
+				peer.out.forwardDTMF(buf[:n], hdr.Timestamp, buf[0])
 			}
 			// Report each event once, on its first end packet.
-			if n >= 4 && buf[1]&0x80 != 0 && (!digitSeen || hdr.Timestamp != lastDigitTS) {
+			if n >= 4 && buf[1]&0x80 != 0 && (!digitSeen || hdr.Timestamp != lastDigitTS || buf[0] != lastDigit) {
 				digitSeen = true
-				lastDigitTS = hdr.Timestamp
+				lastDigitTS, lastDigit = hdr.Timestamp, buf[0]
 				if d := dtmfDigit(buf[0]); d != 0 {
 					e := ch.event(events.CallDTMF)
 					e.Digit = string(d)

@@ -58,6 +58,7 @@ type sender struct {
 	// DTMF relay state.
 	teInTS  uint32
 	teOutTS uint32
+	teEvent byte
 	teSeen  bool
 }
 
@@ -211,7 +212,7 @@ func (s *sender) forward(payload []byte, ulaw bool) {
 
 // forwardDTMF relays one RFC 4733 packet from the peer, keeping one output
 // timestamp per event as the RFC requires.
-func (s *sender) forwardDTMF(payload []byte, inTS uint32, marker bool) {
+func (s *sender) forwardDTMF(payload []byte, inTS uint32, event byte) {
 	if s.Mode() != modeBridge {
 		return
 	}
@@ -220,13 +221,31 @@ func (s *sender) forwardDTMF(payload []byte, inTS uint32, marker bool) {
 	if !s.hasTE {
 		return
 	}
-	if !s.teSeen || inTS != s.teInTS || marker {
+	marker := false
+	if !s.teSeen || inTS != s.teInTS || event != s.teEvent {
+		// A new event starts now on our media clock: advance the clock by
+		// the time since the last packet, so that events that follow each
+		// other without audio between them still get distinct timestamps.
+		if !s.lastWrite.IsZero() {
+			s.ts += uint32(time.Since(s.lastWrite)/time.Millisecond) * 8
+		}
+		if s.teSeen && s.ts == s.teOutTS {
+			s.ts += 160
+		}
 		s.teSeen = true
 		s.teInTS = inTS
+		s.teEvent = event
 		s.teOutTS = s.ts
 		marker = true
 	}
 	s.writeLocked(payload, s.dtmfPT, 0, marker, s.teOutTS, true)
+	if len(payload) >= 4 && payload[1]&0x80 != 0 {
+		// End of the event: audio resumes after its duration.
+		dur := uint32(payload[2])<<8 | uint32(payload[3])
+		if next := s.teOutTS + dur; int32(next-s.ts) > 0 {
+			s.ts = next
+		}
+	}
 }
 
 // music turns music on hold on or off.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +23,9 @@ import (
 type Phone struct {
 	Ext, Domain, Password, Customer string
 	Port                            int
+	// Codecs the phone offers and accepts; nil means PCMU, PCMA and
+	// telephone-event. Set it with PhoneWithCodecs.
+	Codecs []media.Codec
 	// Display is the From display name of the calls the phone makes, such
 	// as an override identity; "" sends none.
 	Display string
@@ -42,14 +46,36 @@ func (p *PBX) Phone(t testing.TB, customer, ext string) *Phone {
 	return ph
 }
 
+// PhoneWithCodecs starts and registers a phone that only speaks codecs.
+func (p *PBX) PhoneWithCodecs(t testing.TB, customer, ext string, codecs ...media.Codec) *Phone {
+	t.Helper()
+	ph := p.newPhone(t, customer, ext, codecs)
+	if err := ph.Register(context.Background(), ph.Password, time.Hour); err != nil {
+		t.Fatalf("register %s@%s: %v", ext, ph.Domain, err)
+	}
+	return ph
+}
+
+func (ph *Phone) codecs() []media.Codec {
+	if ph.Codecs != nil {
+		return ph.Codecs
+	}
+	return []media.Codec{media.CodecAudioUlaw, media.CodecAudioAlaw, media.CodecTelephoneEvent8000}
+}
+
 // NewPhone starts a phone without registering it.
 func (p *PBX) NewPhone(t testing.TB, customer, ext string) *Phone {
+	t.Helper()
+	return p.newPhone(t, customer, ext, nil)
+}
+
+func (p *PBX) newPhone(t testing.TB, customer, ext string, codecs []media.Codec) *Phone {
 	t.Helper()
 	cust := p.Store().Current().Customer(customer)
 	if cust == nil {
 		t.Fatalf("no customer %q", customer)
 	}
-	ph := &Phone{Ext: ext, Domain: cust.Domain, Customer: customer, pbxAddr: p.Addr, incoming: make(chan *Call, 64)}
+	ph := &Phone{Ext: ext, Domain: cust.Domain, Customer: customer, Codecs: codecs, pbxAddr: p.Addr, incoming: make(chan *Call, 64)}
 	if a := cust.Account(ext); a != nil {
 		ph.Password = a.Password
 	}
@@ -73,7 +99,8 @@ func (ph *Phone) start(t testing.TB) {
 	}
 	ph.dg = diago.NewDiago(ua,
 		diago.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
-		diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: ph.Port}))
+		diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: ph.Port}),
+		diago.WithMediaConfig(diago.MediaConfig{Codecs: ph.codecs()}))
 	ctx, cancel := context.WithCancel(context.Background())
 	ph.ctx = ctx
 	t.Cleanup(func() {
@@ -102,6 +129,20 @@ func (ph *Phone) start(t testing.TB) {
 
 // Register sends REGISTER with the given password and expiry.
 func (ph *Phone) Register(ctx context.Context, password string, expiry time.Duration) error {
+	var err error
+	for range 5 {
+		err = ph.register(ctx, password, expiry)
+		// sipgo's client sometimes misses the listener that ServeBackground
+		// just opened and tries to bind the port again: retry that.
+		if err == nil || !strings.Contains(err.Error(), "address already in use") {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return err
+}
+
+func (ph *Phone) register(ctx context.Context, password string, expiry time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	tx, err := ph.dg.RegisterTransaction(ctx, sip.Uri{User: ph.Ext, Host: ph.Domain}, diago.RegisterOptions{
@@ -210,6 +251,7 @@ type Call struct {
 	lastPkt   time.Time
 	maxGap    time.Duration
 	toneStop  chan struct{}
+	digits    []rune
 	toneDone  chan struct{}
 	ended     chan struct{}
 	endedOnce sync.Once
@@ -248,6 +290,7 @@ func (c *Call) readLoop() {
 	r := c.med.RTPPacketReader
 	buf := make([]byte, 1500)
 	var pcm []int16
+	lastDigitTS, lastDigit := uint32(1<<32-1), byte(255)
 	for {
 		n, err := r.Read(buf)
 		if err != nil {
@@ -257,6 +300,16 @@ func (c *Call) readLoop() {
 			continue
 		}
 		pt := r.PacketHeader.PayloadType
+		if te, ok := c.dtmfPT(); ok && pt == te {
+			// RFC 4733: note each event once, on its first end packet.
+			if n >= 4 && buf[1]&0x80 != 0 && (r.PacketHeader.Timestamp != lastDigitTS || buf[0] != lastDigit) {
+				lastDigitTS, lastDigit = r.PacketHeader.Timestamp, buf[0]
+				c.mu.Lock()
+				c.digits = append(c.digits, dtmfRune(buf[0]))
+				c.mu.Unlock()
+			}
+			continue
+		}
 		switch pt {
 		case 0:
 			pcm = audio.DecodeUlaw(buf[:n], pcm[:0])
@@ -279,6 +332,78 @@ func (c *Call) readLoop() {
 		c.lastPkt = now
 		c.pcm = append(c.pcm, pcm...)
 		c.mu.Unlock()
+	}
+}
+
+func (c *Call) dtmfPT() (uint8, bool) {
+	sess := c.med.MediaSession()
+	if sess == nil {
+		return 0, false
+	}
+	for _, cd := range sess.CommonCodecs() {
+		if cd.Name == media.CodecTelephoneEvent8000.Name {
+			return cd.PayloadTypeRecv(), true
+		}
+	}
+	return 0, false
+}
+
+func dtmfRune(ev byte) rune {
+	switch {
+	case ev <= 9:
+		return rune('0' + ev)
+	case ev == 10:
+		return '*'
+	case ev == 11:
+		return '#'
+	}
+	return '?'
+}
+
+// SendDTMF sends digits as RFC 4733 telephone-events.
+func (c *Call) SendDTMF(t testing.TB, digits string) {
+	t.Helper()
+	c.StopTone()
+	w, err := c.med.AudioWriterDTMF()
+	if err != nil {
+		t.Fatalf("dtmf writer: %v", err)
+	}
+	// Like a phone, keep sending (silent) audio between digits, so each
+	// event starts at a later RTP timestamp.
+	silence := make([]byte, 160)
+	for i := range silence {
+		silence[i] = 0xFF
+		if c.codec().Name == "pcma" {
+			silence[i] = 0xD5
+		}
+	}
+	for _, d := range digits {
+		for range 3 {
+			if _, err := c.med.RTPPacketWriter.Write(silence); err != nil {
+				t.Fatalf("audio: %v", err)
+			}
+		}
+		if err := w.WriteDTMF(d); err != nil {
+			t.Fatalf("dtmf %c: %v", d, err)
+		}
+	}
+}
+
+// ExpectDTMF waits until digits arrived as telephone-events.
+func (c *Call) ExpectDTMF(t testing.TB, digits string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		c.mu.Lock()
+		got := string(c.digits)
+		c.mu.Unlock()
+		if got == digits {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: DTMF %q received, want %q", c.phone.Ext, got, digits)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
