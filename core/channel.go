@@ -36,10 +36,11 @@ type channel struct {
 	answerMu     sync.Mutex
 	answeredOnce sync.Once
 
-	mu       sync.Mutex
-	answered bool
-	ended    bool
-	media    *diago.DialogMedia
+	mu        sync.Mutex
+	answered  bool
+	answering bool // an answer waits for the caller's ACK
+	ended     bool
+	media     *diago.DialogMedia
 	// heldByPhone is true while the phone on this leg holds the call.
 	heldByPhone bool
 	// refers pending a refer_notify, by ReferID.

@@ -72,14 +72,14 @@ func (c *Core) handleCommand(_ context.Context, cmd *events.Command) *events.Rep
 	case events.OpHangup:
 		ch.hangup(cmd.Code, cmd.Reason)
 	case events.OpPlay:
-		if !ch.isAnswered() {
+		if !ch.upOrAnswering() {
 			return fail(events.ErrBadState, errors.New("leg is not up"))
 		}
 		if err := ch.play(cmd.Playback, cmd.Prompts, cmd.HangupAfter); err != nil {
 			return fail(events.ErrInvalidRequest, err)
 		}
 	case events.OpMusic:
-		if !ch.isAnswered() {
+		if !ch.upOrAnswering() {
 			return fail(events.ErrBadState, errors.New("leg is not up"))
 		}
 		ch.out.music(cmd.On, cmd.Music)
@@ -88,7 +88,7 @@ func (c *Core) handleCommand(_ context.Context, cmd *events.Command) *events.Rep
 		if peer == nil || peer.customer != ch.customer {
 			return fail(events.ErrNotFound, errNotFound)
 		}
-		if !ch.isAnswered() || !peer.isAnswered() {
+		if !ch.upOrAnswering() || !peer.upOrAnswering() {
 			return fail(events.ErrBadState, errors.New("both legs must be up"))
 		}
 		c.bridge(ch, peer)
@@ -126,4 +126,21 @@ func (c *Core) unbridge(ch *channel) {
 	p.peer.CompareAndSwap(ch, nil)
 	p.out.peerGone(ch)
 	ch.out.peerGone(p)
+}
+
+// upOrAnswering reports whether the leg is up, waiting (bounded) for an answer that is
+// in progress: a phone may act on the callee's leg (a REFER) while the core
+// still waits for the caller's ACK.
+func (ch *channel) upOrAnswering() bool {
+	if ch.isAnswered() {
+		return true
+	}
+	ch.mu.Lock()
+	answering := ch.answering
+	ch.mu.Unlock()
+	if !answering {
+		return false
+	}
+	ch.waitAnnounced()
+	return ch.isAnswered()
 }

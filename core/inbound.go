@@ -223,6 +223,14 @@ func (ch *channel) answer() error {
 	if ch.ctx.Err() != nil {
 		return errEnded
 	}
+	ch.mu.Lock()
+	ch.answering = true
+	ch.mu.Unlock()
+	defer func() {
+		ch.mu.Lock()
+		ch.answering = false
+		ch.mu.Unlock()
+	}()
 	dm, err := ch.srv.Answer(diago.AnswerOptions{})
 	if err != nil {
 		return err

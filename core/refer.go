@@ -16,7 +16,7 @@ import (
 // the control plane gets call.transfer and answers with refer_notify.
 func (c *Core) handleRefer(req *sip.Request, tx sip.ServerTransaction) {
 	ch := c.channelByCallID(req.CallID().Value())
-	if ch == nil || !ch.isAnswered() {
+	if ch == nil || !ch.upOrAnswering() {
 		respond(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
 		return
 	}
