@@ -448,3 +448,23 @@ func startControl(t *testing.T, natsURL, dir string) (stop func()) {
 	t.Cleanup(stop)
 	return stop
 }
+
+// TestSippAutoReturnDistinctive: sipp, registered as the parker, receives
+// the automatic return and checks the distinctive Alert-Info and the From
+// display with its own regexp actions.
+func TestSippAutoReturnDistinctive(t *testing.T) {
+	sippBinary(t)
+	parallel(t)
+	p := autoReturnPBX(t, "ring: normal", "ring: distinctive", "after: 1s", "after: 3s")
+	client := p.Phone(t, "demo", "201")
+	john := p.Phone(t, "demo", "333")
+	cc, _ := parkOwn(t, p, client, john)
+	// A second phone of John's account, sipp, registers now; the return
+	// rings both, sipp answers (John's Go phone never does).
+	port := pbxtest.FreePort(t)
+	runSipp(t, "register.xml", sippOpts{Remote: p.Addr, Port: port}, account(t, p, "333")...)
+	uas := startSipp(t, "uas_return_distinctive.xml", sippOpts{Port: port}, account(t, p, "333")...)
+	p.Events.Wait(t, 8*time.Second, "call.returned", parked(events.CallReturned, "333"))
+	cc.Hangup()
+	uas.wait(t)
+}

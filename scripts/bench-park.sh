@@ -1,0 +1,423 @@
+#!/usr/bin/env bash
+# bench-park.sh - load benchmark of call parking with sipp (issue 3, "Performance").
+#
+# Starts bin/callparkd (built by `make bench-park`; this script builds
+# nothing) on free loopback ports with the bench dialplans in
+# scripts/bench/dialplans (customer "bench": 100 = calling clients,
+# 200 = the parker, rule with park_any_number: true), then measures:
+#
+#  (a) HOLD: N concurrent parked calls with music for DURATION seconds.
+#      sipp UAC (client_hold.xml, account 100) calls 200; a sipp UAS
+#      registered as 200 (parker_hold.xml) answers, parks each call by
+#      REFER to *70<1><call number> and is released. The clients stay
+#      parked, then BYE. During the steady window (all N parked): callparkd
+#      CPU (utime+stime from /proc/PID/stat), RSS, and the RTP packets that
+#      callpark sends to the clients' media port (dumpcap on lo, then
+#      tshark -T fields + awk): received vs expected (50/s/call), inter-packet
+#      gaps > 30 ms per stream (stream = callpark's source port).
+#  (b) CYCLES: park+retrieve cycles at rising rates. One cycle: the client
+#      (client_cycle.xml) calls 200; the UAS (parker_cycle.xml) parks it by
+#      REFER to *70<n>, is released, then dials *71<n> in a second dialog of
+#      the same sipp call, is bridged to the client, talks TALK_MS and hangs
+#      up; callpark must BYE the client. A cycle succeeds when the client's
+#      sipp call succeeds (it only gets its BYE after a retrieval).
+#
+# Environment (defaults):
+#   N=500             parked calls held in (a)        (N=2000: the issue's target)
+#   DURATION=20       measured steady window of (a), seconds
+#   SETUP_RATE=200    call setup rate (calls/s) while filling (a)
+#   RATES="50 100 200 300 400 500"   cycle rates of (b), cycles/s
+#   CYCLE_SECS=10     seconds per rate in (b)
+#   TALK_MS=500       retriever talk time in (b)
+#   PARK_DELAY_MS=200 pause between the parker answering and its REFER
+#   RTP_ECHO=0        1: the clients echo the music back (callpark also
+#                     receives 50 packets/s per parked call, like real phones)
+#   PHASES="hold cycles"
+#   CALLPARKD=bin/callparkd   RESULTS=scripts/bench-results.txt
+#   MAX_SECONDS=1800  hard limit for the whole run
+#
+# Everything runs on 127.0.0.1; every process started here is stopped on
+# exit. Logs stay in the work directory printed at the start.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BENCH=$ROOT/scripts/bench
+
+N=${N:-500}
+DURATION=${DURATION:-20}
+SETUP_RATE=${SETUP_RATE:-200}
+RATES=${RATES:-"50 100 200 300 400 500"}
+CYCLE_SECS=${CYCLE_SECS:-10}
+TALK_MS=${TALK_MS:-500}
+PARK_DELAY_MS=${PARK_DELAY_MS:-200}
+RTP_ECHO=${RTP_ECHO:-0}
+PHASES=${PHASES:-"hold cycles"}
+CALLPARKD=${CALLPARKD:-$ROOT/bin/callparkd}
+RESULTS=${RESULTS:-$ROOT/scripts/bench-results.txt}
+MAX_SECONDS=${MAX_SECONDS:-1800}
+
+DOMAIN=bench.callpark.test
+CLIENT_EXT=100 CLIENT_PASS=bench-client-100
+PARKER_EXT=200 PARKER_PASS=bench-parker-200
+
+die() { echo "bench-park: $*" >&2; exit 1; }
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+
+for tool in sipp dumpcap tshark curl ss awk; do
+	command -v "$tool" >/dev/null 2>&1 || die "$tool is required (apt-get install -y sip-tester tshark curl iproute2)"
+done
+[ -x "$CALLPARKD" ] || die "$CALLPARKD not found: run \`make bench-park\` (builds it first)"
+for v in N DURATION SETUP_RATE CYCLE_SECS TALK_MS PARK_DELAY_MS MAX_SECONDS; do
+	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number (got '${!v}')"
+done
+
+WORK=$(mktemp -d /tmp/callpark-bench.XXXXXX)
+PIDS=()
+
+cleanup() {
+	local rc=$? p
+	trap - EXIT INT TERM
+	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		local alive=0
+		for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+		[ $alive = 0 ] && break
+		sleep 0.3
+	done
+	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+	rm -f "$WORK"/*.pcap
+	[ $rc = 0 ] || echo "bench-park: failed (exit $rc); logs in $WORK" >&2
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Hard time limit: the watchdog TERMs this shell, whose trap cleans up.
+( sleep "$MAX_SECONDS"; echo "bench-park: time limit ${MAX_SECONDS}s reached" >&2; kill -TERM $$ ) &
+PIDS+=($!)
+
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# ---------------------------------------------------------------- ports
+USED_PORTS=" "
+# freeport [even]: a port on 127.0.0.1 free for TCP and UDP, below the
+# ephemeral range (callpark's RTP sockets take ephemeral ports).
+freeport() {
+	local p busy
+	busy=$(ss -Htuan 2>/dev/null | awk '{print $5}' | sed 's/.*://' | sort -u | tr '\n' ' ')
+	for _ in $(seq 500); do
+		p=$((20000 + RANDOM % 12000))
+		[ "${1:-}" = even ] && p=$((p - p % 2))
+		case " $busy $USED_PORTS " in *" $p "* | *" $((p + 1)) "* | *" $((p + 2)) "*) continue ;; esac
+		USED_PORTS+="$p $((p + 1)) $((p + 2)) "
+		echo "$p"
+		return
+	done
+	die "no free port"
+}
+SIP_PORT=$(freeport)
+METRICS_PORT=$(freeport)
+NATS_PORT=$(freeport)
+CLIENT_PORT=$(freeport)
+PARKER_PORT=$(freeport)
+CLIENT_MP=$(freeport even)
+PARKER_MP=$(freeport even)
+CP=127.0.0.1:$SIP_PORT
+METRICS=http://127.0.0.1:$METRICS_PORT/metrics
+
+# ---------------------------------------------------------------- helpers
+CLK_TCK=$(getconf CLK_TCK)
+# cpu_ticks PID: utime+stime (fields 14, 15 of /proc/PID/stat).
+cpu_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+rss_kb() { awk -v k="${2:-VmRSS}:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# metric NAME: the sum of a metric's samples (0 when absent).
+metric() { { curl -fsS --max-time 3 "$METRICS" 2>/dev/null || true; } | awk -v m="$1" '$1 == m || index($1, m "{") == 1 {s += $2} END {printf "%d\n", s}'; }
+alive() { kill -0 "$CP_PID" 2>/dev/null || die "callparkd died; log: $WORK/callparkd.log (tail below)
+$(tail -30 "$WORK/callparkd.log")"; }
+# f X Y: X/Y with D decimals.
+div() { awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN {if (b == 0) print "n/a"; else printf "%.*f\n", d, a / b}'; }
+
+# scenario NAME: a copy of scripts/bench/NAME with the park delay applied.
+scenario() {
+	sed "s|<pause milliseconds=\"200\"/>|<pause milliseconds=\"$PARK_DELAY_MS\"/>|" "$BENCH/$1" >"$WORK/$1"
+	echo "$WORK/$1"
+}
+
+# sipp_stat CSV FIELD: the last value of FIELD in a sipp -trace_stat file.
+sipp_stat() {
+	[ -s "$1" ] || { echo 0; return; }
+	awk -F';' -v f="$2" 'NR == 1 {for (i = 1; i <= NF; i++) if ($i == f) c = i; next} {v = $c} END {printf "%d\n", v + 0}' "$1"
+}
+
+# start_sipp TAG TIMEOUT ARGS...: sipp in the background in $WORK/TAG/;
+# sets SIPP_PID. -timeout bounds it; its statistics go to TAG/*_.csv.
+start_sipp() {
+	local tag=$1 to=$2
+	shift 2
+	mkdir -p "$WORK/$tag"
+	(cd "$WORK/$tag" && exec sipp -nostdin -i 127.0.0.1 -mi 127.0.0.1 -timeout "${to}s" \
+		-trace_stat -fd 1 -trace_err -key domain "$DOMAIN" "$@" >screen.txt 2>&1) &
+	SIPP_PID=$!
+	PIDS+=("$SIPP_PID")
+}
+# wait_pid PID SECONDS: wait for a process to end; TERM it after SECONDS.
+wait_pid() {
+	local i=0
+	while kill -0 "$1" 2>/dev/null; do
+		if [ $i -ge $(($2 * 10)) ]; then
+			kill -TERM "$1" 2>/dev/null || true
+			sleep 1
+			kill -KILL "$1" 2>/dev/null || true
+			break
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+	wait "$1" 2>/dev/null || true
+}
+stat_csv() { ls "$WORK/$1"/*_.csv 2>/dev/null | head -1; }
+# drain: wait up to 20 s for callpark to have no leg and no parked call;
+# prints "legs parked" left over.
+drain() {
+	local legs parked
+	for _ in $(seq 40); do
+		legs=$(metric callpark_core_active_legs)
+		parked=$(metric callpark_parked_calls)
+		[ "$legs" = 0 ] && [ "$parked" = 0 ] && break
+		sleep 0.5
+	done
+	echo "$legs $parked"
+}
+log_count() { grep -cE 'level=(WARN|ERROR)' "$WORK/callparkd.log" || true; }
+
+# ---------------------------------------------------------------- callparkd
+log "work dir $WORK; callparkd SIP $CP, metrics :$METRICS_PORT, NATS :$NATS_PORT"
+"$CALLPARKD" --sip "$CP" --dialplans "$BENCH/dialplans" --metrics "127.0.0.1:$METRICS_PORT" \
+	--nats-listen "127.0.0.1:$NATS_PORT" --log-level warn >"$WORK/callparkd.log" 2>&1 &
+CP_PID=$!
+PIDS+=("$CP_PID")
+for _ in $(seq 100); do
+	curl -fsS --max-time 1 "$METRICS" >/dev/null 2>&1 && break
+	alive
+	sleep 0.1
+done
+curl -fsS --max-time 2 "$METRICS" >/dev/null || die "callparkd metrics never came up; log: $WORK/callparkd.log"
+
+# The parker registers from the port its UAS scenarios listen on.
+start_sipp register 15 -sf "$BENCH/register.xml" -m 1 -p "$PARKER_PORT" \
+	-key ext "$PARKER_EXT" -au "$PARKER_EXT" -ap "$PARKER_PASS" "$CP"
+wait_pid "$SIPP_PID" 20
+[ "$(metric callpark_registrations)" -ge 1 ] || die "the parker (200) did not register; see $WORK/register/"
+
+MACHINE="$(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+[ -n "$(git -C "$ROOT" status --porcelain -- . 2>/dev/null | grep -v '^??' | head -1)" ] && REV="$REV+dirty"
+SUMMARY=$WORK/summary.txt
+{
+	echo "callpark bench-park  $(date '+%Y-%m-%d %H:%M:%S %Z')"
+	echo "machine: $MACHINE; kernel $(uname -r); sipp $(sipp -v 2>&1 | awk '/SIPp v/ {print $2; exit}'); callpark $REV"
+	echo "settings: N=$N DURATION=${DURATION}s SETUP_RATE=$SETUP_RATE RATES=\"$RATES\" CYCLE_SECS=$CYCLE_SECS TALK_MS=$TALK_MS PARK_DELAY_MS=$PARK_DELAY_MS RTP_ECHO=$RTP_ECHO"
+	echo "sipp, dumpcap and callparkd share the machine's CPUs; \"cores\" = CPU seconds / wall seconds."
+	echo
+} >"$SUMMARY"
+
+# ---------------------------------------------------------------- (a) HOLD
+phase_hold() {
+	local ramp hold_ms to uas cli parked_start parked_end t0 t1 c0 c1 s0 s1 u0 u1 w0 w1 pcap
+	local warn0 warn1 analysis
+	log "HOLD: $N parked calls, setup at $SETUP_RATE/s, window ${DURATION}s"
+	ramp=$(((N + SETUP_RATE - 1) / SETUP_RATE))
+	hold_ms=$(((ramp + 15 + DURATION) * 1000)) # ramp + wait up to 10 s for N parked + settle + window
+	to=$((hold_ms / 1000 + ramp + 60))
+	warn0=$(log_count)
+
+	start_sipp hold-parker "$to" -sf "$(scenario parker_hold.xml)" -p "$PARKER_PORT" -mp "$PARKER_MP" \
+		-m "$N" -l $((N + 100)) -key ext "$PARKER_EXT" -key pfx 1 -au "$PARKER_EXT" -ap "$PARKER_PASS"
+	uas=$SIPP_PID
+	sleep 0.5
+	local echo_opt=()
+	[ "$RTP_ECHO" = 1 ] && echo_opt=(-rtp_echo)
+	start_sipp hold-client "$to" -sf "$BENCH/client_hold.xml" -p "$CLIENT_PORT" -mp "$CLIENT_MP" "${echo_opt[@]}" \
+		-m "$N" -r "$SETUP_RATE" -l $((N + 100)) -d "$hold_ms" -s "$PARKER_EXT" \
+		-key ext "$CLIENT_EXT" -au "$CLIENT_EXT" -ap "$CLIENT_PASS" "$CP"
+	cli=$SIPP_PID
+
+	# Wait until all N are parked (or the ramp is clearly over).
+	local deadline=$((SECONDS + ramp + 10)) p=0
+	while [ $SECONDS -lt $deadline ]; do
+		alive
+		p=$(metric callpark_parked_calls)
+		[ "$p" -ge "$N" ] && break
+		sleep 0.5
+	done
+	sleep 2 # settle: the last parkers' legs are released
+	parked_start=$(metric callpark_parked_calls)
+	log "HOLD: $parked_start parked; measuring ${DURATION}s"
+
+	pcap=$WORK/hold.pcap
+	dumpcap -q -i lo -f "udp and dst host 127.0.0.1 and dst port $CLIENT_MP" -s 64 -B 64 \
+		-a "duration:$DURATION" -w "$pcap" >"$WORK/dumpcap.log" 2>&1 &
+	local dpid=$!
+	PIDS+=("$dpid")
+	t0=$(date +%s.%N)
+	c0=$(cpu_ticks "$CP_PID")
+	s0=$(cpu_ticks "$cli")
+	u0=$(cpu_ticks "$uas")
+	w0=$(sipp_dropped)
+	sleep "$DURATION"
+	c1=$(cpu_ticks "$CP_PID")
+	s1=$(cpu_ticks "$cli")
+	u1=$(cpu_ticks "$uas")
+	t1=$(date +%s.%N)
+	w1=$(sipp_dropped)
+	alive
+	local rss hwm
+	rss=$(rss_kb "$CP_PID")
+	hwm=$(rss_kb "$CP_PID" VmHWM)
+	parked_end=$(metric callpark_parked_calls)
+	local legs_window
+	legs_window=$(metric callpark_core_active_legs)
+	wait_pid "$dpid" 15
+
+	log "HOLD: window over; waiting for the clients to hang up"
+	wait_pid "$cli" "$to"
+	wait_pid "$uas" 30
+	local left
+	left=$(drain)
+	warn1=$(log_count)
+
+	log "HOLD: analysing the capture"
+	# Per stream (callpark's source port): packets, gaps > 30 ms, max gap.
+	analysis=$(tshark -r "$pcap" -n -T fields -e udp.srcport -e frame.time_epoch 2>/dev/null | awk '
+		{ if ($1 in last) { g = $2 - last[$1]; gaps++; if (g > 0.030) { late++; lp[$1] = 1 } if (g > mx) mx = g }
+		  else streams++
+		  last[$1] = $2; pk++ }
+		END { n = 0; for (s in lp) n++
+		      printf "%d %d %d %d %.1f %d\n", pk, streams, gaps, late, mx * 1000, n }')
+	local pk streams gaps late maxgap late_streams
+	read -r pk streams gaps late maxgap late_streams <<<"$analysis"
+	local capdrop
+	capdrop=$(grep -oE 'dropped on interface[^:]*: [0-9]+/[0-9]+' "$WORK/dumpcap.log" | awk -F/ '{print $NF}' | tail -1)
+	rm -f "$pcap"
+
+	local wall cores expected cli_csv uas_csv
+	wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')
+	cores=$(awk -v a="$c0" -v b="$c1" -v w="$wall" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", (b - a) / t / w}')
+	expected=$((N * 50 * DURATION))
+	cli_csv=$(stat_csv hold-client)
+	uas_csv=$(stat_csv hold-parker)
+	local c_tot c_ok c_fail u_tot u_ok u_fail
+	c_tot=$(sipp_stat "$cli_csv" TotalCallCreated)
+	c_ok=$(sipp_stat "$cli_csv" 'SuccessfulCall(C)')
+	c_fail=$(sipp_stat "$cli_csv" 'FailedCall(C)')
+	u_tot=$(sipp_stat "$uas_csv" TotalCallCreated)
+	u_ok=$(sipp_stat "$uas_csv" 'SuccessfulCall(C)')
+	u_fail=$(sipp_stat "$uas_csv" 'FailedCall(C)')
+
+	{
+		echo "(a) HOLD  N=$N parked calls with music, steady window ${wall}s"
+		printf '  %-44s %s\n' \
+			"parks OK / failed (parker UAS: NOTIFY 200)" "$u_ok / $u_fail   (of $u_tot calls the parker received)" \
+			"client calls OK / failed (sipp)" "$c_ok / $c_fail   (of $c_tot)" \
+			"parked at window start / end (metric)" "$parked_start / $parked_end   (SIP legs at end: $legs_window)" \
+			"callparkd CPU in window" "$(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" 'BEGIN {printf "%.2f", (b - a) / t}') s = $cores cores" \
+			"callparkd RSS at end / peak (VmHWM)" "$(div "$rss" 1024 1) MiB / $(div "$hwm" 1024 1) MiB" \
+			"sipp CPU (client / parker), cores" "$(awk -v a="$s0" -v b="$s1" -v w="$wall" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", (b - a) / t / w}') / $(awk -v a="$u0" -v b="$u1" -v w="$wall" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", (b - a) / t / w}')" \
+			"music packets received / expected" "$pk / $expected  ($(div $((pk * 100)) "$expected" 2) %; $(div "$pk" "$DURATION" 0)/s vs $((N * 50))/s)" \
+			"music streams seen" "$streams   (expected $N)" \
+			"gaps > 30 ms" "$late of $gaps ($(div $((late * 100)) "$gaps" 4) %), in $late_streams streams; max gap $maxgap ms" \
+			"capture drops (dumpcap) / UDP rcvbuf errs" "${capdrop:-?} / $((w1 - w0)) (sipp does not read its media socket without RTP_ECHO; drops there are not callpark's)" \
+			"left after hang-up: legs parked" "$left" \
+			"callparkd WARN/ERROR log lines" "$((warn1 - warn0))"
+		echo
+	} >>"$SUMMARY"
+	HOLD_LINE="N=$N: $u_ok parked ($u_fail failed), $cores cores, RSS $(div "$rss" 1024 1) MiB, music $(div $((pk * 100)) "$expected" 2) % of expected, gaps>30ms $(div $((late * 100)) "$gaps" 4) %, max gap $maxgap ms"
+	log "HOLD: $HOLD_LINE"
+}
+sipp_dropped() { awk '/^Udp:/ && ++n == 2 {print $6}' /proc/net/snmp; }
+
+# ---------------------------------------------------------------- (b) CYCLES
+phase_cycles() {
+	local i=0 rate best=none
+	{
+		echo "(b) CYCLES  park (REFER *70n) + retrieve (*71n) + hang up, ${CYCLE_SECS}s per rate, talk ${TALK_MS} ms"
+		printf '  %6s %9s %9s %7s %9s %9s %12s %11s %10s %8s\n' rate attempted succeeded failed "failure%" "parker-ok" "callparkd" "sipp-cores" "leftover" "warn"
+		printf '  %6s %9s %9s %7s %9s %9s %12s %11s %10s %8s\n' "/s" "" "" "" "" "" "cores" "cli/uas" "legs/park" "lines"
+	} >>"$SUMMARY"
+	for rate in $RATES; do
+		alive
+		local m=$((rate * CYCLE_SECS)) to=$((CYCLE_SECS + 60)) uas cli c0 c1 s0 s1 u0 u1 t0 t1 warn0 warn1
+		log "CYCLES: $rate/s for ${CYCLE_SECS}s ($m cycles)"
+		warn0=$(log_count)
+		start_sipp "cyc-$rate-parker" "$to" -sf "$(scenario parker_cycle.xml)" -p "$PARKER_PORT" -mp "$PARKER_MP" \
+			-m "$m" -l $((m + 100)) -d "$TALK_MS" -key ext "$PARKER_EXT" -key pfx "2$i" \
+			-au "$PARKER_EXT" -ap "$PARKER_PASS"
+		uas=$SIPP_PID
+		sleep 0.5
+		start_sipp "cyc-$rate-client" "$to" -sf "$BENCH/client_cycle.xml" -p "$CLIENT_PORT" -mp "$CLIENT_MP" \
+			-m "$m" -r "$rate" -l $((m + 100)) -s "$PARKER_EXT" \
+			-key ext "$CLIENT_EXT" -au "$CLIENT_EXT" -ap "$CLIENT_PASS" "$CP"
+		cli=$SIPP_PID
+		# CPU over the steady part: from 2 s in to the end of the offered load.
+		sleep 2
+		t0=$(date +%s.%N)
+		c0=$(cpu_ticks "$CP_PID") s0=$(cpu_ticks "$cli") u0=$(cpu_ticks "$uas")
+		sleep $((CYCLE_SECS - 2))
+		c1=$(cpu_ticks "$CP_PID") s1=$(cpu_ticks "$cli") u1=$(cpu_ticks "$uas")
+		t1=$(date +%s.%N)
+		wait_pid "$cli" "$to"
+		wait_pid "$uas" 10 # the parker ends after m calls; not when some never reached it
+		local left
+		left=$(drain)
+		warn1=$(log_count)
+		local cli_csv uas_csv att ok fail pct uok wall
+		cli_csv=$(stat_csv "cyc-$rate-client")
+		uas_csv=$(stat_csv "cyc-$rate-parker")
+		att=$(sipp_stat "$cli_csv" TotalCallCreated)
+		ok=$(sipp_stat "$cli_csv" 'SuccessfulCall(C)')
+		uok=$(sipp_stat "$uas_csv" 'SuccessfulCall(C)')
+		fail=$((att - ok))
+		pct=$(div $((fail * 100)) "$att" 3)
+		wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')
+		printf '  %6s %9s %9s %7s %9s %9s %12s %11s %10s %8s\n' "$rate" "$att" "$ok" "$fail" "$pct" "$uok" \
+			"$(awk -v a="$c0" -v b="$c1" -v w="$wall" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", (b - a) / t / w}')" \
+			"$(awk -v a="$s0" -v b="$s1" -v c="$u0" -v d="$u1" -v w="$wall" -v t="$CLK_TCK" 'BEGIN {printf "%.2f/%.2f", (b - a) / t / w, (d - c) / t / w}')" \
+			"${left// //}" "$((warn1 - warn0))" >>"$SUMMARY"
+		log "CYCLES: $rate/s: $ok/$att ok, $fail failed ($pct %), leftover legs/parked ${left// //}"
+		if [ "$att" -gt 0 ] && [ "$pct" != n/a ] && awk -v p="$pct" 'BEGIN {exit !(p < 0.1)}'; then
+			best=$rate
+		fi
+		i=$((i + 1))
+	done
+	{
+		echo "  highest rate with < 0.1 % failures: $best cycles/s"
+		echo "  (attempted = client calls created; failed = not completed, i.e. not parked, not retrieved or no BYE;"
+		echo "   parker-ok = parker sipp calls that parked, retrieved and hung up cleanly)"
+		echo
+	} >>"$SUMMARY"
+	CYCLE_LINE="highest rate with < 0.1 % failures: $best cycles/s"
+}
+
+HOLD_LINE="" CYCLE_LINE=""
+for ph in $PHASES; do
+	case $ph in
+	hold) phase_hold ;;
+	cycles) phase_cycles ;;
+	*) die "unknown phase $ph (hold, cycles)" ;;
+	esac
+done
+
+alive
+{
+	echo "callparkd after the run: RSS $(div "$(rss_kb "$CP_PID")" 1024 1) MiB, peak $(div "$(rss_kb "$CP_PID" VmHWM)" 1024 1) MiB, threads $(awk '/^Threads:/ {print $2}' "/proc/$CP_PID/status")"
+	echo "warnings/errors in callparkd's log (top 8, by message):"
+	grep -E 'level=(WARN|ERROR)' "$WORK/callparkd.log" | sed -E 's/^time=[^ ]+ //; s/ (call|peer|leg|id)=[^ ]+//g' | sort | uniq -c | sort -rn | head -8 | sed 's/^/  /' || true
+	echo "logs: $WORK"
+} >>"$SUMMARY"
+
+echo
+cat "$SUMMARY"
+cp "$SUMMARY" "$RESULTS"
+echo "(written to $RESULTS)"
