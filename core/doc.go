@@ -18,4 +18,22 @@
 // presence): it keeps phones' SUBSCRIBE dialogs for any entity of their
 // customer and sends them the state the control plane sets with the
 // presence command (a parking slot is busy or free).
+//
+// # Ordering
+//
+// Events of one leg are published in the order they happen, and an event
+// that a phone's next action depends on goes out before the phone can act:
+// call.answered of a dialed leg before its ACK, call.held before the 200 OK
+// of the hold re-INVITE; hold and REFER handling wait until call.answered of
+// their leg is out. Commands on a leg whose answer still waits for the
+// caller's ACK wait for it (bounded) instead of failing.
+//
+// # Locks
+//
+// Lock order, outer first: Core.mu (channel maps) is never held while
+// taking another lock; channel.answerMu before channel.mu; sender.ctl (mode
+// changes) before sender.mu (RTP packetizer). The music hub calls
+// sender.MusicFrame, which takes only sender.mu, and sender.ctl holders may
+// call Hub.Add/Remove (which wait for a delivery in progress): MusicFrame
+// must therefore never take sender.ctl.
 package core

@@ -40,7 +40,7 @@ func TestOfferHolds(t *testing.T) {
 		goodOffer: false,
 		"v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\na=sendonly\r\n": true,
 		"v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\na=inactive\r\n": true,
-		"v=0\r\nc=IN IP4 0.0.0.0\r\nm=audio 4000 RTP/AVP 0\r\n":                  true,
+		"v=0\r\nc=IN IP4 0.0.0.0\r\nm=audio 4000 RTP/AVP 0\r\n":                 true,
 		"v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\na=recvonly\r\n": false,
 	} {
 		if got, ok := offerHolds([]byte(body)); !ok || got != want {

@@ -3,6 +3,8 @@ package core
 import (
 	"github.com/emiago/diago"
 
+	"github.com/callpark/callpark/core/audio"
+
 	"github.com/callpark/callpark/events"
 )
 
@@ -36,7 +38,7 @@ func (ch *channel) readLoop(dm *diago.DialogMedia) {
 			if n >= 4 && buf[1]&0x80 != 0 && (!digitSeen || hdr.Timestamp != lastDigitTS || buf[0] != lastDigit) {
 				digitSeen = true
 				lastDigitTS, lastDigit = hdr.Timestamp, buf[0]
-				if d := dtmfDigit(buf[0]); d != 0 {
+				if d := audio.DTMFDigit(buf[0]); d != 0 {
 					e := ch.event(events.CallDTMF)
 					e.Digit = string(d)
 					ch.core.publish(e)
@@ -52,18 +54,4 @@ func (ch *channel) readLoop(dm *diago.DialogMedia) {
 			peer.out.forward(buf[:n], hdr.PayloadType == 0 || (ulaw && hdr.PayloadType != 8))
 		}
 	}
-}
-
-func dtmfDigit(ev byte) rune {
-	switch {
-	case ev <= 9:
-		return rune('0' + ev)
-	case ev == 10:
-		return '*'
-	case ev == 11:
-		return '#'
-	case ev >= 12 && ev <= 15:
-		return rune('A' + ev - 12)
-	}
-	return 0
 }

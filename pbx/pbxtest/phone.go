@@ -305,7 +305,7 @@ func (c *Call) readLoop() {
 			if n >= 4 && buf[1]&0x80 != 0 && (r.PacketHeader.Timestamp != lastDigitTS || buf[0] != lastDigit) {
 				lastDigitTS, lastDigit = r.PacketHeader.Timestamp, buf[0]
 				c.mu.Lock()
-				c.digits = append(c.digits, dtmfRune(buf[0]))
+				c.digits = append(c.digits, audio.DTMFDigit(buf[0]))
 				c.mu.Unlock()
 			}
 			continue
@@ -346,18 +346,6 @@ func (c *Call) dtmfPT() (uint8, bool) {
 		}
 	}
 	return 0, false
-}
-
-func dtmfRune(ev byte) rune {
-	switch {
-	case ev <= 9:
-		return rune('0' + ev)
-	case ev == 10:
-		return '*'
-	case ev == 11:
-		return '#'
-	}
-	return '?'
 }
 
 // SendDTMF sends digits as RFC 4733 telephone-events.
