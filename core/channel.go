@@ -44,7 +44,7 @@ type channel struct {
 	// heldByPhone is true while the phone on this leg holds the call.
 	heldByPhone bool
 	// refers pending a refer_notify, by ReferID.
-	refers map[string]*sip.Request
+	refers map[string]*pendingRefer
 	// dialCancel cancels outbound legs being dialed for this inbound leg.
 	dialCancel context.CancelFunc
 
@@ -64,7 +64,7 @@ func (c *Core) newChannel(id, direction string) *channel {
 		id:         id,
 		direction:  direction,
 		created:    time.Now(),
-		refers:     map[string]*sip.Request{},
+		refers:     map[string]*pendingRefer{},
 		answeredCh: make(chan struct{}),
 		done:       make(chan struct{}),
 	}

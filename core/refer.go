@@ -41,10 +41,14 @@ func (c *Core) handleRefer(req *sip.Request, tx sip.ServerTransaction) {
 	ch.waitAnnounced()
 	respond(req, tx, sip.StatusAccepted, "Accepted")
 	id := c.newID()
+	r := &pendingRefer{req: req, trying: make(chan struct{})}
 	ch.mu.Lock()
-	ch.refers[id] = req
+	ch.refers[id] = r
 	ch.mu.Unlock()
-	go ch.sendReferNotify(req, sip.StatusTrying, "Trying", false)
+	go func() {
+		defer close(r.trying)
+		_ = ch.sendReferNotify(req, sip.StatusTrying, "Trying", false)
+	}()
 	e := ch.event(events.CallTransfer)
 	e.Target = uri.User
 	e.ReferID = id
@@ -54,7 +58,7 @@ func (c *Core) handleRefer(req *sip.Request, tx sip.ServerTransaction) {
 // referNotify ends a REFER with its final NOTIFY.
 func (ch *channel) referNotify(id string, code int) error {
 	ch.mu.Lock()
-	req, ok := ch.refers[id]
+	r, ok := ch.refers[id]
 	delete(ch.refers, id)
 	ch.mu.Unlock()
 	if !ok {
@@ -63,7 +67,20 @@ func (ch *channel) referNotify(id string, code int) error {
 	if code < 200 || code > 699 {
 		code = 500
 	}
-	return ch.sendReferNotify(req, code, reasonPhrase(code), true)
+	// The final NOTIFY must follow the "100 Trying" one, or the phone sees
+	// the subscription end and then a NOTIFY for a dead subscription.
+	select {
+	case <-r.trying:
+	case <-time.After(5 * time.Second):
+	}
+	return ch.sendReferNotify(r.req, code, reasonPhrase(code), true)
+}
+
+// pendingRefer is a REFER waiting for its final NOTIFY.
+type pendingRefer struct {
+	req *sip.Request
+	// trying is closed once the "100 Trying" NOTIFY is answered (or failed).
+	trying chan struct{}
 }
 
 func (ch *channel) sendReferNotify(refer *sip.Request, code int, reason string, final bool) error {
