@@ -35,10 +35,12 @@
 #   PHASES="hold cycles"
 #   CALLPARKD=bin/callparkd   RESULTS=scripts/bench-results.txt
 #   MAX_SECONDS=1800  hard limit for the whole run
+#   SIPP_TRACE=       non-empty: sipp also logs every SIP message (-trace_msg)
 #
 # Everything runs on 127.0.0.1; every process started here is stopped on
 # exit. Logs stay in the work directory printed at the start.
-set -euo pipefail
+set -Eeuo pipefail
+trap 'echo "bench-park: line $LINENO: \`$BASH_COMMAND\` failed" >&2' ERR
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -95,7 +97,13 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # Hard time limit: the watchdog TERMs this shell, whose trap cleans up.
-( sleep "$MAX_SECONDS"; echo "bench-park: time limit ${MAX_SECONDS}s reached" >&2; kill -TERM $$ ) &
+# (Its sleep is killed with it, so that no orphan keeps our stdout open.)
+(
+	trap 'kill "$sp" 2>/dev/null; exit 0' TERM
+	sleep "$MAX_SECONDS" &
+	sp=$!
+	wait "$sp" && { echo "bench-park: time limit ${MAX_SECONDS}s reached" >&2; kill -TERM $$; }
+) &
 PIDS+=($!)
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -158,7 +166,7 @@ start_sipp() {
 	shift 2
 	mkdir -p "$WORK/$tag"
 	(cd "$WORK/$tag" && exec sipp -nostdin -i 127.0.0.1 -mi 127.0.0.1 -timeout "${to}s" \
-		-trace_stat -fd 1 -trace_err -key domain "$DOMAIN" "$@" >screen.txt 2>&1) &
+		-trace_stat -fd 1 -trace_err ${SIPP_TRACE:+-trace_msg} -key domain "$DOMAIN" "$@" >screen.txt 2>&1) &
 	SIPP_PID=$!
 	PIDS+=("$SIPP_PID")
 }
@@ -177,7 +185,7 @@ wait_pid() {
 	done
 	wait "$1" 2>/dev/null || true
 }
-stat_csv() { ls "$WORK/$1"/*_.csv 2>/dev/null | head -1; }
+stat_csv() { { ls "$WORK/$1"/*_.csv 2>/dev/null || true; } | head -1; }
 # drain: wait up to 20 s for callpark to have no leg and no parked call;
 # prints "legs parked" left over.
 drain() {
@@ -189,6 +197,18 @@ drain() {
 		sleep 0.5
 	done
 	echo "$legs $parked"
+}
+# parker_errors TAG: what the parker's sipp complained about, by kind.
+parker_errors() {
+	local f
+	f=$({ ls "$WORK/$1"/*_errors.log 2>/dev/null || true; } | head -1)
+	[ -n "$f" ] || { echo "none"; return; }
+	# sipp does not always end an event with a newline: count matches.
+	local n inv neg
+	n=$({ grep -oE '[0-9]{4}-[0-9]{2}-[0-9]{2}.[0-9:.]+.[0-9.]+: ' "$f" || true; } | wc -l)
+	inv=$({ grep -oE "looking in 'SIP/2.0 100" "$f" || true; } | wc -l)
+	neg=$({ grep -oE "looking in 'SIP/2.0 [3-6][0-9][0-9]" "$f" || true; } | wc -l)
+	echo "$n events: $inv final NOTIFY before the 100 Trying one, $neg NOTIFY with an error sipfrag, $((n - inv - neg)) other"
 }
 log_count() { grep -cE 'level=(WARN|ERROR)' "$WORK/callparkd.log" || true; }
 
@@ -217,7 +237,7 @@ REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 SUMMARY=$WORK/summary.txt
 {
 	echo "callpark bench-park  $(date '+%Y-%m-%d %H:%M:%S %Z')"
-	echo "machine: $MACHINE; kernel $(uname -r); sipp $(sipp -v 2>&1 | awk '/SIPp v/ {print $2; exit}'); callpark $REV"
+	echo "machine: $MACHINE; kernel $(uname -r); sipp $({ sipp -v 2>&1 || true; } | awk '/SIPp v/ {v = $2} END {print v}'); callpark $REV"
 	echo "settings: N=$N DURATION=${DURATION}s SETUP_RATE=$SETUP_RATE RATES=\"$RATES\" CYCLE_SECS=$CYCLE_SECS TALK_MS=$TALK_MS PARK_DELAY_MS=$PARK_DELAY_MS RTP_ECHO=$RTP_ECHO"
 	echo "sipp, dumpcap and callparkd share the machine's CPUs; \"cores\" = CPU seconds / wall seconds."
 	echo
@@ -234,7 +254,7 @@ phase_hold() {
 	warn0=$(log_count)
 
 	start_sipp hold-parker "$to" -sf "$(scenario parker_hold.xml)" -p "$PARKER_PORT" -mp "$PARKER_MP" \
-		-m "$N" -l $((N + 100)) -key ext "$PARKER_EXT" -key pfx 1 -au "$PARKER_EXT" -ap "$PARKER_PASS"
+		-l $((N + 100)) -key ext "$PARKER_EXT" -key pfx 1 -au "$PARKER_EXT" -ap "$PARKER_PASS"
 	uas=$SIPP_PID
 	sleep 0.5
 	local echo_opt=()
@@ -283,7 +303,8 @@ phase_hold() {
 
 	log "HOLD: window over; waiting for the clients to hang up"
 	wait_pid "$cli" "$to"
-	wait_pid "$uas" 30
+	sleep 2
+	wait_pid "$uas" 0 # no -m: a stray request (late NOTIFY) would count as a call and end it early
 	local left
 	left=$(drain)
 	warn1=$(log_count)
@@ -291,21 +312,24 @@ phase_hold() {
 	log "HOLD: analysing the capture"
 	# Per stream (callpark's source port): packets, gaps > 30 ms, max gap.
 	analysis=$(tshark -r "$pcap" -n -T fields -e udp.srcport -e frame.time_epoch 2>/dev/null | awk '
-		{ if ($1 in last) { g = $2 - last[$1]; gaps++; if (g > 0.030) { late++; lp[$1] = 1 } if (g > mx) mx = g }
-		  else streams++
+		{ if (pk == 0 || $2 < t0) t0 = $2; if ($2 > t1) t1 = $2
+		  if ($1 in last) { g = $2 - last[$1]; gaps++; if (g > 0.030) { late++; lp[$1] = 1 } if (g < 0.010) fast++; if (g > mx) mx = g }
+		  else { streams++; first[$1] = $2 }
 		  last[$1] = $2; pk++ }
 		END { n = 0; for (s in lp) n++
-		      printf "%d %d %d %d %.1f %d\n", pk, streams, gaps, late, mx * 1000, n }')
-	local pk streams gaps late maxgap late_streams
-	read -r pk streams gaps late maxgap late_streams <<<"$analysis"
+		      for (s in last) span += last[s] - first[s]
+		      printf "%d %d %d %d %.1f %d %d %.3f %.3f\n", pk, streams, gaps, late, mx * 1000, n, fast, (span > 0 ? gaps / span : 0), t1 - t0 }')
+	local pk streams gaps late maxgap late_streams fast prate cspan
+	read -r pk streams gaps late maxgap late_streams fast prate cspan <<<"$analysis"
 	local capdrop
-	capdrop=$(grep -oE 'dropped on interface[^:]*: [0-9]+/[0-9]+' "$WORK/dumpcap.log" | awk -F/ '{print $NF}' | tail -1)
+	capdrop=$(awk '/dropped on interface/ && match($0, /: [0-9]+\/[0-9]+/) {split(substr($0, RSTART + 2, RLENGTH - 2), a, "/"); d = a[2]} END {print d}' "$WORK/dumpcap.log")
 	rm -f "$pcap"
 
 	local wall cores expected cli_csv uas_csv
 	wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')
 	cores=$(awk -v a="$c0" -v b="$c1" -v w="$wall" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", (b - a) / t / w}')
-	expected=$((N * 50 * DURATION))
+	# Expected over the capture's real span (dumpcap stops a little late).
+	expected=$(awk -v n="$N" -v s="$cspan" 'BEGIN {printf "%d", n * 50 * s}')
 	cli_csv=$(stat_csv hold-client)
 	uas_csv=$(stat_csv hold-parker)
 	local c_tot c_ok c_fail u_tot u_ok u_fail
@@ -319,14 +343,18 @@ phase_hold() {
 	{
 		echo "(a) HOLD  N=$N parked calls with music, steady window ${wall}s"
 		printf '  %-44s %s\n' \
-			"parks OK / failed (parker UAS: NOTIFY 200)" "$u_ok / $u_fail   (of $u_tot calls the parker received)" \
+			"parked (callpark_parked_calls) / N" "$parked_start / $N" \
+			"parker sipp calls OK / failed" "$u_ok / $u_fail   (of $u_tot; strict: 202, NOTIFY 100, NOTIFY 200, BYE)" \
+			"parker sipp errors" "$(parker_errors hold-parker)" \
 			"client calls OK / failed (sipp)" "$c_ok / $c_fail   (of $c_tot)" \
-			"parked at window start / end (metric)" "$parked_start / $parked_end   (SIP legs at end: $legs_window)" \
+			"parked at window end / SIP legs at window end" "$parked_end / $legs_window" \
 			"callparkd CPU in window" "$(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" 'BEGIN {printf "%.2f", (b - a) / t}') s = $cores cores" \
 			"callparkd RSS at end / peak (VmHWM)" "$(div "$rss" 1024 1) MiB / $(div "$hwm" 1024 1) MiB" \
 			"sipp CPU (client / parker), cores" "$(awk -v a="$s0" -v b="$s1" -v w="$wall" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", (b - a) / t / w}') / $(awk -v a="$u0" -v b="$u1" -v w="$wall" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", (b - a) / t / w}')" \
-			"music packets received / expected" "$pk / $expected  ($(div $((pk * 100)) "$expected" 2) %; $(div "$pk" "$DURATION" 0)/s vs $((N * 50))/s)" \
+			"music packets received / expected" "$pk / $expected  ($(div $((pk * 100)) "$expected" 2) %; $(div "$pk" "$cspan" 0)/s vs $((N * 50))/s over ${cspan}s)" \
 			"music streams seen" "$streams   (expected $N)" \
+			"packet rate per stream (first to last packet)" "$prate /s (50 expected)" \
+			"gaps < 10 ms (bursts)" "$fast of $gaps ($(div $((fast * 100)) "$gaps" 4) %)" \
 			"gaps > 30 ms" "$late of $gaps ($(div $((late * 100)) "$gaps" 4) %), in $late_streams streams; max gap $maxgap ms" \
 			"capture drops (dumpcap) / UDP rcvbuf errs" "${capdrop:-?} / $((w1 - w0)) (sipp does not read its media socket without RTP_ECHO; drops there are not callpark's)" \
 			"left after hang-up: legs parked" "$left" \
@@ -341,6 +369,7 @@ sipp_dropped() { awk '/^Udp:/ && ++n == 2 {print $6}' /proc/net/snmp; }
 # ---------------------------------------------------------------- (b) CYCLES
 phase_cycles() {
 	local i=0 rate best=none
+	CYCLE_ERRS=""
 	{
 		echo "(b) CYCLES  park (REFER *70n) + retrieve (*71n) + hang up, ${CYCLE_SECS}s per rate, talk ${TALK_MS} ms"
 		printf '  %6s %9s %9s %7s %9s %9s %12s %11s %10s %8s\n' rate attempted succeeded failed "failure%" "parker-ok" "callparkd" "sipp-cores" "leftover" "warn"
@@ -352,7 +381,7 @@ phase_cycles() {
 		log "CYCLES: $rate/s for ${CYCLE_SECS}s ($m cycles)"
 		warn0=$(log_count)
 		start_sipp "cyc-$rate-parker" "$to" -sf "$(scenario parker_cycle.xml)" -p "$PARKER_PORT" -mp "$PARKER_MP" \
-			-m "$m" -l $((m + 100)) -d "$TALK_MS" -key ext "$PARKER_EXT" -key pfx "2$i" \
+			-l $((m + 100)) -d "$TALK_MS" -key ext "$PARKER_EXT" -key pfx "2$i" \
 			-au "$PARKER_EXT" -ap "$PARKER_PASS"
 		uas=$SIPP_PID
 		sleep 0.5
@@ -368,7 +397,8 @@ phase_cycles() {
 		c1=$(cpu_ticks "$CP_PID") s1=$(cpu_ticks "$cli") u1=$(cpu_ticks "$uas")
 		t1=$(date +%s.%N)
 		wait_pid "$cli" "$to"
-		wait_pid "$uas" 10 # the parker ends after m calls; not when some never reached it
+		sleep 2
+		wait_pid "$uas" 0 # no -m: see phase_hold
 		local left
 		left=$(drain)
 		warn1=$(log_count)
@@ -385,6 +415,7 @@ phase_cycles() {
 			"$(awk -v a="$c0" -v b="$c1" -v w="$wall" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", (b - a) / t / w}')" \
 			"$(awk -v a="$s0" -v b="$s1" -v c="$u0" -v d="$u1" -v w="$wall" -v t="$CLK_TCK" 'BEGIN {printf "%.2f/%.2f", (b - a) / t / w, (d - c) / t / w}')" \
 			"${left// //}" "$((warn1 - warn0))" >>"$SUMMARY"
+		CYCLE_ERRS+="  $rate/s parker: $(parker_errors "cyc-$rate-parker")"$'\n'
 		log "CYCLES: $rate/s: $ok/$att ok, $fail failed ($pct %), leftover legs/parked ${left// //}"
 		if [ "$att" -gt 0 ] && [ "$pct" != n/a ] && awk -v p="$pct" 'BEGIN {exit !(p < 0.1)}'; then
 			best=$rate
@@ -392,9 +423,10 @@ phase_cycles() {
 		i=$((i + 1))
 	done
 	{
+		printf '%s' "$CYCLE_ERRS"
 		echo "  highest rate with < 0.1 % failures: $best cycles/s"
 		echo "  (attempted = client calls created; failed = not completed, i.e. not parked, not retrieved or no BYE;"
-		echo "   parker-ok = parker sipp calls that parked, retrieved and hung up cleanly)"
+		echo "   parker-ok = parker sipp calls that parked, retrieved and hung up with every message in order)"
 		echo
 	} >>"$SUMMARY"
 	CYCLE_LINE="highest rate with < 0.1 % failures: $best cycles/s"
