@@ -60,8 +60,11 @@ func (b *Bus) EnsureStream(ctx context.Context, maxAge time.Duration) error {
 		Subjects:  []string{AllEvents},
 		Retention: jetstream.LimitsPolicy,
 		MaxAge:    maxAge,
-		Storage:   jetstream.FileStorage,
-		Discard:   jetstream.DiscardOld,
+		// Subjects carry the call id, so the stream's subject index grows
+		// with traffic: bound it by size as well as by age.
+		MaxBytes: 512 << 20,
+		Storage:  jetstream.FileStorage,
+		Discard:  jetstream.DiscardOld,
 	})
 	return err
 }
