@@ -505,3 +505,28 @@ func TestAPIRetrieveToURI(t *testing.T) {
 	_, err := cl.Retrieve(ctx5(t), api.RetrieveRequest{Slot: "1", To: "http://example.com"})
 	wantCode(t, "retrieve to a non-SIP URI", err, api.CodeInvalidRequest)
 }
+
+// TestAPIParkedCallReturnsToTheAppAccount is point 4: a call the console
+// parked for the receptionist, left alone, rings the receptionist's phones
+// (the account it was parked for) when its slot's time is up.
+func TestAPIParkedCallReturnsToTheAppAccount(t *testing.T) {
+	dir := writeDialplans(t, filepath.Join("customers", "demo.yaml"), "after: 120s", "after: 1s")
+	p := pbxtest.Start(t, pbxtest.WithDialplans(dir))
+	caller := p.Phone(t, "demo", "202")
+	reception := p.Phone(t, "demo", "200")
+	cl := apiClient(t, p, "demo", demoToken)
+
+	cc, cr := connect(t, caller, reception)
+	upCall(t, cl, "200")
+	if _, err := cl.Park(ctx5(t), api.ParkRequest{Account: "200", Extension: "333"}); err != nil {
+		t.Fatal(err)
+	}
+	cr.ExpectEnded(t, 5*time.Second)
+	cc.ExpectAudio(t, 500*time.Millisecond)
+	ring := reception.Answer(t, 5*time.Second)
+	e := p.Events.Wait(t, 5*time.Second, "call.returned", parked(events.CallReturned, "333"))
+	if e.Park.Parker != "200" {
+		t.Fatalf("returned to parker %q, want 200", e.Park.Parker)
+	}
+	talk(t, cc, ring)
+}

@@ -507,3 +507,15 @@ func TestSippRetrieve(t *testing.T) {
 
 	nothing()
 }
+
+// TestSippRegisterTCP: the same digest registration over SIP/TCP.
+func TestSippRegisterTCP(t *testing.T) {
+	sippBinary(t)
+	t.Parallel()
+	p := pbxtest.Start(t)
+	runSipp(t, "register.xml", sippOpts{Remote: p.Addr}, append(account(t, p, "200"), "-t", "t1")...)
+	bs := p.Core().Registrar().Contacts("demo", "200")
+	if len(bs) != 1 || bs[0].Transport != "tcp" {
+		t.Fatalf("bindings after REGISTER over TCP: %+v", bs)
+	}
+}
