@@ -182,11 +182,16 @@ func (c *Control) dialReturn(ctx context.Context, cust *dialplans.Customer, p *s
 	if forward {
 		c.publishReturn(events.CallForwarded, p, target, "", 0)
 	}
+	var uri string
 	if cust.Account(target) == nil {
-		// forward_to may name an external number: there is no outbound
-		// trunk to reach it yet.
-		c.returnFailed(ctx, rb, ReasonUnreachable, 0)
-		return
+		// forward_to names an external number: out through the customer's
+		// trunk, when it has one that names a host.
+		u, ok := cust.OutboundURI(target)
+		if !forward || !ok {
+			c.returnFailed(ctx, rb, ReasonUnreachable, 0)
+			return
+		}
+		uri = u
 	}
 	c.returns.mu.Lock()
 	if c.returns.byParked[p.Channel] != nil {
@@ -202,6 +207,7 @@ func (c *Control) dialReturn(ctx context.Context, cust *dialplans.Customer, p *s
 		Call:      p.Channel,
 		Account:   target,
 		From:      returnedFrom(p.Party),
+		URI:       uri,
 		TimeoutMs: int(c.ringTime(cust).Milliseconds()),
 		Bridge:    true,
 	}
@@ -210,6 +216,9 @@ func (c *Control) dialReturn(ctx context.Context, cust *dialplans.Customer, p *s
 		if cmd.AlertInfo == "" {
 			cmd.AlertInfo = dialplans.DefaultAlertInfo
 		}
+	}
+	if uri != "" {
+		cmd.Account = ""
 	}
 	r, err := c.do(ctx, p.Customer, cmd)
 	if err != nil {

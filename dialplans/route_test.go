@@ -262,3 +262,28 @@ trunks: [{name: b, address: 192.0.2.1}]
 		}
 	}
 }
+
+func TestOutboundURI(t *testing.T) {
+	for _, tc := range []struct {
+		addr, want string
+		ok         bool
+	}{
+		{"127.0.0.1", "sip:+15550001111@127.0.0.1:5060", true},
+		{"127.0.0.1:5099", "sip:+15550001111@127.0.0.1:5099", true},
+		{"203.0.113.0/24", "", false},
+	} {
+		prefix, port, err := parseTrunkAddress(tc.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &Customer{Trunks: []*Trunk{{Name: "t", Address: tc.addr, prefix: prefix, port: port}}}
+		got, ok := c.OutboundURI("+15550001111")
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("%s: %q %v, want %q %v", tc.addr, got, ok, tc.want, tc.ok)
+		}
+	}
+	c := &Customer{}
+	if _, ok := c.OutboundURI("+1555"); ok {
+		t.Error("a customer without trunks reached out")
+	}
+}

@@ -52,3 +52,32 @@ func (t *Trunk) Matches(src netip.AddrPort) bool {
 	}
 	return t.prefix.Contains(src.Addr().Unmap().WithZone(""))
 }
+
+// Target is where calls out through this trunk go: its address when it
+// names one host (IP or IP:port, port 5060 when none is given); false for
+// a CIDR prefix, which is a range of sources, not a destination.
+func (t *Trunk) Target() (netip.AddrPort, bool) {
+	if t == nil || !t.prefix.IsValid() || t.prefix.Bits() != t.prefix.Addr().BitLen() {
+		return netip.AddrPort{}, false
+	}
+	port := t.port
+	if port == 0 {
+		port = 5060
+	}
+	return netip.AddrPortFrom(t.prefix.Addr(), port), true
+}
+
+// OutboundURI returns the SIP URI that reaches number, a number outside the
+// customer (not one of its extensions), through the customer's first trunk
+// that names a single host.
+func (c *Customer) OutboundURI(number string) (string, bool) {
+	if c == nil || number == "" || strings.ContainsAny(number, "@:;<> ") {
+		return "", false
+	}
+	for _, t := range c.Trunks {
+		if ap, ok := t.Target(); ok {
+			return "sip:" + number + "@" + ap.String(), true
+		}
+	}
+	return "", false
+}

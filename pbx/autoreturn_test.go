@@ -2,6 +2,7 @@ package pbx_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -467,4 +468,29 @@ func TestSippAutoReturnDistinctive(t *testing.T) {
 	p.Events.Wait(t, 8*time.Second, "call.returned", parked(events.CallReturned, "333"))
 	cc.Hangup()
 	uas.wait(t)
+}
+
+// TestAutoReturnForwardToExternalNumber: an account whose answering mode
+// forwards to a number outside the customer gets its returned parked calls
+// sent out through the customer's trunk.
+func TestAutoReturnForwardToExternalNumber(t *testing.T) {
+	parallel(t)
+	carrierPort := pbxtest.FreePort(t)
+	p := autoReturnPBX(t,
+		`password: "secret333"`, `password: "secret333"
+    answering_mode: forward
+    forward_to: "+15559990000"`,
+		"address: 127.0.0.1", fmt.Sprintf("address: 127.0.0.1:%d", carrierPort))
+	carrier := pbxtest.NewRawPhoneAt(t, p.Addr, "carrier", "demo.callpark.test", carrierPort)
+	client := p.Phone(t, "demo", "201")
+	john := p.Phone(t, "demo", "333")
+	cc, _ := parkOwn(t, p, client, john)
+
+	out := carrier.Answer(t, 5*time.Second)
+	if u := out.Invite().Recipient.User; u != "+15559990000" {
+		t.Fatalf("carrier got a call for %q", u)
+	}
+	p.Events.Wait(t, 3*time.Second, "call.forwarded", pbxtest.Type(events.CallForwarded, "demo"))
+	talk(t, cc, out)
+	john.NoCall(t, 200*time.Millisecond)
 }

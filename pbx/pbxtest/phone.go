@@ -86,13 +86,20 @@ func (p *PBX) newPhone(t testing.TB, customer, ext string, codecs []media.Codec)
 // NewRawPhone starts a SIP user agent that is not an account (a trunk, an
 // intruder) on a free port.
 func NewRawPhone(t testing.TB, pbxAddr, user, domain string) *Phone {
-	ph := &Phone{Ext: user, Domain: domain, pbxAddr: pbxAddr, incoming: make(chan *Call, 64)}
+	return NewRawPhoneAt(t, pbxAddr, user, domain, 0)
+}
+
+// NewRawPhoneAt is NewRawPhone on a given local port (a trunk's address).
+func NewRawPhoneAt(t testing.TB, pbxAddr, user, domain string, port int) *Phone {
+	ph := &Phone{Ext: user, Domain: domain, Port: port, pbxAddr: pbxAddr, incoming: make(chan *Call, 64)}
 	ph.start(t)
 	return ph
 }
 
 func (ph *Phone) start(t testing.TB) {
-	ph.Port = FreePort(t)
+	if ph.Port == 0 {
+		ph.Port = FreePort(t)
+	}
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("pbxtest-"+ph.Ext), sipgo.WithUserAgentHostname("127.0.0.1"))
 	if err != nil {
 		t.Fatal(err)
