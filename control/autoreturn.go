@@ -366,6 +366,7 @@ func (c *Control) returnAnswered(ctx context.Context, rb *ringBack, e *events.Ev
 	park := rec.Event()
 	park.By = rb.target
 	if !rb.forward {
+		c.metrics.returns.WithLabelValues(rec.Customer, "answered").Inc()
 		c.publish(events.CallReturned, rec.Customer, rec.Channel, park)
 	}
 	c.publish(events.CallRetrieved, rec.Customer, rec.Channel, park)
@@ -431,6 +432,12 @@ func (c *Control) retryLater(channel string) {
 // publishReturn publishes an automatic-retrieval event about park p;
 // account is who was rung.
 func (c *Control) publishReturn(typ string, p *state.Parked, account, reason string, code int) {
+	switch typ {
+	case events.CallReturnFailed:
+		c.metrics.returns.WithLabelValues(p.Customer, reason).Inc()
+	case events.CallForwarded:
+		c.metrics.returns.WithLabelValues(p.Customer, "forwarded").Inc()
+	}
 	c.bus.Publish(&events.Event{
 		V:        events.Version,
 		Type:     typ,

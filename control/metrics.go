@@ -13,6 +13,7 @@ type metrics struct {
 	parks         *prometheus.CounterVec
 	retrieves     *prometheus.CounterVec
 	abandons      *prometheus.CounterVec
+	returns       *prometheus.CounterVec
 	parkDuration  prometheus.Histogram
 	events        *prometheus.CounterVec
 	commandErrors *prometheus.CounterVec
@@ -35,6 +36,10 @@ func newMetrics(reg prometheus.Registerer, store *state.Store) (*metrics, error)
 			Name: "callpark_abandons_total",
 			Help: "Parked calls whose caller hung up before retrieval, by customer.",
 		}, []string{"customer"}),
+		returns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callpark_returns_total",
+			Help: "Automatic returns of parked calls, by customer and outcome (answered, forwarded, or the failure reason: busy, no_answer, unreachable, gave_up, ...).",
+		}, []string{"customer", "outcome"}),
 		parkDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "callpark_park_duration_seconds",
 			Help:    "Time calls stayed parked, until retrieved or abandoned.",
@@ -61,7 +66,7 @@ func newMetrics(reg prometheus.Registerer, store *state.Store) (*metrics, error)
 		Help: "Calls parked right now.",
 	}, func() float64 { return float64(store.ParkedCount()) })
 	var errs []error
-	for _, c := range []prometheus.Collector{parked, m.parks, m.retrieves, m.abandons, m.parkDuration, m.events, m.commandErrors, m.apiRequests} {
+	for _, c := range []prometheus.Collector{parked, m.parks, m.retrieves, m.abandons, m.returns, m.parkDuration, m.events, m.commandErrors, m.apiRequests} {
 		errs = append(errs, reg.Register(c))
 	}
 	return m, errors.Join(errs...)

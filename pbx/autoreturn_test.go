@@ -3,6 +3,8 @@ package pbx_test
 import (
 	"context"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"io"
 	"log/slog"
 	"os"
@@ -121,6 +123,9 @@ func TestAutoReturnDistinctiveRing(t *testing.T) {
 	talk(t, cc, ring)
 	if l := p.Control().State().ParkedList("demo"); len(l) != 0 {
 		t.Fatalf("still parked after the return: %+v", l)
+	}
+	if n := testutil.ToFloat64(metricVec(t, p, "callpark_returns_total", "demo", "answered")); n != 1 {
+		t.Fatalf("callpark_returns_total{answered} = %v", n)
 	}
 	ring.Hangup()
 	cc.ExpectEnded(t, 5*time.Second)
@@ -493,4 +498,29 @@ func TestAutoReturnForwardToExternalNumber(t *testing.T) {
 	p.Events.Wait(t, 3*time.Second, "call.forwarded", pbxtest.Type(events.CallForwarded, "demo"))
 	talk(t, cc, out)
 	john.NoCall(t, 200*time.Millisecond)
+}
+
+// metricVec reads one counter of the PBX's registry by name and label values.
+func metricVec(t *testing.T, p *pbxtest.PBX, name string, labels ...string) prometheus.Collector {
+	t.Helper()
+	mfs, err := p.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			ok := len(m.GetLabel()) == len(labels)
+			for i, l := range m.GetLabel() {
+				ok = ok && i < len(labels) && l.GetValue() == labels[i]
+			}
+			if ok {
+				return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name}, func() float64 { return m.GetCounter().GetValue() })
+			}
+		}
+	}
+	t.Fatalf("no %s%v", name, labels)
+	return nil
 }
