@@ -39,6 +39,7 @@ type channel struct {
 	mu        sync.Mutex
 	answered  bool
 	answering bool // an answer waits for the caller's ACK
+	rejected  bool // a final response is on its way
 	ended     bool
 	media     *diago.DialogMedia
 	// heldByPhone is true while the phone on this leg holds the call.
@@ -114,11 +115,24 @@ func (ch *channel) release() {
 // hangup ends the leg with BYE, a final response or CANCEL as its state asks.
 func (ch *channel) hangup(code int, reason string) {
 	ch.mu.Lock()
+	answering := ch.answering
+	ch.mu.Unlock()
+	if answering {
+		// The 200 OK is out: wait for the ACK, then end with BYE.
+		ch.waitAnnounced()
+	}
+	ch.mu.Lock()
 	answered := ch.answered
 	ended := ch.ended
 	dialCancel := ch.dialCancel
+	// Only one final response may go out on an unanswered inbound leg: a
+	// reject and a shutdown hangup can race.
+	rejected := ch.rejected
+	if ch.srv != nil && !answered {
+		ch.rejected = true
+	}
 	ch.mu.Unlock()
-	if ended {
+	if ended || (ch.srv != nil && !answered && rejected) {
 		return
 	}
 	if dialCancel != nil {

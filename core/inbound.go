@@ -224,6 +224,10 @@ func (ch *channel) answer() error {
 		return errEnded
 	}
 	ch.mu.Lock()
+	if ch.rejected {
+		ch.mu.Unlock()
+		return errEnded
+	}
 	ch.answering = true
 	ch.mu.Unlock()
 	defer func() {
