@@ -1,7 +1,11 @@
 package pbx_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -9,6 +13,7 @@ import (
 	"github.com/emiago/diago/media"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/callpark/callpark/core/audio"
 	"github.com/callpark/callpark/events"
 	"github.com/callpark/callpark/pbx/pbxtest"
 )
@@ -79,4 +84,37 @@ func TestSippCancelWhileRinging(t *testing.T) {
 	p.Events.Wait(t, 3*time.Second, "caller's leg ended", func(e *events.Event) bool {
 		return e.Type == events.CallEnded && e.Direction == events.Inbound
 	})
+}
+
+// writeWAV writes 8 kHz mono 16-bit PCM as a WAV file.
+func writeWAV(t *testing.T, path string, pcm []int16) {
+	t.Helper()
+	var b bytes.Buffer
+	le := binary.LittleEndian
+	b.WriteString("RIFF")
+	_ = binary.Write(&b, le, uint32(36+2*len(pcm)))
+	b.WriteString("WAVEfmt ")
+	for _, v := range []any{uint32(16), uint16(1), uint16(1), uint32(8000), uint32(16000), uint16(2), uint16(16)} {
+		_ = binary.Write(&b, le, v)
+	}
+	b.WriteString("data")
+	_ = binary.Write(&b, le, uint32(2*len(pcm)))
+	_ = binary.Write(&b, le, pcm)
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCustomerMusicDirectory: a customer's own music (here a 440 Hz tone)
+// is what its held callers hear.
+func TestCustomerMusicDirectory(t *testing.T) {
+	music := t.TempDir()
+	writeWAV(t, filepath.Join(music, "tone.wav"), audio.Tone(440, 3*time.Second, 0.5))
+	dir := writeDialplans(t, filepath.Join("customers", "demo.yaml"), `music: ""`, fmt.Sprintf("music: %q", music))
+	p := pbxtest.Start(t, pbxtest.WithDialplans(dir))
+	a := p.Phone(t, "demo", "200")
+	b := p.Phone(t, "demo", "201")
+	ca, cb := connect(t, a, b)
+	ca.Hold(t)
+	cb.ExpectTone(t, 440, 3*time.Second)
 }

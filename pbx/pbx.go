@@ -121,13 +121,21 @@ func (p *PBX) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		for _, c := range p.store.Current().Customers() {
-			if dir := c.Features.Music; dir != "" {
-				if err := lib.LoadMusicDir(dir, dir); err != nil {
-					log.Error("customer music not loaded", "customer", c.Name, "dir", dir, "err", err)
+		loadMusic := func(set *dialplans.Set) {
+			for _, c := range set.Customers() {
+				if dir := c.Features.Music; dir != "" {
+					if _, ok := lib.Music(dir); ok {
+						continue
+					}
+					if err := lib.LoadMusicDir(dir, dir); err != nil {
+						log.Error("customer music not loaded", "customer", c.Name, "dir", dir, "err", err)
+					}
 				}
 			}
 		}
+		loadMusic(p.store.Current())
+		// A reload that names a new music directory loads it.
+		p.store.OnChange(loadMusic)
 		c, err := core.New(core.Config{
 			Host:       cfg.SIPHost,
 			Port:       cfg.SIPPort,
