@@ -6,8 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -100,21 +98,7 @@ accounts:
 
 func loadTestDialplans(t *testing.T) *dialplans.Set {
 	t.Helper()
-	dir := t.TempDir()
-	for name, text := range testDialplans {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	set, err := dialplans.Load(dir)
-	if err != nil {
-		t.Fatalf("load dialplans: %v", err)
-	}
-	return set
+	return loadDialplans(t, testDialplans)
 }
 
 // fakeBus records commands and published events. Every command succeeds

@@ -98,15 +98,6 @@ func (ch *channel) isAnswered() bool {
 	return ch.answered
 }
 
-func (ch *channel) dialog() interface {
-	Context() context.Context
-} {
-	if ch.srv != nil {
-		return ch.srv
-	}
-	return ch.cli
-}
-
 // release lets the inbound handler return (diago then hangs up if needed).
 func (ch *channel) release() {
 	ch.doneOnce.Do(func() { close(ch.done) })

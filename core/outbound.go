@@ -112,7 +112,9 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 			}
 			c.publish(re)
 			if cmd.Bridge && origin != nil && origin.srv != nil && !origin.isAnswered() {
-				_ = origin.srv.Ringing()
+				if err := origin.srv.Ringing(); err != nil {
+					c.log.Debug("180 to the caller failed", "call", origin.id, "err", err)
+				}
 			}
 		})
 	}

@@ -2,6 +2,8 @@ package pbx_test
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,9 +39,31 @@ func TestCallAudioBothWays(t *testing.T) {
 	b := p.Phone(t, "demo", "201")
 
 	answered := make(chan *pbxtest.Call, 1)
-	go func() { answered <- b.Answer(t, 5*time.Second) }()
-	ca := a.Dial(t, "201")
+	go func() {
+		// Ring for a moment, as a phone does, then answer. (A 180 and a 200
+		// sent back to back can be reordered by sipgo, which handles each
+		// message on its own goroutine, and the 180 then dropped.)
+		c := b.Ringing(t, 5*time.Second)
+		time.Sleep(150 * time.Millisecond)
+		c.Answer(t)
+		answered <- c
+	}()
+	var mu sync.Mutex
+	var codes []int
+	ca, err := a.DialWith(t.Context(), "201", func(r *sip.Response) {
+		mu.Lock()
+		codes = append(codes, r.StatusCode)
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cb := <-answered
+	mu.Lock()
+	if !slices.Contains(codes, sip.StatusRinging) {
+		t.Errorf("caller saw %v, no 180 Ringing", codes)
+	}
+	mu.Unlock()
 
 	ca.SendTone(1000)
 	cb.SendTone(1400)

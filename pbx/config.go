@@ -66,9 +66,6 @@ func (c *Config) Validate() error {
 	if c.Role == RoleControl && c.NATSURL == "" {
 		return errors.New("the control role needs --nats (the core's NATS server)")
 	}
-	if c.Role == RoleCore && c.NATSURL == "" {
-		// A lone core may embed NATS for a control plane to join.
-	}
 	if c.SIPHost == "" {
 		c.SIPHost = "127.0.0.1"
 	}

@@ -214,6 +214,7 @@ func TestParkedCallerHangsUp(t *testing.T) {
 	if code := cj.Transfer(t, "*70333"); code != 200 {
 		t.Fatalf("park again: %d", code)
 	}
+	cc.ExpectAudio(t, 500*time.Millisecond)
 }
 
 func TestTenantIsolation(t *testing.T) {
