@@ -2,8 +2,11 @@ package registrar
 
 import (
 	"crypto/md5"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -29,66 +32,89 @@ func (r *Registrar) Authenticate(req *sip.Request, tx sip.ServerTransaction) (Id
 type digestCreds struct {
 	username, realm, nonce, uri, response string
 	qop, nc, cnonce                       string
+	algorithm                             string // MD5 or SHA-256
 	ncValue                               uint32
 }
 
 // authenticate runs the digest check for an account user@domain; see
 // Authenticate for what it answers.
+//
+// What goes back on the wire never tells a real account from an unknown one:
+// the nonce is checked before the account is looked up, and an unknown user
+// gets the same 403 (after the same hashing work) as a wrong password.
 func (r *Registrar) authenticate(req *sip.Request, tx sip.ServerTransaction, user, domain string) (Identity, bool) {
 	realm := strings.ToLower(domain)
 	if realm == "" || user == "" {
 		r.respond(req, tx, sip.StatusBadRequest, "Missing user or domain in address")
 		return Identity{}, false
 	}
+	src := sourceAddr(req)
+	account := realm + "/" + user
 	now := r.now()
-	creds, found, reason := findCredentials(req, realm)
-	switch reason {
-	case "":
-	case ReasonUnsupported:
-		// Offer again what we support.
-		r.fail(reason, req, realm)
-		r.challenge(req, tx, now, realm, false)
-		return Identity{}, false
-	default:
-		r.fail(reason, req, realm)
-		r.respond(req, tx, sip.StatusBadRequest, "Malformed Authorization header")
-		return Identity{}, false
-	}
-	if !found {
-		r.challenge(req, tx, now, realm, false)
-		return Identity{}, false
-	}
-	if creds.username != user {
-		r.fail(ReasonUsernameMismatch, req, realm)
-		r.respond(req, tx, sip.StatusForbidden, "Forbidden")
-		return Identity{}, false
-	}
 	dir := r.dir()
 	if dir == nil {
 		r.fail(ReasonNoDirectory, req, realm)
 		r.respond(req, tx, sip.StatusServiceUnavailable, "Directory Not Loaded")
 		return Identity{}, false
 	}
-	customer, password, ok := dir.Account(realm, user)
-	if !ok {
-		r.fail(ReasonUnknownUser, req, realm)
+	customer, password, known := dir.Account(realm, user)
+	creds, found, reason := findCredentials(req, realm)
+	switch reason {
+	case "":
+	case ReasonUnsupported:
+		// Offer again what we support.
+		r.failAuth(reason, req, realm, src, "")
+		r.challenge(req, tx, now, realm, false)
+		return Identity{}, false
+	default:
+		r.failAuth(reason, req, realm, src, account)
+		r.respond(req, tx, sip.StatusBadRequest, "Malformed Authorization header")
+		return Identity{}, false
+	}
+	if !found {
+		if !known {
+			// A scanner walking extensions: answered like any other, counted.
+			r.failAuth(ReasonUnknownUser, req, realm, src, "")
+		}
+		r.challenge(req, tx, now, realm, false)
+		return Identity{}, false
+	}
+	if creds.username != user {
+		r.failAuth(ReasonUsernameMismatch, req, realm, src, account)
+		r.respond(req, tx, sip.StatusForbidden, "Forbidden")
+		return Identity{}, false
+	}
+	if !uriMatches(creds.uri, req.Recipient) && !r.isLocalURI(creds.uri) {
+		r.failAuth(ReasonURIMismatch, req, realm, src, account)
+		r.respond(req, tx, sip.StatusBadRequest, "Digest URI Does Not Match Request-URI")
+		return Identity{}, false
+	}
+	if l := r.opts.Limiter; l != nil && src.IsValid() && l.Locked(account, src) {
+		r.failAuth(ReasonLocked, req, realm, src, account)
 		r.respond(req, tx, sip.StatusForbidden, "Forbidden")
 		return Identity{}, false
 	}
 	state, expires := r.nonces.check(now, creds.nonce, realm)
 	if state == nonceInvalid {
-		r.fail(ReasonInvalidNonce, req, realm)
+		r.failAuth(ReasonInvalidNonce, req, realm, src, account)
 		r.challenge(req, tx, now, realm, false)
 		return Identity{}, false
 	}
-	if !digestMatches(creds, req.Method.String(), password) {
-		if state == nonceStale {
+	if !known {
+		password = "\x00unknown" // hashed all the same: no timing tell
+	}
+	if !digestMatches(creds, req.Method.String(), password) || !known {
+		if state == nonceStale && known {
 			// RFC 7616 3.3: stale only when the digest itself was right.
-			r.fail(ReasonStaleNonce, req, realm)
+			r.failAuth(ReasonStaleNonce, req, realm, src, "")
 			r.challenge(req, tx, now, realm, false)
 			return Identity{}, false
 		}
-		r.fail(ReasonBadPassword, req, realm)
+		if known {
+			r.failAuth(ReasonBadPassword, req, realm, src, account)
+		} else {
+			r.failAuth(ReasonUnknownUser, req, realm, src, "")
+		}
 		r.respond(req, tx, sip.StatusForbidden, "Forbidden")
 		return Identity{}, false
 	}
@@ -99,7 +125,7 @@ func (r *Registrar) authenticate(req *sip.Request, tx sip.ServerTransaction, use
 	}
 	switch r.nonces.use(now, creds.nonce, expires, creds.ncValue, creds.qop != "") {
 	case ncReplay:
-		r.fail(ReasonReplay, req, realm)
+		r.failAuth(ReasonReplay, req, realm, src, "")
 		r.challenge(req, tx, now, realm, true)
 		return Identity{}, false
 	case ncFull:
@@ -108,7 +134,57 @@ func (r *Registrar) authenticate(req *sip.Request, tx sip.ServerTransaction, use
 		r.challenge(req, tx, now, realm, true)
 		return Identity{}, false
 	}
+	if l := r.opts.Limiter; l != nil && src.IsValid() {
+		l.Succeed(src, account)
+	}
 	return Identity{Customer: customer, Account: user, Domain: realm}, true
+}
+
+// isLocalURI reports whether a digest uri names this server itself
+// (Options.LocalAddrs, no user part): what sipp and some UAs put there
+// instead of the Request-URI. Nonce counts still stop a replay.
+func (r *Registrar) isLocalURI(digestURI string) bool {
+	var u sip.Uri
+	if err := sip.ParseUri(digestURI, &u); err != nil || u.User != "" {
+		return false
+	}
+	port := u.Port
+	if port == 0 {
+		port = 5060
+	}
+	hp := net.JoinHostPort(strings.Trim(u.Host, "[]"), strconv.Itoa(port))
+	for _, a := range r.opts.LocalAddrs {
+		if strings.EqualFold(a, hp) {
+			return true
+		}
+	}
+	return false
+}
+
+// sourceAddr is the address a request came from (invalid if unknown).
+func sourceAddr(req *sip.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// uriMatches compares the digest-uri with the Request-URI (RFC 7616
+// 3.4.6): a response computed for another URI is a captured one replayed.
+func uriMatches(digestURI string, ruri sip.Uri) bool {
+	var u sip.Uri
+	if err := sip.ParseUri(digestURI, &u); err != nil {
+		return false
+	}
+	port := func(p int) int {
+		if p == 0 {
+			return 5060
+		}
+		return p
+	}
+	return strings.EqualFold(u.Scheme, ruri.Scheme) && u.User == ruri.User &&
+		strings.EqualFold(strings.Trim(u.Host, "[]"), strings.Trim(ruri.Host, "[]")) && port(u.Port) == port(ruri.Port)
 }
 
 // findCredentials picks the Digest credentials for realm from the
@@ -143,11 +219,22 @@ func digestFrom(p map[string]string) (digestCreds, string) {
 		nc:       p["nc"],
 		cnonce:   p["cnonce"],
 	}
-	if c.username == "" || c.nonce == "" || c.uri == "" || len(c.response) != 2*md5.Size {
-		return c, ReasonMalformed
+	c.algorithm = "MD5"
+	if alg, ok := p["algorithm"]; ok {
+		switch {
+		case strings.EqualFold(alg, "MD5"):
+		case strings.EqualFold(alg, "SHA-256"):
+			c.algorithm = "SHA-256"
+		default:
+			return c, ReasonUnsupported
+		}
 	}
-	if alg, ok := p["algorithm"]; ok && !strings.EqualFold(alg, "MD5") {
-		return c, ReasonUnsupported
+	size := md5.Size
+	if c.algorithm == "SHA-256" {
+		size = sha256.Size
+	}
+	if c.username == "" || c.nonce == "" || c.uri == "" || len(c.response) != 2*size {
+		return c, ReasonMalformed
 	}
 	switch {
 	case c.qop == "":
@@ -169,16 +256,20 @@ func digestFrom(p map[string]string) (digestCreds, string) {
 	return c, ""
 }
 
-// digestMatches computes the expected response (RFC 2617 3.2.2.1, MD5) and
-// compares it in constant time.
+// digestMatches computes the expected response (RFC 7616 3.4.1: MD5, or
+// SHA-256 as RFC 8760 brings to SIP) and compares it in constant time.
 func digestMatches(c digestCreds, method, password string) bool {
-	ha1 := md5hex(c.username, ":", c.realm, ":", password)
-	ha2 := md5hex(method, ":", c.uri)
+	h := md5hex
+	if c.algorithm == "SHA-256" {
+		h = sha256hex
+	}
+	ha1 := h(c.username, ":", c.realm, ":", password)
+	ha2 := h(method, ":", c.uri)
 	var want string
 	if c.qop == "" {
-		want = md5hex(ha1, ":", c.nonce, ":", ha2)
+		want = h(ha1, ":", c.nonce, ":", ha2)
 	} else {
-		want = md5hex(ha1, ":", c.nonce, ":", c.nc, ":", c.cnonce, ":", c.qop, ":", ha2)
+		want = h(ha1, ":", c.nonce, ":", c.nc, ":", c.cnonce, ":", c.qop, ":", ha2)
 	}
 	return subtle.ConstantTimeCompare([]byte(want), []byte(c.response)) == 1
 }
@@ -192,14 +283,28 @@ func md5hex(parts ...string) string {
 	return hex.EncodeToString(h.Sum(sum[:0]))
 }
 
+func sha256hex(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+	}
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0]))
+}
+
 // challenge answers 401 with a fresh nonce for realm.
 func (r *Registrar) challenge(req *sip.Request, tx sip.ServerTransaction, now time.Time, realm string, stale bool) {
-	v := "Digest realm=" + quote(realm) + `, nonce="` + r.nonces.issue(now, realm) + `", algorithm=MD5, qop="auth"`
-	if stale {
-		v += ", stale=true"
-	}
+	nonce := r.nonces.issue(now, realm)
 	res := sip.NewResponseFromRequest(req, sip.StatusUnauthorized, "Unauthorized", nil)
-	res.AppendHeader(sip.NewHeader("WWW-Authenticate", v))
+	// MD5 first: many phones (and sipp, sipvicious) read only the first
+	// challenge; RFC 8760 clients pick SHA-256 from the second.
+	for _, alg := range [...]string{"MD5", "SHA-256"} {
+		v := "Digest realm=" + quote(realm) + `, nonce="` + nonce + `", algorithm=` + alg + `, qop="auth"`
+		if stale {
+			v += ", stale=true"
+		}
+		res.AppendHeader(sip.NewHeader("WWW-Authenticate", v))
+	}
 	r.send(tx, res)
 }
 
@@ -210,6 +315,15 @@ func (r *Registrar) respond(req *sip.Request, tx sip.ServerTransaction, code int
 func (r *Registrar) send(tx sip.ServerTransaction, res *sip.Response) {
 	if err := tx.Respond(res); err != nil {
 		r.log.Debug("respond failed", "status", res.StatusCode, "error", err)
+	}
+}
+
+// failAuth records a refused authentication, and counts it against the
+// source address and (when not "") the account with the Limiter.
+func (r *Registrar) failAuth(reason string, req *sip.Request, realm string, src netip.Addr, account string) {
+	r.fail(reason, req, realm)
+	if l := r.opts.Limiter; l != nil && src.IsValid() {
+		l.Fail(src, account)
 	}
 }
 

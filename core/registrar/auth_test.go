@@ -168,11 +168,11 @@ func TestAuthenticateEdgeCases(t *testing.T) {
 		t.Fatalf("after expiry the table has room: %d", code)
 	}
 
-	// Unsupported algorithm: offered MD5 again.
+	// Unsupported algorithm: offered MD5 and SHA-256 again.
 	n5 := challengeFor(t, r, reg)
-	sha := strings.Replace(answer(n5, 1).GetHeader("Authorization").Value(), "algorithm=MD5", "algorithm=SHA-256", 1)
+	sha := strings.Replace(answer(n5, 1).GetHeader("Authorization").Value(), "algorithm=MD5", "algorithm=SHA-512", 1)
 	if code, _ := status(withAuth(reg, "Authorization", sha)); code != 401 {
-		t.Fatalf("SHA-256: %d", code)
+		t.Fatalf("SHA-512: %d", code)
 	}
 	// Malformed credentials: 400.
 	for _, v := range []string{

@@ -56,6 +56,11 @@ func startPBX(t *testing.T, opts Options) *testPBX {
 		p.changes <- change{customer, account, contacts}
 	}
 	opts.OnAuthFailure = func(reason string) { p.failures <- reason }
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.LocalAddrs = append(opts.LocalAddrs, conn.LocalAddr().String())
 	p.r = New(func() Directory { return testAccounts }, opts)
 
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("callpark"))
@@ -82,10 +87,6 @@ func startPBX(t *testing.T, opts Options) *testPBX {
 	srv.OnSubscribe(authOK)
 	srv.OnAck(func(*sip.Request, sip.ServerTransaction) {})
 
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	p.addr = conn.LocalAddr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -34,6 +34,7 @@ import (
 	"context"
 	"crypto/rand"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -79,6 +80,22 @@ type Options struct {
 	// request is refused for its credentials (not for the first challenge of
 	// a request that carried none).
 	OnAuthFailure func(reason string)
+	// LocalAddrs are this server's own "host:port"s: a digest uri naming
+	// one of them is accepted besides the Request-URI (see isLocalURI).
+	LocalAddrs []string
+	// Limiter, when set, is told of every failed and successful
+	// authentication and may lock an account out (see core/ban).
+	Limiter Limiter
+}
+
+// Limiter counts authentication failures per source address and account.
+// Accounts are named "realm/user".
+type Limiter interface {
+	// Locked reports whether credentials for account from addr are to be
+	// refused without checking them.
+	Locked(account string, addr netip.Addr) bool
+	Fail(addr netip.Addr, account string)
+	Succeed(addr netip.Addr, account string)
 }
 
 // Reasons passed to Options.OnAuthFailure.
@@ -93,6 +110,8 @@ const (
 	ReasonReplay           = "replay"            // nonce count not above the last one seen (401 stale)
 	ReasonNonceTableFull   = "nonce_table_full"  // MaxNonces reached (401 stale)
 	ReasonNoDirectory      = "no_directory"      // the directory func returned nil (503)
+	ReasonURIMismatch      = "uri_mismatch"      // digest uri is not the Request-URI (400)
+	ReasonLocked           = "locked"            // account locked by the Limiter (403)
 )
 
 // Binding is one registered contact of an account.
@@ -354,4 +373,51 @@ func (q *expiryQueue) Pop() any {
 	*q = old[:len(old)-1]
 	e.index = -1
 	return e
+}
+
+// Remove drops the binding of contact from an account, as when the phone
+// behind it stopped answering (a dial fork or a keep-alive timed out). It
+// reports whether there was such a binding; OnChange is called if so.
+func (r *Registrar) Remove(customer, account string, contact sip.Uri) bool {
+	key := contactKey(&contact)
+	aor := aorKey{customer, account}
+	r.mu.Lock()
+	var found *entry
+	for _, e := range r.aors[aor] {
+		if e.key == key {
+			found = e
+			break
+		}
+	}
+	if found == nil {
+		r.mu.Unlock()
+		return false
+	}
+	r.removeLocked(found)
+	r.enqueueLocked(aor, r.now())
+	r.mu.Unlock()
+	r.log.Info("unreachable contact removed", "customer", customer, "account", account,
+		"contact", found.b.Contact.String(), "source", found.b.Source)
+	r.notify()
+	return true
+}
+
+// Bound is a binding with the account it belongs to.
+type Bound struct {
+	Customer, Account string
+	Binding
+}
+
+// All returns a copy of every unexpired binding (for keep-alives).
+func (r *Registrar) All() []Bound {
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Bound, 0, len(r.queue))
+	for aor, list := range r.aors {
+		for _, b := range snapshot(list, now) {
+			out = append(out, Bound{Customer: aor.customer, Account: aor.account, Binding: b})
+		}
+	}
+	return out
 }
