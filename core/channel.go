@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,9 @@ type channel struct {
 	rejected  bool // a final response is on its way
 	ended     bool
 	media     *diago.DialogMedia
+	// remotes are the addresses the far end may send in-dialog requests
+	// from over UDP (see owns).
+	remotes []netip.AddrPort
 	// heldByPhone is true while the phone on this leg holds the call.
 	heldByPhone bool
 	// refers pending a refer_notify, by ReferID.
@@ -57,6 +61,8 @@ type channel struct {
 	// done is closed when the handler of an inbound leg may return.
 	done     chan struct{}
 	doneOnce sync.Once
+	// decision is closed by the control plane's first command on the leg.
+	decision decision
 }
 
 func (c *Core) newChannel(id, direction string) *channel {
@@ -68,6 +74,7 @@ func (c *Core) newChannel(id, direction string) *channel {
 		refers:     map[string]*pendingRefer{},
 		answeredCh: make(chan struct{}),
 		done:       make(chan struct{}),
+		decision:   decision{ch: make(chan struct{})},
 	}
 	ch.out.ch = ch
 	return ch

@@ -30,6 +30,9 @@ func (c *Core) handleCommand(_ context.Context, cmd *events.Command) *events.Rep
 		return c.presenceCommand(cmd)
 	}
 	if cmd.Op == events.OpDial {
+		if o := c.channel(cmd.Call); o != nil && (cmd.Customer == "" || cmd.Customer == o.customer) {
+			o.decided()
+		}
 		b, err := c.dial(cmd)
 		if err != nil {
 			if errors.Is(err, errNotFound) {
@@ -48,6 +51,7 @@ func (c *Core) handleCommand(_ context.Context, cmd *events.Command) *events.Rep
 		// customer's calls.
 		return fail(events.ErrNotFound, errNotFound)
 	}
+	ch.decided()
 	switch cmd.Op {
 	case events.OpRing:
 		if ch.srv == nil || ch.isAnswered() {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/emiago/diago"
 	"github.com/emiago/sipgo"
@@ -18,8 +19,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/callpark/callpark/core/audio"
+	"github.com/callpark/callpark/core/ban"
 	"github.com/callpark/callpark/core/presence"
 	"github.com/callpark/callpark/core/registrar"
+	"github.com/callpark/callpark/core/throttle"
 	"github.com/callpark/callpark/dialplans"
 	"github.com/callpark/callpark/events"
 	"github.com/callpark/callpark/sounds"
@@ -46,13 +49,24 @@ type Config struct {
 	// Presence tunes BLF subscriptions (expiry bounds, NOTIFY timeout);
 	// Send, Contact, Log and Registerer are filled in by the core.
 	Presence presence.Config
+	// Admission bounds the load taken on (admission.go).
+	Admission Admission
+	// KeepAlive is how often UDP contacts are sent OPTIONS; one that does
+	// not answer is unregistered (keepalive.go). Zero disables it.
+	KeepAlive time.Duration
+	// Bans drops every packet of an address that failed authentication
+	// too often (nil: no bans); the registrar reports failures to it.
+	Bans *ban.List
 }
 
 // Core is the running media core.
 type Core struct {
-	cfg     Config
-	log     *slog.Logger
+	cfg Config
+	log *slog.Logger
+	// noisy is for what outsiders can trigger: rate-limited, values cut.
+	noisy   *slog.Logger
 	ua      *sipgo.UserAgent
+	client  *sipgo.Client
 	srv     *sipgo.Server
 	dg      *diago.Diago
 	reg     *registrar.Registrar
@@ -74,6 +88,10 @@ type Core struct {
 	// pending identities of authenticated INVITEs, by Call-ID, handed from
 	// the middleware to the dialog handler.
 	pending map[string]identity
+	// undecided counts inbound legs the control plane has not acted on.
+	undecided int
+	// probing holds the contacts being probed (keepalive.go).
+	probing map[string]bool
 }
 
 // identity is who sent a new INVITE.
@@ -98,9 +116,17 @@ func New(cfg Config) (*Core, error) {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "callpark"
 	}
+	cfg.Admission.defaults(cfg.Log)
+	noisy := slog.New(throttle.New(cfg.Log.Handler(), throttle.Options{}))
+	// sipgo's transport layer logs with its package default logger (a
+	// library global, read when the UA is built): unparsable packets are
+	// logged there with their raw bytes, so it gets the throttled one.
+	sip.SetDefaultLogger(noisy.With("component", "sip"))
 	c := &Core{
 		cfg:      cfg,
 		log:      cfg.Log,
+		noisy:    noisy,
+		probing:  map[string]bool{},
 		sounds:   cfg.Sounds,
 		channels: map[string]*channel{},
 		byCallID: map[string]*channel{},
@@ -115,21 +141,30 @@ func New(cfg Config) (*Core, error) {
 	c.hubsCtx, c.hubsCancel = context.WithCancel(context.Background())
 	c.hubs = audio.NewHubs(c.hubsCtx, cfg.Sounds.Music, cfg.Log)
 
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.UserAgent), sipgo.WithUserAgentHostname(cfg.Host))
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.UserAgent), sipgo.WithUserAgentHostname(cfg.Host),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(c.readFilter)))
 	if err != nil {
 		return nil, err
 	}
 	c.ua = ua
-	srv, err := sipgo.NewServer(ua)
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(noisy.With("component", "sipgo")))
 	if err != nil {
 		return nil, err
 	}
 	c.srv = srv
+	c.client, err = sipgo.NewClient(ua, sipgo.WithClientHostname(cfg.Host), sipgo.WithClientConnectionAddr(c.Addr()))
+	if err != nil {
+		return nil, err
+	}
 
 	ropts := cfg.Registrar
 	ropts.Log = cfg.Log.With("component", "registrar")
 	ropts.OnChange = c.onRegistration
 	ropts.OnAuthFailure = func(reason string) { c.metrics.authFailures.WithLabelValues(reason).Inc() }
+	if cfg.Bans != nil {
+		ropts.Limiter = cfg.Bans
+	}
+	ropts.LocalAddrs = append(ropts.LocalAddrs, c.Addr())
 	c.reg = registrar.New(func() registrar.Directory { return directory{cfg.Dialplans()} }, ropts)
 	if c.blf, err = c.newPresence(); err != nil {
 		return nil, err
@@ -137,7 +172,7 @@ func New(cfg Config) (*Core, error) {
 
 	opts := []diago.DiagoOption{
 		diago.WithServer(srv),
-		diago.WithLogger(cfg.Log.With("component", "diago")),
+		diago.WithLogger(noisy.With("component", "diago")),
 		diago.WithTransport(diago.Transport{Transport: "udp", BindHost: cfg.Host, BindPort: cfg.Port}),
 		diago.WithServerRequestMiddleware(c.middleware),
 	}
@@ -146,13 +181,16 @@ func New(cfg Config) (*Core, error) {
 	}
 	c.dg = diago.NewDiago(ua, opts...)
 	// Handlers diago does not own, or that we own instead of diago. They
-	// must all be registered before serving.
-	srv.OnRegister(c.reg.HandleRegister)
-	srv.OnRefer(c.handleRefer)
-	srv.OnSubscribe(c.handleSubscribe)
-	srv.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
-		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusMethodNotAllowed, "Method Not Allowed", nil))
-	})
+	// must all be registered before serving, and each passes the ingress
+	// guard (diago's pass it through c.middleware).
+	srv.OnRegister(c.guard(c.reg.HandleRegister))
+	srv.OnRefer(c.guard(c.handleRefer))
+	srv.OnSubscribe(c.guard(c.handleSubscribe))
+	srv.OnUpdate(c.guard(c.handleUnsupportedInDialog))
+	srv.OnPrack(c.guard(c.handleUnsupportedInDialog))
+	srv.OnMessage(c.guard(c.noRoute))
+	srv.OnPublish(c.guard(c.noRoute))
+	srv.OnNoRoute(c.guard(c.noRoute))
 	return c, nil
 }
 
@@ -179,6 +217,7 @@ func (c *Core) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return c.reg.Run(ctx) })
 	g.Go(func() error { return c.blf.Run(ctx) })
+	g.Go(func() error { return c.keepAlive(ctx, c.cfg.KeepAlive) })
 	g.Go(func() error {
 		<-ctx.Done()
 		c.hangupAll()

@@ -14,23 +14,27 @@ import (
 	"github.com/callpark/callpark/events"
 )
 
-// middleware runs before diago's handlers: it admits new INVITEs
-// (validation, lame duck, trunk or digest identity) and watches re-INVITEs
-// for hold and resume.
+// middleware runs before each of diago's handlers, inside the ingress
+// guard: it admits new INVITEs (lame duck, overload, trunk or digest
+// identity), and lets an in-dialog request through only when it matches its
+// leg's dialog (dialog.go); re-INVITEs are then watched for hold and resume.
 func (c *Core) middleware(next sipgo.RequestHandler) sipgo.RequestHandler {
-	return func(req *sip.Request, tx sip.ServerTransaction) {
-		if req.Method != sip.INVITE {
-			next(req, tx)
-			return
-		}
-		if to := req.To(); to != nil {
-			if tag, ok := to.Params.Get("tag"); ok && tag != "" {
+	return c.guard(func(req *sip.Request, tx sip.ServerTransaction) {
+		switch req.Method {
+		case sip.INVITE:
+			if tag, ok := req.To().Params.Get("tag"); ok && tag != "" {
 				c.reInvite(req, tx, next)
 				return
 			}
+			c.admit(req, tx, next)
+		case sip.BYE, sip.INFO, sip.NOTIFY, sip.ACK:
+			if c.inDialog(req, tx) {
+				next(req, tx)
+			}
+		default:
+			next(req, tx)
 		}
-		c.admit(req, tx, next)
-	}
+	})
 }
 
 func respond(req *sip.Request, tx sip.ServerTransaction, code int, reason string, hdrs ...sip.Header) {
@@ -47,8 +51,8 @@ func (c *Core) admit(req *sip.Request, tx sip.ServerTransaction, next sipgo.Requ
 		respond(req, tx, sip.StatusServiceUnavailable, "Service Unavailable", sip.NewHeader("Retry-After", "30"))
 		return
 	}
-	if req.From() == nil || req.To() == nil || req.CallID() == nil || req.CSeq() == nil {
-		respond(req, tx, sip.StatusBadRequest, "Missing Mandatory Header")
+	if why := c.overloaded(); why != "" {
+		c.refuseOverload(req, tx, why)
 		return
 	}
 	if code, reason := checkOffer(req); code != 0 {
@@ -124,12 +128,26 @@ func offerHolds(body []byte) (hold bool, ok bool) {
 	return false, true
 }
 
-// reInvite lets diago renegotiate, then reports hold or resume.
+// reInvite lets diago renegotiate, then reports hold or resume. Nothing is
+// published and no media changes unless the request matches the leg's
+// dialog and carries a readable offer.
 func (c *Core) reInvite(req *sip.Request, tx sip.ServerTransaction, next sipgo.RequestHandler) {
-	hold, ok := offerHolds(req.Body())
 	ch := c.channelByCallID(req.CallID().Value())
-	if !ok || ch == nil {
-		next(req, tx)
+	if ch == nil {
+		next(req, tx) // diago answers 481
+		return
+	}
+	if !ch.owns(req) {
+		c.reject(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", "dialog_mismatch")
+		return
+	}
+	hold, ok := offerHolds(req.Body())
+	if !ok {
+		if len(req.Body()) > 0 {
+			c.reject(req, tx, sip.StatusNotAcceptableHere, "Malformed SDP", "bad_sdp")
+			return
+		}
+		next(req, tx) // an offerless re-INVITE
 		return
 	}
 	ch.waitAnnounced()
@@ -170,12 +188,33 @@ func (c *Core) serveInbound(d *diago.DialogServerSession) {
 	ch.dialed = d.InviteRequest.Recipient.User
 	ch.from = partyOf(d.InviteRequest.From())
 	ch.to = partyOf(d.InviteRequest.To())
+	ch.addRemote(d.InviteRequest.Source())
+	if ct := d.InviteRequest.Contact(); ct != nil {
+		ch.addRemoteURI(ct.Address)
+	}
 	ch.ctx, ch.cancel = context.WithCancel(d.Context())
+	c.mu.Lock()
+	c.undecided++
+	c.mu.Unlock()
 	c.register(ch)
 	c.metrics.calls.WithLabelValues("inbound").Inc()
 	_ = d.Trying()
 	c.publish(ch.event(events.CallStarted))
 
+	// The control plane must act on the call soon, or the caller is told
+	// to try again instead of hearing nothing but 100 Trying.
+	decide := time.NewTimer(c.cfg.Admission.DecisionTimeout)
+	select {
+	case <-ch.decision.ch:
+	case <-decide.C:
+		c.metrics.overload.WithLabelValues("no_decision").Inc()
+		c.noisy.Warn("no decision from the control plane: new call refused", "call", ch.id)
+		ch.hangup(sip.StatusServiceUnavailable, "Service Unavailable")
+	case <-ch.done:
+	case <-d.Context().Done():
+	}
+	decide.Stop()
+	ch.decided()
 	select {
 	case <-ch.done:
 	case <-d.Context().Done():

@@ -13,6 +13,9 @@ type metrics struct {
 	authFailures   *prometheus.CounterVec
 	badRequests    *prometheus.CounterVec
 	rtpWriteErrors prometheus.Counter
+	panics         prometheus.Counter
+	unreachable    prometheus.Counter
+	overload       *prometheus.CounterVec
 }
 
 func newMetrics(r prometheus.Registerer) (*metrics, error) {
@@ -41,8 +44,17 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 		rtpWriteErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "callpark_rtp_write_errors_total", Help: "RTP packets that could not be sent.",
 		}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "callpark_sip_handler_panics_total", Help: "Panics recovered while handling a SIP request (each answered 500).",
+		}),
+		unreachable: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "callpark_unreachable_contacts_total", Help: "Registered contacts removed because they stopped answering.",
+		}),
+		overload: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callpark_overload_rejections_total", Help: "New INVITEs answered 503 by admission control, by reason.",
+		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.activeCalls, m.registrations, m.calls, m.commands, m.commandErrors, m.authFailures, m.badRequests, m.rtpWriteErrors} {
+	for _, c := range []prometheus.Collector{m.activeCalls, m.registrations, m.calls, m.commands, m.commandErrors, m.authFailures, m.badRequests, m.rtpWriteErrors, m.panics, m.unreachable, m.overload} {
 		if err := r.Register(c); err != nil {
 			return nil, err
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/diago"
@@ -73,9 +74,62 @@ func (c *Core) dial(cmd *events.Command) (*channel, error) {
 }
 
 type forkResult struct {
-	d   *diago.DialogClientSession
-	dm  *diago.DialogMedia
-	err error
+	target target
+	d      *diago.DialogClientSession
+	dm     *diago.DialogMedia
+	err    error
+	// answered is false when nothing at all came back from the contact.
+	answered bool
+}
+
+// fork is one INVITE of a dial in flight.
+type fork struct {
+	cancel context.CancelCauseFunc
+	// heard is set by the first response of any kind; stopping once the
+	// fork has lost.
+	heard, stopping atomic.Bool
+}
+
+// silentFor is how long a fork may go without any response before it is
+// given up without waiting for Timer B: a live phone answers 100 or 180
+// within milliseconds.
+const silentFor = 2 * time.Second
+
+// stop ends a fork that lost. One that has responded is CANCELled as RFC
+// 3261 9.1 says. One that has said nothing cannot be CANCELled yet: if it
+// speaks up before silentFor has passed since the dial began it gets its
+// CANCEL then; otherwise it is abandoned, where sipgo would hold it until
+// Timer B (32 s).
+func (f *fork) stop(started time.Time) {
+	f.stopping.Store(true)
+	if f.heard.Load() {
+		f.cancel(nil)
+		return
+	}
+	time.AfterFunc(max(time.Until(started.Add(silentFor)), 0), func() {
+		if f.heard.Load() {
+			f.cancel(nil)
+		} else {
+			f.cancel(sipgo.WaitAnswerForceCancelErr)
+		}
+	})
+}
+
+// responded records a response; a fork that already lost is CANCELled now.
+func (f *fork) responded() {
+	f.heard.Store(true)
+	if f.stopping.Load() {
+		f.cancel(nil)
+	}
+}
+
+// forkFailed looks into a fork that got no response at all: its contact
+// may be gone (keepalive.go).
+func (c *Core) forkFailed(cmd *events.Command, r forkResult) {
+	if r.answered || r.target.dest == "" || cmd.Account == "" {
+		return
+	}
+	c.probe(cmd.Customer, cmd.Account, r.target.uri, r.target.dest)
 }
 
 func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd *events.Command) {
@@ -119,37 +173,59 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 		})
 	}
 	results := make(chan forkResult, len(targets))
-	forkCtx := make([]context.CancelFunc, len(targets))
+	forks := make([]*fork, len(targets))
+	started := time.Now()
 	for i, t := range targets {
-		fctx, fcancel := context.WithCancel(ctx)
-		forkCtx[i] = fcancel
-		go func() { results <- c.invite(fctx, t, domain, origin, cmd, onRing) }()
+		// Not derived from ctx: when ctx ends (a winner, the dial's
+		// timeout, the caller hanging up, this function returning) each
+		// fork is stopped as fork.stop says, never just dropped.
+		fctx, fcancel := context.WithCancelCause(context.WithoutCancel(ctx))
+		f := &fork{cancel: fcancel}
+		forks[i] = f
+		go func() {
+			defer c.recoverGoroutine("dial fork")
+			results <- c.invite(fctx, t, domain, origin, cmd, onRing, f)
+		}()
 	}
+	context.AfterFunc(ctx, func() {
+		for _, f := range forks {
+			f.stop(started)
+		}
+	})
+	// The first 2xx wins at once: nobody waits on a fork that is still
+	// ringing, or on a dead contact that will never answer.
 	var win *forkResult
 	best := 0
-	for range targets {
+	pending := len(targets)
+	for pending > 0 && win == nil {
 		r := <-results
+		pending--
 		if r.err == nil {
-			if win == nil {
-				win = &r
-				for _, f := range forkCtx {
-					f()
-				}
-				continue
-			}
-			// A second fork answered too: nobody gets a ghost call.
-			go func() {
-				_ = r.d.Ack(context.Background())
-				hctx, hc := context.WithTimeout(context.Background(), 5*time.Second)
-				defer hc()
-				_ = r.d.Hangup(hctx)
-			}()
-			continue
+			win = &r
+			break
 		}
+		c.forkFailed(cmd, r)
 		best = betterCode(best, failureCode(r.err, ctx))
 	}
-	for _, f := range forkCtx {
-		f()
+	for _, f := range forks {
+		f.stop(started) // CANCEL the others
+	}
+	if pending > 0 {
+		go func() {
+			defer c.recoverGoroutine("dial forks")
+			for range pending {
+				r := <-results
+				if r.err != nil {
+					c.forkFailed(cmd, r)
+					continue
+				}
+				// Another fork answered too: nobody gets a ghost call.
+				_ = r.d.Ack(context.Background())
+				hctx, hc := context.WithTimeout(context.Background(), 5*time.Second)
+				_ = r.d.Hangup(hctx)
+				hc()
+			}
+		}()
 	}
 	if win == nil {
 		reason := "failed"
@@ -174,7 +250,17 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 		c.dialFailed(b, origin, sip.StatusRequestTerminated, "cancelled")
 		return
 	}
+	b.addRemote(win.target.dest)
+	if res := d.InviteResponse; res != nil {
+		b.addRemote(res.Source())
+		if ct := res.Contact(); ct != nil {
+			b.addRemoteURI(ct.Address)
+		}
+	}
+	b.addRemoteURI(win.target.uri)
+	b.mu.Lock()
 	b.cli = d
+	b.mu.Unlock()
 	b.callID = d.InviteRequest.CallID().Value()
 	c.mu.Lock()
 	c.byCallID[b.callID] = b
@@ -223,7 +309,7 @@ func (c *Core) dialFailed(b, origin *channel, code int, reason string) {
 }
 
 // invite sends one fork of a dial.
-func (c *Core) invite(ctx context.Context, t target, domain string, origin *channel, cmd *events.Command, onRing func()) forkResult {
+func (c *Core) invite(ctx context.Context, t target, domain string, origin *channel, cmd *events.Command, onRing func(), f *fork) forkResult {
 	uri := t.uri
 	transport := ""
 	if uri.UriParams != nil {
@@ -233,7 +319,7 @@ func (c *Core) invite(ctx context.Context, t target, domain string, origin *chan
 	}
 	d, err := c.dg.NewDialog(uri, diago.NewDialogOptions{Transport: transport})
 	if err != nil {
-		return forkResult{err: err}
+		return forkResult{target: t, err: err}
 	}
 	if t.dest != "" {
 		d.InviteRequest.SetDestination(t.dest)
@@ -244,6 +330,7 @@ func (c *Core) invite(ctx context.Context, t target, domain string, origin *chan
 	}
 	opts := diago.InviteClientOptions{
 		OnResponse: func(res *sip.Response) error {
+			f.responded()
 			if res.StatusCode == sip.StatusRinging || res.StatusCode == sip.StatusSessionInProgress {
 				onRing()
 			}
@@ -257,9 +344,10 @@ func (c *Core) invite(ctx context.Context, t target, domain string, origin *chan
 	dm, err := d.Invite(ctx, opts)
 	if err != nil {
 		_ = d.Close()
-		return forkResult{err: err}
+		var pe *sipgo.ErrDialogResponse
+		return forkResult{target: t, err: err, answered: f.heard.Load() || errors.As(err, &pe)}
 	}
-	return forkResult{d: d, dm: dm}
+	return forkResult{target: t, d: d, dm: dm, answered: true}
 }
 
 // failureCode maps a fork's error to a SIP status for call.dial_failed.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callpark/callpark/core/presence"
@@ -14,12 +13,8 @@ import (
 // newPresence builds the BLF notifier: NOTIFYs leave from the core's own
 // SIP address, so phones see them come from where they subscribed.
 func (c *Core) newPresence() (*presence.Server, error) {
-	cli, err := sipgo.NewClient(c.ua, sipgo.WithClientHostname(c.cfg.Host), sipgo.WithClientConnectionAddr(c.Addr()))
-	if err != nil {
-		return nil, err
-	}
 	pc := c.cfg.Presence
-	pc.Send = func(ctx context.Context, req *sip.Request) (*sip.Response, error) { return cli.Do(ctx, req) }
+	pc.Send = func(ctx context.Context, req *sip.Request) (*sip.Response, error) { return c.client.Do(ctx, req) }
 	pc.Contact = sip.Uri{Scheme: "sip", Host: c.cfg.Host, Port: c.cfg.Port}
 	pc.Log = c.log.With("component", "presence")
 	pc.Registerer = c.cfg.Registerer

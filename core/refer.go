@@ -16,7 +16,11 @@ import (
 // the control plane gets call.transfer and answers with refer_notify.
 func (c *Core) handleRefer(req *sip.Request, tx sip.ServerTransaction) {
 	ch := c.channelByCallID(req.CallID().Value())
-	if ch == nil || !ch.upOrAnswering() {
+	if ch == nil || !ch.owns(req) {
+		c.reject(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", "dialog_mismatch")
+		return
+	}
+	if !ch.upOrAnswering() {
 		respond(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
 		return
 	}

@@ -24,13 +24,13 @@ type Bus struct {
 	OnPublishError func()
 }
 
-// Connect dials NATS at url.
-func Connect(url, name string, log *slog.Logger) (*Bus, error) {
-	nc, err := nats.Connect(url,
+// Connect dials NATS at url; opts add to the defaults (credentials).
+func Connect(url, name string, log *slog.Logger, opts ...nats.Option) (*Bus, error) {
+	nc, err := nats.Connect(url, append([]nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
-	)
+		nats.ReconnectWait(250 * time.Millisecond),
+	}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("nats connect %s: %w", url, err)
 	}

@@ -2,7 +2,9 @@ package events
 
 import (
 	"fmt"
+	"net"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -17,11 +19,22 @@ type ServerConfig struct {
 	// directory when empty).
 	JetStream bool
 	StoreDir  string
+	// Users, when not empty, are the only clients let in (user name and
+	// password, each with its permissions): an anonymous client is refused.
+	// Empty leaves the server open, for tests of this package's callers.
+	Users []*server.User
+}
+
+// Server is an embedded nats-server.
+type Server struct {
+	*server.Server
+	mu   sync.Mutex
+	opts *server.Options
 }
 
 // RunServer starts an embedded nats-server and waits until it accepts
 // connections. Shut it down with Shutdown.
-func RunServer(cfg ServerConfig) (*server.Server, error) {
+func RunServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Host == "" {
 		cfg.Host = "127.0.0.1"
 	}
@@ -31,6 +44,7 @@ func RunServer(cfg ServerConfig) (*server.Server, error) {
 		NoLog:      true,
 		NoSigs:     true,
 		MaxPayload: 1 << 20,
+		Users:      cfg.Users,
 	}
 	if cfg.JetStream {
 		opts.JetStream = true
@@ -53,5 +67,24 @@ func RunServer(cfg ServerConfig) (*server.Server, error) {
 		s.Shutdown()
 		return nil, fmt.Errorf("nats: embedded server not ready on %s:%d", cfg.Host, cfg.Port)
 	}
-	return s, nil
+	return &Server{Server: s, opts: opts}, nil
+}
+
+// SetUsers replaces the users let in (a dialplan reload adds, removes or
+// re-keys customers). Connected clients whose user is gone or whose
+// permissions changed are dealt with by nats-server's own reload.
+func (s *Server) SetUsers(users []*server.User) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := s.opts.Clone()
+	next.Users = users
+	// The port was resolved at start; a reload must keep it.
+	if a, ok := s.Addr().(*net.TCPAddr); ok {
+		next.Port = a.Port
+	}
+	if err := s.ReloadOptions(next); err != nil {
+		return fmt.Errorf("nats: reload users: %w", err)
+	}
+	s.opts = next
+	return nil
 }

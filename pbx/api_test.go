@@ -33,7 +33,7 @@ func apiDialplans(t *testing.T) string {
 // apiClient connects to p's NATS and talks to customer's API with token.
 func apiClient(t *testing.T, p *pbxtest.PBX, customer, token string) *api.Client {
 	t.Helper()
-	nc, err := nats.Connect(p.NATSURL())
+	nc, err := nats.Connect(p.NATSURL(), p.ServiceAuth())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,7 +400,7 @@ func TestEventReplayDurable(t *testing.T) {
 	}
 
 	// Online: the console's durable consumer follows demo's events.
-	nc, err := nats.Connect(p.NATSURL())
+	nc, err := nats.Connect(p.NATSURL(), p.ServiceAuth())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -437,7 +437,7 @@ func TestEventReplayDurable(t *testing.T) {
 
 	// Back with the same durable name: both parks are delivered, nothing
 	// that was acked before comes again.
-	nc, err = nats.Connect(p.NATSURL())
+	nc, err = nats.Connect(p.NATSURL(), p.ServiceAuth())
 	if err != nil {
 		t.Fatal(err)
 	}

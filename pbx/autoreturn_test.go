@@ -391,7 +391,7 @@ func TestAutoReturnSurvivesControlRestart(t *testing.T) {
 	dir := writeDialplans(t, filepath.Join("customers", "demo.yaml"),
 		"after: 120s", "after: 3s", "dial_timeout: 30s", "dial_timeout: 2s")
 	core := pbxtest.Start(t, pbxtest.WithDialplans(dir), pbxtest.WithRole(pbx.RoleCore))
-	stop1 := startControl(t, core.NATSURL(), dir)
+	stop1 := startControl(t, core, dir)
 
 	client := core.Phone(t, "demo", "201")
 	john := core.Phone(t, "demo", "333")
@@ -400,7 +400,7 @@ func TestAutoReturnSurvivesControlRestart(t *testing.T) {
 
 	stop1()
 	cc.ExpectAudio(t, time.Second) // the core keeps the caller
-	startControl(t, core.NATSURL(), dir)
+	startControl(t, core, dir)
 
 	ring := john.Ringing(t, 5*time.Second)
 	d := time.Since(parkedAt)
@@ -418,13 +418,15 @@ func TestAutoReturnSurvivesControlRestart(t *testing.T) {
 
 // startControl runs a control-plane-only callpark against natsURL and
 // returns a func that stops it (also called when the test ends).
-func startControl(t *testing.T, natsURL, dir string) (stop func()) {
+func startControl(t *testing.T, core *pbxtest.PBX, dir string) (stop func()) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if os.Getenv("CALLPARK_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	p, err := pbx.New(pbx.Config{Role: pbx.RoleControl, NATSURL: natsURL, Dialplans: dir, ReloadInterval: 100 * time.Millisecond, Log: log})
+	user, pass := core.NATSCredentials()
+	p, err := pbx.New(pbx.Config{Role: pbx.RoleControl, NATSURL: core.NATSURL(), NATSUser: user, NATSPassword: pass,
+		Dialplans: dir, ReloadInterval: 100 * time.Millisecond, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/callpark/callpark/core/ban"
 )
 
 // Roles a process can take.
@@ -29,6 +31,16 @@ type Config struct {
 	NATSHost     string
 	NATSPort     int
 	NATSStoreDir string
+	// NATSUser and NATSPassword are the callpark processes' own NATS user.
+	// The embedded server admits only that user and one user per customer
+	// with an API token (control/api.Users); its password is NATSPassword,
+	// else the contents of NATSSecretFile (made with a random secret when
+	// missing, so split core and control processes can share it), else a
+	// random one for this run. With an external server they are the
+	// credentials to connect with (empty: none, or those in NATSURL).
+	NATSUser       string
+	NATSPassword   string
+	NATSSecretFile string
 	// EventRetention is how long the JetStream event stream keeps events.
 	EventRetention time.Duration
 	// Dialplans is the directory of dialplan files.
@@ -39,6 +51,19 @@ type Config struct {
 	MetricsAddr string
 	// DrainTimeout bounds the lame-duck phase on shutdown.
 	DrainTimeout time.Duration
+	// MaxLegs bounds live SIP legs (0: what the open-file limit allows);
+	// a new INVITE past it gets 503.
+	MaxLegs int
+	// DecisionTimeout is how long a new call waits for the control
+	// plane's first command before it gets 503 (default 2s).
+	DecisionTimeout time.Duration
+	// KeepAlive is how often UDP contacts get an OPTIONS (0: never); one
+	// that does not answer is unregistered.
+	KeepAlive time.Duration
+	// Bans tunes the banning of addresses that fail authentication
+	// (Trusted lists the prefixes never banned); Bans.Failures < 0 turns
+	// banning off.
+	Bans ban.Config
 	// RegistrarMinExpires, when set, lowers the minimum registration
 	// interval (tests).
 	RegistrarMinExpires time.Duration
@@ -92,6 +117,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()
+	}
+	if c.NATSUser == "" {
+		c.NATSUser = "callpark"
 	}
 	if c.Registerer == nil {
 		reg := prometheus.NewRegistry()

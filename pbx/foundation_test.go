@@ -211,7 +211,7 @@ func TestSeparateCoreAndControl(t *testing.T) {
 	natsPort := pbxtest.FreePort(t)
 	core := pbxtest.Start(t, pbxtest.WithRole(pbx.RoleCore), func(c *pbx.Config) { c.NATSPort = natsPort })
 	url := core.NATSURL()
-	ctl := pbxtest.Start(t, pbxtest.WithRole(pbx.RoleControl), pbxtest.WithNATS(url))
+	ctl := pbxtest.Start(t, pbxtest.WithRole(pbx.RoleControl), pbxtest.WithNATS(url), pbxtest.WithServiceAuth(core))
 	if ctl.Core() != nil || core.Control() != nil {
 		t.Fatal("roles not separated")
 	}

@@ -2,14 +2,19 @@ package pbx
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
@@ -17,6 +22,7 @@ import (
 	"github.com/callpark/callpark/control"
 	"github.com/callpark/callpark/control/api"
 	"github.com/callpark/callpark/core"
+	"github.com/callpark/callpark/core/ban"
 	"github.com/callpark/callpark/core/presence"
 	"github.com/callpark/callpark/core/registrar"
 	"github.com/callpark/callpark/dialplans"
@@ -27,7 +33,7 @@ import (
 // PBX is one running callpark process.
 type PBX struct {
 	cfg     Config
-	nats    *server.Server
+	nats    *events.Server
 	bus     *events.Bus
 	store   *dialplans.Store
 	core    *core.Core
@@ -82,16 +88,31 @@ func (p *PBX) Run(ctx context.Context) error {
 	log := cfg.Log
 	url := cfg.NATSURL
 	if url == "" {
-		ns, err := events.RunServer(events.ServerConfig{Host: cfg.NATSHost, Port: cfg.NATSPort, JetStream: true, StoreDir: cfg.NATSStoreDir})
+		if err := p.natsSecret(); err != nil {
+			return err
+		}
+		users := func(set *dialplans.Set) []*server.User { return api.Users(set, p.cfg.NATSUser, p.cfg.NATSPassword) }
+		ns, err := events.RunServer(events.ServerConfig{Host: cfg.NATSHost, Port: cfg.NATSPort, JetStream: true,
+			StoreDir: cfg.NATSStoreDir, Users: users(p.store.Current())})
 		if err != nil {
 			return err
 		}
 		p.nats = ns
 		defer ns.Shutdown()
 		url = ns.ClientURL()
-		log.Info("embedded NATS server", "url", url)
+		// Customers come and go, and tokens change, with the dialplans.
+		p.store.OnChange(func(set *dialplans.Set) {
+			if err := ns.SetUsers(users(set)); err != nil {
+				log.Error("NATS users not updated", "err", err)
+			}
+		})
+		log.Info("embedded NATS server (credentials required)", "url", url, "user", p.cfg.NATSUser)
 	}
-	bus, err := events.Connect(url, "callparkd-"+cfg.Role, log.With("component", "bus"))
+	var natsOpts []nats.Option
+	if p.cfg.NATSPassword != "" {
+		natsOpts = append(natsOpts, nats.UserInfo(p.cfg.NATSUser, p.cfg.NATSPassword))
+	}
+	bus, err := events.Connect(url, "callparkd-"+cfg.Role, log.With("component", "bus"), natsOpts...)
 	if err != nil {
 		return err
 	}
@@ -136,7 +157,29 @@ func (p *PBX) Run(ctx context.Context) error {
 		loadMusic(p.store.Current())
 		// A reload that names a new music directory loads it.
 		p.store.OnChange(loadMusic)
+		var bans *ban.List
+		if cfg.Bans.Failures >= 0 {
+			bc := cfg.Bans
+			bc.Log = log.With("component", "ban")
+			banned := prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "callpark_bans_total", Help: "Addresses banned and accounts locked after repeated authentication failures.",
+			}, []string{"kind"})
+			if err := cfg.Registerer.Register(banned); err != nil {
+				return err
+			}
+			bc.OnBan = func(_ netip.Addr, account string, _ time.Time) {
+				if account == "" {
+					banned.WithLabelValues("address").Inc()
+				} else {
+					banned.WithLabelValues("account").Inc()
+				}
+			}
+			bans = ban.New(bc)
+		}
 		c, err := core.New(core.Config{
+			Admission:  core.Admission{MaxLegs: cfg.MaxLegs, DecisionTimeout: cfg.DecisionTimeout, Connected: bus.Conn().IsConnected},
+			KeepAlive:  cfg.KeepAlive,
+			Bans:       bans,
 			Host:       cfg.SIPHost,
 			Port:       cfg.SIPPort,
 			TCP:        cfg.SIPTCP,
@@ -235,6 +278,34 @@ func (p *PBX) Run(ctx context.Context) error {
 	}()
 	log.Info("callpark running", "role", cfg.Role, "sip", net.JoinHostPort(cfg.SIPHost, fmt.Sprint(cfg.SIPPort)), "nats", url)
 	return g.Wait()
+}
+
+// NATSCredentials are the user and password the callpark processes use
+// with the embedded server (see Config.NATSUser).
+func (p *PBX) NATSCredentials() (user, password string) { return p.cfg.NATSUser, p.cfg.NATSPassword }
+
+// natsSecret settles the password of the processes' own NATS user.
+func (p *PBX) natsSecret() error {
+	if p.cfg.NATSPassword != "" {
+		return nil
+	}
+	if f := p.cfg.NATSSecretFile; f != "" {
+		b, err := os.ReadFile(f)
+		switch {
+		case err == nil && len(strings.TrimSpace(string(b))) > 0:
+			p.cfg.NATSPassword = strings.TrimSpace(string(b))
+			return nil
+		case err != nil && !errors.Is(err, os.ErrNotExist):
+			return fmt.Errorf("nats secret file: %w", err)
+		}
+		p.cfg.NATSPassword = rand.Text()
+		if err := os.WriteFile(f, []byte(p.cfg.NATSPassword+"\n"), 0o600); err != nil {
+			return fmt.Errorf("nats secret file: %w", err)
+		}
+		return nil
+	}
+	p.cfg.NATSPassword = rand.Text()
+	return nil
 }
 
 // Drain starts lame duck: new calls get 503 and Run's caller waits until

@@ -191,7 +191,9 @@ func account(t *testing.T, p *pbxtest.PBX, ext string) []string {
 	if a == nil {
 		t.Fatalf("no account %s in demo", ext)
 	}
-	return []string{"-key", "ext", ext, "-au", ext, "-ap", a.Password}
+	// sipp puts the address it talks to in the digest uri, not the
+	// Request-URI; as a UAS it knows none: name callpark itself.
+	return []string{"-key", "ext", ext, "-au", ext, "-ap", a.Password, "-auth_uri", p.Addr}
 }
 
 // freeMediaPort returns an even UDP port P on 127.0.0.1 with P+2 free too

@@ -166,7 +166,7 @@ start_sipp() {
 	shift 2
 	mkdir -p "$WORK/$tag"
 	(cd "$WORK/$tag" && exec sipp -nostdin -i 127.0.0.1 -mi 127.0.0.1 -timeout "${to}s" \
-		-trace_stat -fd 1 -trace_err ${SIPP_TRACE:+-trace_msg} -key domain "$DOMAIN" "$@" >screen.txt 2>&1) &
+		-trace_stat -fd 1 -trace_err ${SIPP_TRACE:+-trace_msg} -key domain "$DOMAIN" -auth_uri "$CP" "$@" >screen.txt 2>&1) &
 	SIPP_PID=$!
 	PIDS+=("$SIPP_PID")
 }
@@ -215,7 +215,7 @@ log_count() { grep -cE 'level=(WARN|ERROR)' "$WORK/callparkd.log" || true; }
 # ---------------------------------------------------------------- callparkd
 log "work dir $WORK; callparkd SIP $CP, metrics :$METRICS_PORT, NATS :$NATS_PORT"
 "$CALLPARKD" --sip "$CP" --dialplans "$BENCH/dialplans" --metrics "127.0.0.1:$METRICS_PORT" \
-	--nats-listen "127.0.0.1:$NATS_PORT" --log-level warn >"$WORK/callparkd.log" 2>&1 &
+	--nats-listen "127.0.0.1:$NATS_PORT" --keepalive 0 --log-level warn >"$WORK/callparkd.log" 2>&1 &
 CP_PID=$!
 PIDS+=("$CP_PID")
 for _ in $(seq 100); do

@@ -35,7 +35,7 @@ while True:
 
 SIP=$(free_port); NATS=$(free_port); MET=$(free_port)
 "$ROOT/bin/callparkd" --sip 127.0.0.1:$SIP --nats-listen 127.0.0.1:$NATS --metrics 127.0.0.1:$MET \
-  --dialplans "$ROOT/dialplans/sample" --log-level warn >"$WORK/callparkd.log" 2>&1 &
+  --dialplans "$ROOT/dialplans/sample" --keepalive 0 --log-level warn >"$WORK/callparkd.log" 2>&1 &
 PID=$!; PIDS+=($PID)
 for _ in $(seq 50); do curl -sf "127.0.0.1:$MET/metrics" >/dev/null && break; sleep 0.1; done
 
@@ -48,7 +48,7 @@ echo "callparkd pid $PID, SIP 127.0.0.1:$SIP; $(nproc) cores, $(grep -m1 'model 
 printf '\n%-12s %8s %8s %8s %10s\n' "REGISTER/s" "sent" "ok" "failed" "cpu(cores)"
 for r in $RATES; do
   c0=$(cpu); t0=$(date +%s.%N)
-  sipp -sf $SC/register.xml -i 127.0.0.1 -p "$(free_port)" -key domain demo.callpark.test -key ext 200 \
+  sipp -sf $SC/register.xml -i 127.0.0.1 -p "$(free_port)" -key domain demo.callpark.test -auth_uri 127.0.0.1:$SIP -key ext 200 \
        -au 200 -ap secret200 -r "$r" -m "$COUNT" -l 2000 -timeout 120s -nostdin \
        -trace_stat -stf "reg$r.csv" -fd 1 127.0.0.1:$SIP >"$WORK/reg$r.out" 2>&1 || true
   t1=$(date +%s.%N); c1=$(cpu)
@@ -57,7 +57,7 @@ for r in $RATES; do
 done
 
 UAS=$(free_port)
-sipp -sf $SC/register.xml -i 127.0.0.1 -p "$UAS" -key domain demo.callpark.test -key ext 201 -au 201 -ap secret201 \
+sipp -sf $SC/register.xml -i 127.0.0.1 -p "$UAS" -key domain demo.callpark.test -auth_uri 127.0.0.1:$SIP -key ext 201 -au 201 -ap secret201 \
      -m 1 -timeout 10s -nostdin 127.0.0.1:$SIP >"$WORK/uasreg.out" 2>&1
 sipp -sf $SC/uas_answer.xml -i 127.0.0.1 -p "$UAS" -mi 127.0.0.1 -mp "$(free_port)" -key ext 201 -nostdin \
      >"$WORK/uas.out" 2>&1 &
@@ -67,7 +67,7 @@ printf '\n%-12s %8s %8s %8s %10s\n' "calls/s" "sent" "ok" "failed" "cpu(cores)"
 for r in $CALL_RATES; do
   c0=$(cpu); t0=$(date +%s.%N)
   sipp -sf $SC/uac_call_bye.xml -i 127.0.0.1 -p "$(free_port)" -mi 127.0.0.1 -mp "$(free_port)" \
-       -key domain demo.callpark.test -key ext 200 -au 200 -ap secret200 -s 201 \
+       -key domain demo.callpark.test -auth_uri 127.0.0.1:$SIP -key ext 200 -au 200 -ap secret200 -s 201 \
        -r "$r" -m "$CALL_COUNT" -l 5000 -timeout 180s -nostdin \
        -trace_stat -stf "call$r.csv" -fd 1 127.0.0.1:$SIP >"$WORK/call$r.out" 2>&1 || true
   t1=$(date +%s.%N); c1=$(cpu)

@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
@@ -21,6 +22,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/callpark/callpark/core"
+	"github.com/callpark/callpark/core/ban"
 	"github.com/callpark/callpark/dialplans"
 	"github.com/callpark/callpark/pbx"
 )
@@ -60,6 +63,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	metrics := fs.String("metrics", env("METRICS", "127.0.0.1:9060"), "Prometheus /metrics listen address; empty disables")
 	drain := fs.Duration("drain-timeout", envDuration("DRAIN_TIMEOUT", 30*time.Second), "lame-duck limit on SIGTERM: parked and live calls may finish for this long")
 	level := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
+	natsUser := fs.String("nats-user", env("NATS_USER", "callpark"), "NATS user of the callpark processes")
+	natsSecret := fs.String("nats-secret-file", env("NATS_SECRET_FILE", ""), "file with that user's NATS password (embedded server: made with a random secret if missing; share it with split core/control processes)")
+	maxLegs := fs.Int("max-legs", envInt("MAX_LEGS", 0), "live SIP legs before new calls get 503 (0: what the open-file limit allows)")
+	keepAlive := fs.Duration("keepalive", envDuration("KEEPALIVE", 60*time.Second), "OPTIONS keep-alive of UDP contacts; one that does not answer is unregistered (0: off)")
+	trusted := fs.String("trusted", env("TRUSTED", ""), "comma-separated addresses or CIDRs never banned (an office NAT, a carrier)")
+	banFailures := fs.Int("ban-failures", envInt("BAN_FAILURES", 10), "authentication failures from one address within --ban-window that ban it (-1: never ban)")
+	banWindow := fs.Duration("ban-window", envDuration("BAN_WINDOW", time.Minute), "window of --ban-failures")
+	banTime := fs.Duration("ban-time", envDuration("BAN_TIME", 5*time.Minute), "how long a banned address gets no answer")
 	fs.Usage = func() { usage(stderr, fs) }
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -80,10 +91,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "callparkd: bad --nats-listen: %v\n", err)
 		return 2
 	}
+	prefixes, err := parsePrefixes(*trusted)
+	if err != nil {
+		fmt.Fprintf(stderr, "callparkd: bad --trusted: %v\n", err)
+		return 2
+	}
+	if n, err := core.RaiseFileLimit(); err != nil {
+		log.Warn("open-file limit not raised", "err", err)
+	} else {
+		log.Info("open-file limit", "nofile", n)
+	}
 	cfg := pbx.Config{
 		Role: role, SIPHost: host, SIPPort: port, SIPTCP: *tcp,
 		NATSURL: *natsURL, NATSHost: nhost, NATSPort: nport, NATSStoreDir: *natsStore,
+		NATSUser: *natsUser, NATSSecretFile: *natsSecret,
 		Dialplans: *dir, MetricsAddr: *metrics, DrainTimeout: *drain, Log: log,
+		MaxLegs: *maxLegs, KeepAlive: *keepAlive,
+		Bans: ban.Config{Failures: *banFailures, Window: *banWindow, BanFor: *banTime, Trusted: prefixes},
 	}
 	p, err := pbx.New(cfg)
 	if err != nil {
@@ -171,6 +195,37 @@ func splitHostPort(s string) (string, int, error) {
 		return "", 0, fmt.Errorf("bad port %q", p)
 	}
 	return h, n, nil
+}
+
+// parsePrefixes reads "192.0.2.1, 198.51.100.0/24" (a bare address is a
+// single-host prefix).
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(f); err == nil {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+func envInt(name string, def int) int {
+	if v, ok := os.LookupEnv("CALLPARK_" + name); ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+	}
+	return def
 }
 
 func env(name, def string) string {

@@ -137,6 +137,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	nc, err := nats.Connect(o.nats, nats.Name("parkctl"), nats.UserInfo(o.customer, o.token),
 		nats.CustomInboxPrefix(api.InboxPrefix(o.customer)), nats.Timeout(o.timeout))
+	if errors.Is(err, nats.ErrAuthorization) {
+		// The same answer as the API's own token check gives.
+		fmt.Fprintf(stderr, "parkctl: %s refused customer %q with this token (forbidden)\n", o.nats, o.customer)
+		return exitError
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "parkctl: connect to %s: %v\n", o.nats, err)
 		return exitError

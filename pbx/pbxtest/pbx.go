@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/callpark/callpark/events"
@@ -27,6 +28,19 @@ type PBX struct {
 	Registry *prometheus.Registry
 	Events   *Recorder
 	Config   pbx.Config
+}
+
+// ServiceAuth is the NATS option that connects as the callpark processes'
+// own user (the embedded server admits nobody anonymous).
+func (p *PBX) ServiceAuth() nats.Option {
+	user, pass := p.NATSCredentials()
+	return nats.UserInfo(user, pass)
+}
+
+// WithServiceAuth connects a control- or core-only PBX to another one's
+// embedded NATS with that one's service credentials.
+func WithServiceAuth(of *PBX) Option {
+	return func(c *pbx.Config) { c.NATSUser, c.NATSPassword = of.NATSCredentials() }
 }
 
 // Option changes the test PBX's config.
@@ -88,9 +102,12 @@ func Start(t testing.TB, opts ...Option) *PBX {
 		ReloadInterval:      100 * time.Millisecond,
 		RegistrarMinExpires: time.Second,
 		SubscribeMinExpires: time.Second,
-		Log:                 testLogger(),
-		Registerer:          reg,
-		Gatherer:            reg,
+		// The race detector and a dozen phones on two cores can keep the
+		// control plane busier than production; overload tests set it.
+		DecisionTimeout: 5 * time.Second,
+		Log:             testLogger(),
+		Registerer:      reg,
+		Gatherer:        reg,
 	}
 	for _, o := range opts {
 		o(&cfg)

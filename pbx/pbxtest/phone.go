@@ -31,6 +31,7 @@ type Phone struct {
 	Display string
 
 	pbxAddr  string
+	unplug   func()
 	dg       *diago.Diago
 	incoming chan *Call
 	ctx      context.Context
@@ -110,10 +111,14 @@ func (ph *Phone) start(t testing.TB) {
 		diago.WithMediaConfig(diago.MediaConfig{Codecs: ph.codecs()}))
 	ctx, cancel := context.WithCancel(context.Background())
 	ph.ctx = ctx
-	t.Cleanup(func() {
-		cancel()
-		ua.Close()
-	})
+	var once sync.Once
+	ph.unplug = func() {
+		once.Do(func() {
+			cancel()
+			ua.Close()
+		})
+	}
+	t.Cleanup(ph.unplug)
 	err = ph.dg.ServeBackground(ctx, func(d *diago.DialogServerSession) {
 		c := &Call{phone: ph, srv: d, ended: make(chan struct{}), invite: d.InviteRequest}
 		select {
@@ -133,6 +138,10 @@ func (ph *Phone) start(t testing.TB) {
 		t.Fatal(err)
 	}
 }
+
+// Unplug takes the phone off the network without unregistering, as when
+// its cable is pulled: whatever is sent to it from now on goes unanswered.
+func (ph *Phone) Unplug() { ph.unplug() }
 
 // Register sends REGISTER with the given password and expiry.
 func (ph *Phone) Register(ctx context.Context, password string, expiry time.Duration) error {
@@ -650,4 +659,29 @@ func StatusOf(err error) int {
 		return pe.Res.StatusCode
 	}
 	return 0
+}
+
+// Dialog returns what identifies the call's SIP dialog on the phone's side:
+// the Call-ID, the phone's own tag and the PBX's tag. Forgery tests use it
+// to send requests that match the dialog from somewhere else.
+func (c *Call) Dialog() (callID, localTag, remoteTag string) {
+	var req *sip.Request
+	var res *sip.Response
+	switch {
+	case c.cli != nil:
+		req, res = c.cli.InviteRequest, c.cli.InviteResponse
+		callID = req.CallID().Value()
+		localTag, _ = req.From().Params.Get("tag")
+		if res != nil {
+			remoteTag, _ = res.To().Params.Get("tag")
+		}
+	case c.srv != nil:
+		req, res = c.srv.InviteRequest, c.srv.InviteResponse
+		callID = req.CallID().Value()
+		remoteTag, _ = req.From().Params.Get("tag")
+		if res != nil {
+			localTag, _ = res.To().Params.Get("tag")
+		}
+	}
+	return callID, localTag, remoteTag
 }

@@ -1,0 +1,114 @@
+package core
+
+import (
+	"log/slog"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Admission decides, before anything is allocated for it, whether a new
+// INVITE can be taken: past the machine's limits the right answer is an
+// immediate 503 with Retry-After, not a half-set-up call that leaks its
+// sockets. Zero values take the defaults noted.
+type Admission struct {
+	// MaxLegs bounds live legs; default: what the file-descriptor limit
+	// allows (each leg holds two RTP/RTCP sockets), see DefaultMaxLegs.
+	MaxLegs int
+	// MaxUndecided bounds new calls still waiting for the control plane's
+	// first command (default 1000): when control falls behind, its queue
+	// stops growing here.
+	MaxUndecided int
+	// DecisionTimeout is how long a new call waits for the control plane's
+	// first command before it is answered 503 (default 2s).
+	DecisionTimeout time.Duration
+	// Connected reports whether the control plane can be reached (the NATS
+	// connection is up); nil means always.
+	Connected func() bool
+}
+
+func (a *Admission) defaults(log *slog.Logger) {
+	if a.MaxLegs <= 0 {
+		a.MaxLegs = DefaultMaxLegs()
+		log.Info("admission control", "max_legs", a.MaxLegs)
+	}
+	if a.MaxUndecided <= 0 {
+		a.MaxUndecided = 1000
+	}
+	if a.DecisionTimeout <= 0 {
+		a.DecisionTimeout = 2 * time.Second
+	}
+}
+
+// DefaultMaxLegs is the number of legs the open-file limit leaves room
+// for: three descriptors a leg (RTP, RTCP and a share of SIP connections),
+// keeping 512 for everything else.
+func DefaultMaxLegs() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == 0 {
+		return 1000
+	}
+	n := (int(min(rl.Cur, 1<<22)) - 512) / 3
+	return max(n, 50)
+}
+
+// RaiseFileLimit lifts the soft open-file limit to the hard one (a
+// process-wide setting: call it from main) and returns the new limit.
+func RaiseFileLimit() (uint64, error) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0, err
+	}
+	if rl.Cur < rl.Max {
+		rl.Cur = rl.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+			return 0, err
+		}
+	}
+	return rl.Cur, nil
+}
+
+// overloaded says why a new INVITE cannot be taken now ("" if it can).
+func (c *Core) overloaded() string {
+	a := &c.cfg.Admission
+	if a.Connected != nil && !a.Connected() {
+		return "control_unreachable"
+	}
+	c.mu.Lock()
+	legs, undecided := len(c.channels), c.undecided
+	c.mu.Unlock()
+	if legs >= a.MaxLegs {
+		return "max_legs"
+	}
+	if undecided >= a.MaxUndecided {
+		return "control_backlog"
+	}
+	return ""
+}
+
+func (c *Core) refuseOverload(req *sip.Request, tx sip.ServerTransaction, why string) {
+	c.metrics.overload.WithLabelValues(why).Inc()
+	c.noisy.Warn("new call refused: overload", "reason", why)
+	respond(req, tx, sip.StatusServiceUnavailable, "Service Unavailable", sip.NewHeader("Retry-After", "5"))
+}
+
+// decision tracks whether the control plane has acted on a new inbound
+// leg yet.
+type decision struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+// decided records the control plane's first command for the leg.
+func (ch *channel) decided() {
+	ch.decision.once.Do(func() {
+		close(ch.decision.ch)
+		if ch.srv != nil {
+			ch.core.mu.Lock()
+			ch.core.undecided--
+			ch.core.mu.Unlock()
+		}
+	})
+}

@@ -1,0 +1,50 @@
+package pbx_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/callpark/callpark/pbx/pbxtest"
+)
+
+// TestDeadContactNeverDelaysTheAnswer: 201 has a live phone and one that
+// was unplugged without unregistering. The live one answers and the caller
+// is connected at once (not after the dead fork's 32 s Timer B); the dead
+// contact, having let its fork go unanswered, is probed and unregistered.
+func TestDeadContactNeverDelaysTheAnswer(t *testing.T) {
+	p := pbxtest.Start(t)
+	caller := p.Phone(t, "demo", "200")
+	live := p.Phone(t, "demo", "201")
+	dead := p.Phone(t, "demo", "201")
+	if n := len(p.Core().Registrar().Contacts("demo", "201")); n != 2 {
+		t.Fatalf("%d contacts for 201, want 2", n)
+	}
+	dead.Unplug()
+
+	type answer struct {
+		call *pbxtest.Call
+		at   time.Time
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		c := live.Ringing(t, 5*time.Second)
+		at := time.Now()
+		c.Answer(t)
+		answered <- answer{c, at}
+	}()
+	call := caller.Dial(t, "201")
+	connected := time.Now()
+	a := <-answered
+	if d := connected.Sub(a.at); d > time.Second {
+		t.Fatalf("caller connected %v after the answer, want within 1s", d)
+	}
+	talk(t, call, a.call)
+
+	deadline := time.Now().Add(15 * time.Second)
+	for len(p.Core().Registrar().Contacts("demo", "201")) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the dead contact is still registered: %d contacts", len(p.Core().Registrar().Contacts("demo", "201")))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
