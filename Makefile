@@ -15,11 +15,16 @@ run: ## run callparkd with embedded NATS and the sample dialplans (SIP on 127.0.
 build: ## build bin/callparkd and bin/parkctl
 	$(GO) build -o bin/ ./cmd/...
 
-deps: ## install what the tests need (sipp) when missing
-	@command -v sipp >/dev/null 2>&1 || { \
-	  echo "installing sipp (sip-tester)"; \
-	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sip-tester; }
+deps: ## install what the tests need when missing: sipp (sip-tester), sipvicious
+	@need=""; \
+	  command -v sipp >/dev/null 2>&1 || need="$$need sip-tester"; \
+	  command -v svcrack >/dev/null 2>&1 || need="$$need sipvicious"; \
+	  if [ -n "$$need" ]; then \
+	    echo "installing$$need"; \
+	    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; \
+	  fi
 	@command -v sipp >/dev/null 2>&1 || { echo "sipp is required: apt-get install -y sip-tester"; exit 1; }
+	@command -v svcrack >/dev/null 2>&1 || { echo "sipvicious is required: apt-get install -y sipvicious"; exit 1; }
 
 vet: ## go vet
 	$(GO) vet $(PKGS)
@@ -35,7 +40,7 @@ unit: ## quick tests without -race
 	$(GO) test -count=1 $(PKGS)
 
 fuzz: ## run each fuzzer for FUZZTIME (default 30s)
-	@for t in "FuzzParse ./dialplans" "FuzzDecodeWAV ./sounds" "FuzzParseAuthorization ./core/registrar" "FuzzParse ./core/presence" "FuzzDecode ./events" "FuzzOffer ./core" "FuzzDecode ./control/api"; do \
+	@for t in "FuzzParse ./dialplans" "FuzzDecodeWAV ./sounds" "FuzzParseAuthorization ./core/registrar" "FuzzParse ./core/presence" "FuzzDecode ./events" "FuzzOffer ./core" "FuzzDecode ./control/api" "FuzzSIPIngress ./pbx"; do \
 	  set -- $$t; $(GO) test -run='^$$' -fuzz="^$$1$$" -fuzztime=$${FUZZTIME:-30s} $$2 || exit 1; done
 
 bench: ## go test benchmarks of the hot paths

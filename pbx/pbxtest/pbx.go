@@ -210,3 +210,36 @@ func Type(typ, customer string) func(*events.Event) bool {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// Counter is the value of a counter (or gauge) of the PBX's registry whose
+// labels include every label given; 0 when there is none.
+func (p *PBX) Counter(name string, labels map[string]string) float64 {
+	mfs, err := p.Registry.Gather()
+	if err != nil {
+		return 0
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue next
+				}
+			}
+			if c := m.GetCounter(); c != nil {
+				sum += c.GetValue()
+			} else if g := m.GetGauge(); g != nil {
+				sum += g.GetValue()
+			}
+		}
+	}
+	return sum
+}

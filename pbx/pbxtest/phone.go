@@ -29,6 +29,8 @@ type Phone struct {
 	// Display is the From display name of the calls the phone makes, such
 	// as an override identity; "" sends none.
 	Display string
+	// Host is the loopback address the phone binds (default 127.0.0.1).
+	Host string
 
 	pbxAddr  string
 	unplug   func()
@@ -70,13 +72,29 @@ func (p *PBX) NewPhone(t testing.TB, customer, ext string) *Phone {
 	return p.newPhone(t, customer, ext, nil)
 }
 
+// PhoneOn is Phone bound to another loopback address (127.0.0.0/8), so
+// that it is a different host as far as the PBX can tell.
+func (p *PBX) PhoneOn(t testing.TB, host, customer, ext string) *Phone {
+	t.Helper()
+	ph := p.newPhoneOn(t, host, customer, ext, nil)
+	if err := ph.Register(t.Context(), ph.Password, time.Hour); err != nil {
+		t.Fatalf("%s@%s registers from %s: %v", ext, customer, host, err)
+	}
+	return ph
+}
+
 func (p *PBX) newPhone(t testing.TB, customer, ext string, codecs []media.Codec) *Phone {
+	t.Helper()
+	return p.newPhoneOn(t, "", customer, ext, codecs)
+}
+
+func (p *PBX) newPhoneOn(t testing.TB, host, customer, ext string, codecs []media.Codec) *Phone {
 	t.Helper()
 	cust := p.Store().Current().Customer(customer)
 	if cust == nil {
 		t.Fatalf("no customer %q", customer)
 	}
-	ph := &Phone{Ext: ext, Domain: cust.Domain, Customer: customer, Codecs: codecs, pbxAddr: p.Addr, incoming: make(chan *Call, 64)}
+	ph := &Phone{Ext: ext, Domain: cust.Domain, Customer: customer, Codecs: codecs, Host: host, pbxAddr: p.Addr, incoming: make(chan *Call, 64)}
 	if a := cust.Account(ext); a != nil {
 		ph.Password = a.Password
 	}
@@ -101,13 +119,16 @@ func (ph *Phone) start(t testing.TB) {
 	if ph.Port == 0 {
 		ph.Port = FreePort(t)
 	}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("pbxtest-"+ph.Ext), sipgo.WithUserAgentHostname("127.0.0.1"))
+	if ph.Host == "" {
+		ph.Host = "127.0.0.1"
+	}
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("pbxtest-"+ph.Ext), sipgo.WithUserAgentHostname(ph.Host))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ph.dg = diago.NewDiago(ua,
 		diago.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
-		diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: ph.Port}),
+		diago.WithTransport(diago.Transport{Transport: "udp", BindHost: ph.Host, BindPort: ph.Port}),
 		diago.WithMediaConfig(diago.MediaConfig{Codecs: ph.codecs()}))
 	ctx, cancel := context.WithCancel(context.Background())
 	ph.ctx = ctx

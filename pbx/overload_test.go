@@ -1,0 +1,55 @@
+package pbx_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/callpark/callpark/events"
+	"github.com/callpark/callpark/pbx"
+	"github.com/callpark/callpark/pbx/pbxtest"
+)
+
+// dial503 dials number and requires 503 within limit.
+func dial503(t *testing.T, ph *pbxtest.Phone, number string, limit time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := ph.DialErr(ctx, number)
+	took := time.Since(start)
+	if code := pbxtest.StatusOf(err); code != 503 {
+		t.Fatalf("dial %s: %d (%v) after %v, want 503", number, code, err, took)
+	}
+	if took > limit {
+		t.Fatalf("503 after %v, want within %v", took, limit)
+	}
+	t.Logf("503 after %v", took.Round(time.Millisecond))
+}
+
+// TestNewCallsGet503WithoutControl: a core whose control plane does not
+// answer (none running, then NATS gone altogether) refuses new calls with
+// 503 within about 2 s instead of leaving them at 100 Trying, and keeps no
+// leg of them.
+func TestNewCallsGet503WithoutControl(t *testing.T) {
+	ns, err := events.RunServer(events.ServerConfig{Port: -1, JetStream: true, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	p := pbxtest.Start(t, pbxtest.WithRole(pbx.RoleCore), pbxtest.WithNATS(ns.ClientURL()),
+		func(c *pbx.Config) { c.DecisionTimeout = 2 * time.Second })
+	a := p.Phone(t, "demo", "200")
+	p.Phone(t, "demo", "201")
+
+	dial503(t, a, "201", 2500*time.Millisecond) // NATS up, nobody deciding
+	ns.Shutdown()
+	dial503(t, a, "201", 2500*time.Millisecond) // NATS gone
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Core().Calls() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d legs left behind", p.Core().Calls())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
