@@ -50,6 +50,11 @@ func (c *Control) onStarted(ctx context.Context, e *events.Event) {
 	log := c.log.With("customer", e.Customer, "call", e.Call, "account", e.Account, "trunk", e.Trunk, "dialed", e.Dialed, "route", route.String())
 	log.Debug("routing inbound call")
 
+	if route.Kind == dialplans.RouteExtension && c.shed() {
+		log.Warn("new call refused: the control plane is overloaded")
+		c.reject(ctx, e.Customer, e.Call, 503)
+		return
+	}
 	if e.Account == "" {
 		// Trunks (and anything else without an account) only reach
 		// extensions and DIDs, never service codes.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -41,6 +42,9 @@ type Config struct {
 	Workers int
 	// Rand draws random park numbers; nil seeds one from the runtime.
 	Rand *rand.Rand
+	// ShedAfter: while the oldest unhandled event is older than this,
+	// new extension calls get 503 (default 1s; negative: never). See shed.go.
+	ShedAfter time.Duration
 	// Persist, when set, keeps parked calls and their automatic-return
 	// deadlines across restarts of a control plane that runs apart from
 	// the core (see NewParkedKV).
@@ -52,6 +56,8 @@ const DefaultWorkers = 64
 
 // Control is the parking application. Create it with New, then Run it.
 type Control struct {
+	shedAfter time.Duration
+	backlog   atomic.Pointer[backlog]
 	bus       Bus
 	dialplans func() *dialplans.Set
 	log       *slog.Logger
@@ -106,6 +112,10 @@ func New(cfg Config) (*Control, error) {
 		now:       time.Now,
 		rand:      cfg.Rand,
 		returns:   newReturns(),
+		shedAfter: cfg.ShedAfter,
+	}
+	if c.shedAfter == 0 {
+		c.shedAfter = time.Second
 	}
 	if cfg.Persist != nil {
 		c.persist = newPersister(cfg.Persist, store, cfg.Log)
@@ -124,8 +134,10 @@ func (c *Control) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	c.startSlots(ctx, &wg) // slot lamps and events: control/slots.go
 	for i := range queues {
-		q := newQueue()
-		queues[i] = q
+		queues[i] = newQueue()
+	}
+	c.backlog.Store(&backlog{queues: queues})
+	for _, q := range queues {
 		wg.Go(func() { q.run(ctx, func(e *events.Event) { c.HandleEvent(ctx, e) }) })
 	}
 	wg.Go(func() { c.returns.sched.Run(ctx, func(ch string) { c.fireReturn(ctx, ch) }) })
@@ -195,6 +207,8 @@ type queue struct {
 	items  []*events.Event
 	closed bool
 	wake   chan struct{}
+	// current is the event being handled (shed.go).
+	current inProgress
 }
 
 func newQueue() *queue { return &queue{wake: make(chan struct{}, 1)} }
@@ -231,12 +245,19 @@ func (q *queue) run(ctx context.Context, fn func(*events.Event)) {
 		batch, closed := q.items, q.closed
 		q.items = nil
 		q.mu.Unlock()
-		for _, e := range batch {
+		for i, e := range batch {
 			if ctx.Err() != nil {
 				return
 			}
+			// The batch is out of the queue: what waits behind this event
+			// is as old as its next one.
+			q.current.set(e)
 			fn(e)
+			if i+1 < len(batch) {
+				q.current.set(batch[i+1])
+			}
 		}
+		q.current.set(nil)
 		if len(batch) > 0 {
 			continue
 		}

@@ -18,6 +18,7 @@ type metrics struct {
 	events        *prometheus.CounterVec
 	commandErrors *prometheus.CounterVec
 	apiRequests   *prometheus.CounterVec
+	shed          prometheus.Counter
 }
 
 // newMetrics creates the collectors and registers them with reg (when not
@@ -57,6 +58,10 @@ func newMetrics(reg prometheus.Registerer, store *state.Store) (*metrics, error)
 			Name: "callpark_api_requests_total",
 			Help: "Call-control API requests, by endpoint and result code (ok or an error code).",
 		}, []string{"endpoint", "code"}),
+		shed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "callpark_control_shed_calls_total",
+			Help: "New calls refused with 503 because the control plane's queues lagged (control/shed.go).",
+		}),
 	}
 	if reg == nil {
 		return m, nil
@@ -66,7 +71,7 @@ func newMetrics(reg prometheus.Registerer, store *state.Store) (*metrics, error)
 		Help: "Calls parked right now.",
 	}, func() float64 { return float64(store.ParkedCount()) })
 	var errs []error
-	for _, c := range []prometheus.Collector{parked, m.parks, m.retrieves, m.abandons, m.returns, m.parkDuration, m.events, m.commandErrors, m.apiRequests} {
+	for _, c := range []prometheus.Collector{parked, m.parks, m.retrieves, m.abandons, m.returns, m.parkDuration, m.events, m.commandErrors, m.apiRequests, m.shed} {
 		errs = append(errs, reg.Register(c))
 	}
 	return m, errors.Join(errs...)

@@ -3,6 +3,7 @@ package core
 import (
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -18,11 +19,16 @@ type Admission struct {
 	// allows (each leg holds two RTP/RTCP sockets), see DefaultMaxLegs.
 	MaxLegs int
 	// MaxUndecided bounds new calls still waiting for the control plane's
-	// first command (default 1000): when control falls behind, its queue
-	// stops growing here.
+	// first command (default 1000).
 	MaxUndecided int
+	// MaxDecisionDelay: while the oldest call still waiting for the control
+	// plane's first command has waited longer than this (default 5s), new
+	// INVITEs get 503: a last resort behind the control plane's own load
+	// shedding (control/shed.go), which knows a retrieval from a new call.
+	MaxDecisionDelay time.Duration
 	// DecisionTimeout is how long a new call waits for the control plane's
-	// first command before it is answered 503 (default 2s).
+	// first command before it is answered 503 (default 5s): the last resort
+	// when the control plane is gone but NATS is up.
 	DecisionTimeout time.Duration
 	// Connected reports whether the control plane can be reached (the NATS
 	// connection is up); nil means always.
@@ -37,8 +43,11 @@ func (a *Admission) defaults(log *slog.Logger) {
 	if a.MaxUndecided <= 0 {
 		a.MaxUndecided = 1000
 	}
+	if a.MaxDecisionDelay <= 0 {
+		a.MaxDecisionDelay = 5 * time.Second
+	}
 	if a.DecisionTimeout <= 0 {
-		a.DecisionTimeout = 2 * time.Second
+		a.DecisionTimeout = 5 * time.Second
 	}
 }
 
@@ -78,11 +87,21 @@ func (c *Core) overloaded() string {
 	}
 	c.mu.Lock()
 	legs, undecided := len(c.channels), c.undecided
+	q := c.undecidedQ
+	for len(q) > 0 && q[0].decision.done.Load() {
+		q[0] = nil
+		q = q[1:]
+	}
+	c.undecidedQ = q
+	var oldest time.Time
+	if len(q) > 0 {
+		oldest = q[0].created
+	}
 	c.mu.Unlock()
 	if legs >= a.MaxLegs {
 		return "max_legs"
 	}
-	if undecided >= a.MaxUndecided {
+	if undecided >= a.MaxUndecided || (!oldest.IsZero() && time.Since(oldest) > a.MaxDecisionDelay) {
 		return "control_backlog"
 	}
 	return ""
@@ -99,13 +118,16 @@ func (c *Core) refuseOverload(req *sip.Request, tx sip.ServerTransaction, why st
 type decision struct {
 	once sync.Once
 	ch   chan struct{}
+	done atomic.Bool
 }
 
 // decided records the control plane's first command for the leg.
 func (ch *channel) decided() {
 	ch.decision.once.Do(func() {
+		ch.decision.done.Store(true)
 		close(ch.decision.ch)
 		if ch.srv != nil {
+			ch.core.metrics.decisionDelay.Observe(time.Since(ch.created).Seconds())
 			ch.core.mu.Lock()
 			ch.core.undecided--
 			ch.core.mu.Unlock()

@@ -90,6 +90,8 @@ type Core struct {
 	pending map[string]identity
 	// undecided counts inbound legs the control plane has not acted on.
 	undecided int
+	// undecidedQ holds them oldest first (decided ones are dropped lazily).
+	undecidedQ []*channel
 	// probing holds the contacts being probed (keepalive.go).
 	probing map[string]bool
 }

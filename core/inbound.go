@@ -195,6 +195,7 @@ func (c *Core) serveInbound(d *diago.DialogServerSession) {
 	ch.ctx, ch.cancel = context.WithCancel(d.Context())
 	c.mu.Lock()
 	c.undecided++
+	c.undecidedQ = append(c.undecidedQ, ch)
 	c.mu.Unlock()
 	c.register(ch)
 	c.metrics.calls.WithLabelValues("inbound").Inc()

@@ -16,6 +16,7 @@ type metrics struct {
 	panics         prometheus.Counter
 	unreachable    prometheus.Counter
 	overload       *prometheus.CounterVec
+	decisionDelay  prometheus.Histogram
 }
 
 func newMetrics(r prometheus.Registerer) (*metrics, error) {
@@ -53,8 +54,12 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 		overload: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "callpark_overload_rejections_total", Help: "New INVITEs answered 503 by admission control, by reason.",
 		}, []string{"reason"}),
+		decisionDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "callpark_core_decision_seconds", Help: "Time from a new inbound call to the control plane's first command on it.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.activeCalls, m.registrations, m.calls, m.commands, m.commandErrors, m.authFailures, m.badRequests, m.rtpWriteErrors, m.panics, m.unreachable, m.overload} {
+	for _, c := range []prometheus.Collector{m.decisionDelay, m.activeCalls, m.registrations, m.calls, m.commands, m.commandErrors, m.authFailures, m.badRequests, m.rtpWriteErrors, m.panics, m.unreachable, m.overload} {
 		if err := r.Register(c); err != nil {
 			return nil, err
 		}

@@ -55,8 +55,14 @@ type Config struct {
 	// a new INVITE past it gets 503.
 	MaxLegs int
 	// DecisionTimeout is how long a new call waits for the control
-	// plane's first command before it gets 503 (default 2s).
-	DecisionTimeout time.Duration
+	// plane's first command before it gets 503 (default 5s); while the
+	// oldest waiting call has waited MaxDecisionDelay (default 5s), new
+	// calls get 503 at once (core.Admission).
+	DecisionTimeout  time.Duration
+	MaxDecisionDelay time.Duration
+	// ShedAfter: while the control plane's oldest unhandled event is older
+	// than this, new extension calls get 503 (default 1s; negative: never).
+	ShedAfter time.Duration
 	// KeepAlive is how often UDP contacts get an OPTIONS (0: never); one
 	// that does not answer is unregistered.
 	KeepAlive time.Duration

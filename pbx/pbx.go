@@ -177,7 +177,8 @@ func (p *PBX) Run(ctx context.Context) error {
 			bans = ban.New(bc)
 		}
 		c, err := core.New(core.Config{
-			Admission:  core.Admission{MaxLegs: cfg.MaxLegs, DecisionTimeout: cfg.DecisionTimeout, Connected: bus.Conn().IsConnected},
+			Admission: core.Admission{MaxLegs: cfg.MaxLegs, DecisionTimeout: cfg.DecisionTimeout,
+				MaxDecisionDelay: cfg.MaxDecisionDelay, Connected: bus.Conn().IsConnected},
 			KeepAlive:  cfg.KeepAlive,
 			Bans:       bans,
 			Host:       cfg.SIPHost,
@@ -218,6 +219,7 @@ func (p *PBX) Run(ctx context.Context) error {
 			Log:        log.With("component", "control"),
 			Registerer: cfg.Registerer,
 			Persist:    persist,
+			ShedAfter:  cfg.ShedAfter,
 		})
 		if err != nil {
 			return err

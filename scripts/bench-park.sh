@@ -34,6 +34,7 @@
 #                     receives 50 packets/s per parked call, like real phones)
 #   PHASES="hold cycles"
 #   CALLPARKD=bin/callparkd   RESULTS=scripts/bench-results.txt
+#   CALLPARKD_ARGS=   more callparkd flags (e.g. --max-decision-delay 5s)
 #   MAX_SECONDS=1800  hard limit for the whole run
 #   SIPP_TRACE=       non-empty: sipp also logs every SIP message (-trace_msg)
 #
@@ -210,12 +211,22 @@ parker_errors() {
 	neg=$({ grep -oE "looking in 'SIP/2.0 [3-6][0-9][0-9]" "$f" || true; } | wc -l)
 	echo "$n events: $inv final NOTIFY before the 100 Trying one, $neg NOTIFY with an error sipfrag, $((n - inv - neg)) other"
 }
+# decision_buckets: cumulative counts of callpark_core_decision_seconds at
+# 10 ms, 100 ms, 1 s and in all ("a b c n").
+decision_buckets() {
+	{ curl -fsS --max-time 3 "$METRICS" 2>/dev/null || true; } | awk '
+		/^callpark_core_decision_seconds_bucket\{le="0.01"\}/ {a = $2}
+		/^callpark_core_decision_seconds_bucket\{le="0.1"\}/ {b = $2}
+		/^callpark_core_decision_seconds_bucket\{le="1"\}/ {c = $2}
+		/^callpark_core_decision_seconds_count/ {n = $2}
+		END {printf "%d %d %d %d\n", a, b, c, n}'
+}
 log_count() { grep -cE 'level=(WARN|ERROR)' "$WORK/callparkd.log" || true; }
 
 # ---------------------------------------------------------------- callparkd
 log "work dir $WORK; callparkd SIP $CP, metrics :$METRICS_PORT, NATS :$NATS_PORT"
 "$CALLPARKD" --sip "$CP" --dialplans "$BENCH/dialplans" --metrics "127.0.0.1:$METRICS_PORT" \
-	--nats-listen "127.0.0.1:$NATS_PORT" --keepalive 0 --log-level warn >"$WORK/callparkd.log" 2>&1 &
+	--nats-listen "127.0.0.1:$NATS_PORT" --keepalive 0 ${CALLPARKD_ARGS:-} --log-level warn >"$WORK/callparkd.log" 2>&1 &
 CP_PID=$!
 PIDS+=("$CP_PID")
 for _ in $(seq 100); do
@@ -372,14 +383,18 @@ phase_cycles() {
 	CYCLE_ERRS=""
 	{
 		echo "(b) CYCLES  park (REFER *70n) + retrieve (*71n) + hang up, ${CYCLE_SECS}s per rate, talk ${TALK_MS} ms"
-		printf '  %6s %9s %9s %7s %9s %9s %12s %11s %10s %8s\n' rate attempted succeeded failed "failure%" "parker-ok" "callparkd" "sipp-cores" "leftover" "warn"
-		printf '  %6s %9s %9s %7s %9s %9s %12s %11s %10s %8s\n' "/s" "" "" "" "" "" "cores" "cli/uas" "legs/park" "lines"
+		printf '  %6s %9s %9s %7s %9s %7s %9s %12s %11s %10s %8s\n' rate attempted succeeded failed "failure%" "503s" "parker-ok" "callparkd" "sipp-cores" "leftover" "warn"
+		printf '  %6s %9s %9s %7s %9s %7s %9s %12s %11s %10s %8s\n' "/s" "" "" "" "" "" "" "cores" "cli/uas" "legs/park" "lines"
 	} >>"$SUMMARY"
 	for rate in $RATES; do
 		alive
 		local m=$((rate * CYCLE_SECS)) to=$((CYCLE_SECS + 60)) uas cli c0 c1 s0 s1 u0 u1 t0 t1 warn0 warn1
 		log "CYCLES: $rate/s for ${CYCLE_SECS}s ($m cycles)"
 		warn0=$(log_count)
+		local r0 r1
+		r0=$(metric callpark_overload_rejections_total)
+		local d0 d1
+		d0=$(decision_buckets)
 		start_sipp "cyc-$rate-parker" "$to" -sf "$(scenario parker_cycle.xml)" -p "$PARKER_PORT" -mp "$PARKER_MP" \
 			-l $((m + 100)) -d "$TALK_MS" -key ext "$PARKER_EXT" -key pfx "2$i" \
 			-au "$PARKER_EXT" -ap "$PARKER_PASS"
@@ -402,6 +417,8 @@ phase_cycles() {
 		local left
 		left=$(drain)
 		warn1=$(log_count)
+		r1=$(metric callpark_overload_rejections_total)
+		d1=$(decision_buckets)
 		local cli_csv uas_csv att ok fail pct uok wall
 		cli_csv=$(stat_csv "cyc-$rate-client")
 		uas_csv=$(stat_csv "cyc-$rate-parker")
@@ -411,11 +428,13 @@ phase_cycles() {
 		fail=$((att - ok))
 		pct=$(div $((fail * 100)) "$att" 3)
 		wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')
-		printf '  %6s %9s %9s %7s %9s %9s %12s %11s %10s %8s\n' "$rate" "$att" "$ok" "$fail" "$pct" "$uok" \
+		printf '  %6s %9s %9s %7s %9s %7s %9s %12s %11s %10s %8s\n' "$rate" "$att" "$ok" "$fail" "$pct" "$((r1 - r0))" "$uok" \
 			"$(awk -v a="$c0" -v b="$c1" -v w="$wall" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", (b - a) / t / w}')" \
 			"$(awk -v a="$s0" -v b="$s1" -v c="$u0" -v d="$u1" -v w="$wall" -v t="$CLK_TCK" 'BEGIN {printf "%.2f/%.2f", (b - a) / t / w, (d - c) / t / w}')" \
 			"${left// //}" "$((warn1 - warn0))" >>"$SUMMARY"
 		CYCLE_ERRS+="  $rate/s parker: $(parker_errors "cyc-$rate-parker")"$'\n'
+		CYCLE_ERRS+="  $rate/s control's first command on a new call: $(echo "$d0 $d1" | awk '{n = $8 - $4; if (n <= 0) {print "none"; exit}
+			printf "<=10 ms %.1f %%, <=100 ms %.1f %%, <=1 s %.1f %%, later %.1f %% (of %d)", 100 * ($5 - $1) / n, 100 * ($6 - $2) / n, 100 * ($7 - $3) / n, 100 * (n - ($7 - $3)) / n, n}')"$'\n'
 		log "CYCLES: $rate/s: $ok/$att ok, $fail failed ($pct %), leftover legs/parked ${left// //}"
 		if [ "$att" -gt 0 ] && [ "$pct" != n/a ] && awk -v p="$pct" 'BEGIN {exit !(p < 0.1)}'; then
 			best=$rate
@@ -426,6 +445,7 @@ phase_cycles() {
 		printf '%s' "$CYCLE_ERRS"
 		echo "  highest rate with < 0.1 % failures: $best cycles/s"
 		echo "  (attempted = client calls created; failed = not completed, i.e. not parked, not retrieved or no BYE;"
+		echo "   503s = new INVITEs refused at once by admission control (callpark_overload_rejections_total);"
 		echo "   parker-ok = parker sipp calls that parked, retrieved and hung up with every message in order)"
 		echo
 	} >>"$SUMMARY"

@@ -66,6 +66,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	natsUser := fs.String("nats-user", env("NATS_USER", "callpark"), "NATS user of the callpark processes")
 	natsSecret := fs.String("nats-secret-file", env("NATS_SECRET_FILE", ""), "file with that user's NATS password (embedded server: made with a random secret if missing; share it with split core/control processes)")
 	maxLegs := fs.Int("max-legs", envInt("MAX_LEGS", 0), "live SIP legs before new calls get 503 (0: what the open-file limit allows)")
+	decisionDelay := fs.Duration("max-decision-delay", envDuration("MAX_DECISION_DELAY", 5*time.Second), "new calls get 503 while the oldest call waiting for the control plane has waited this long")
+	decisionTimeout := fs.Duration("decision-timeout", envDuration("DECISION_TIMEOUT", 5*time.Second), "a new call the control plane has not acted on within this gets 503")
+	shedAfter := fs.Duration("shed-after", envDuration("SHED_AFTER", time.Second), "new extension calls get 503 while the control plane's queue lags this much (negative: never); retrievals always go on")
 	keepAlive := fs.Duration("keepalive", envDuration("KEEPALIVE", 60*time.Second), "OPTIONS keep-alive of UDP contacts; one that does not answer is unregistered (0: off)")
 	trusted := fs.String("trusted", env("TRUSTED", ""), "comma-separated addresses or CIDRs never banned (an office NAT, a carrier)")
 	banFailures := fs.Int("ban-failures", envInt("BAN_FAILURES", 10), "authentication failures from one address within --ban-window that ban it (-1: never ban)")
@@ -106,7 +109,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		NATSURL: *natsURL, NATSHost: nhost, NATSPort: nport, NATSStoreDir: *natsStore,
 		NATSUser: *natsUser, NATSSecretFile: *natsSecret,
 		Dialplans: *dir, MetricsAddr: *metrics, DrainTimeout: *drain, Log: log,
-		MaxLegs: *maxLegs, KeepAlive: *keepAlive,
+		MaxLegs: *maxLegs, KeepAlive: *keepAlive, MaxDecisionDelay: *decisionDelay, DecisionTimeout: *decisionTimeout, ShedAfter: *shedAfter,
 		Bans: ban.Config{Failures: *banFailures, Window: *banWindow, BanFor: *banTime, Trusted: prefixes},
 	}
 	p, err := pbx.New(cfg)

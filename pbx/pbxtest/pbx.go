@@ -104,10 +104,11 @@ func Start(t testing.TB, opts ...Option) *PBX {
 		SubscribeMinExpires: time.Second,
 		// The race detector and a dozen phones on two cores can keep the
 		// control plane busier than production; overload tests set it.
-		DecisionTimeout: 5 * time.Second,
-		Log:             testLogger(),
-		Registerer:      reg,
-		Gatherer:        reg,
+		DecisionTimeout:  10 * time.Second,
+		MaxDecisionDelay: 3 * time.Second,
+		Log:              testLogger(),
+		Registerer:       reg,
+		Gatherer:         reg,
 	}
 	for _, o := range opts {
 		o(&cfg)
