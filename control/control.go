@@ -249,13 +249,15 @@ func (q *queue) run(ctx context.Context, fn func(*events.Event)) {
 			if ctx.Err() != nil {
 				return
 			}
-			// The batch is out of the queue: what waits behind this event
-			// is as old as its next one.
-			q.current.set(e)
-			fn(e)
+			// The batch is out of the queue: what waits now is the rest of
+			// it. The event being handled does not count: one slow
+			// command is not a backlog.
+			var next *events.Event
 			if i+1 < len(batch) {
-				q.current.set(batch[i+1])
+				next = batch[i+1]
 			}
+			q.current.set(next)
+			fn(e)
 		}
 		q.current.set(nil)
 		if len(batch) > 0 {

@@ -21,8 +21,8 @@ type backlog struct {
 	queues []*queue
 }
 
-// delay is the age of the oldest event not yet handled (queued, or being
-// handled now), zero when every queue is idle.
+// delay is the age of the oldest event waiting to be handled, zero when
+// nothing waits.
 func (b *backlog) delay(now time.Time) time.Duration {
 	var oldest time.Time
 	for _, q := range b.queues {
@@ -37,7 +37,7 @@ func (b *backlog) delay(now time.Time) time.Duration {
 	return now.Sub(oldest)
 }
 
-// oldest is the time of the oldest event of q not yet handled.
+// oldest is the time of the oldest event waiting in q.
 func (q *queue) oldest() time.Time {
 	if ns := q.current.Load(); ns != 0 {
 		return time.Unix(0, ns)
@@ -50,7 +50,8 @@ func (q *queue) oldest() time.Time {
 	return time.Time{}
 }
 
-// inProgress records the event a worker is handling (nil when done).
+// inProgress records the oldest event of the batch a worker has taken
+// out of its queue and not yet started (nil when none).
 type inProgress struct{ atomic.Int64 }
 
 func (p *inProgress) set(e *events.Event) {

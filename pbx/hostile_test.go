@@ -26,6 +26,13 @@ func TestHostileCorpusChangesNothing(t *testing.T) {
 	corpus := pbxtest.HostileCorpus(sippDomain, callID)
 	for _, network := range []string{"udp", "tcp"} {
 		got := pbxtest.SendHostile(p.Addr, network, corpus, time.Second)
+		// Under -race on two busy cores an answer can take longer: what
+		// was due an answer and got none is asked again, with more time.
+		for i, h := range corpus {
+			if h.Want != "" && got[i] == "" {
+				got[i] = pbxtest.SendHostile(p.Addr, network, []pbxtest.Hostile{h}, 5*time.Second)[0]
+			}
+		}
 		answered := 0
 		for i, h := range corpus {
 			if got[i] != "" {
