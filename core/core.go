@@ -120,10 +120,6 @@ func New(cfg Config) (*Core, error) {
 	}
 	cfg.Admission.defaults(cfg.Log)
 	noisy := slog.New(throttle.New(cfg.Log.Handler(), throttle.Options{}))
-	// sipgo's transport layer logs with its package default logger (a
-	// library global, read when the UA is built): unparsable packets are
-	// logged there with their raw bytes, so it gets the throttled one.
-	sip.SetDefaultLogger(noisy.With("component", "sip"))
 	c := &Core{
 		cfg:      cfg,
 		log:      cfg.Log,
@@ -144,7 +140,12 @@ func New(cfg Config) (*Core, error) {
 	c.hubs = audio.NewHubs(c.hubsCtx, cfg.Sounds.Music, cfg.Log)
 
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.UserAgent), sipgo.WithUserAgentHostname(cfg.Host),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(c.readFilter)))
+		// sipgo's transport layer logs unparsable packets with their raw
+		// bytes: it gets the throttled logger (passed, never through
+		// sip.SetDefaultLogger, a library global).
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(c.readFilter),
+			sip.WithTransportLayerLogger(noisy.With("component", "sip"))),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(noisy.With("component", "sip"))))
 	if err != nil {
 		return nil, err
 	}

@@ -34,7 +34,8 @@
 #                     receives 50 packets/s per parked call, like real phones)
 #   PHASES="hold cycles"
 #   CALLPARKD=bin/callparkd   RESULTS=scripts/bench-results.txt
-#   CALLPARKD_ARGS=   more callparkd flags (e.g. --max-decision-delay 5s)
+#   CALLPARKD_ARGS=   more callparkd flags (e.g. --shed-after 3s)
+#   SETTLE_SECS=60    wait after the load before the last memory reading
 #   MAX_SECONDS=1800  hard limit for the whole run
 #   SIPP_TRACE=       non-empty: sipp also logs every SIP message (-trace_msg)
 #
@@ -234,6 +235,7 @@ for _ in $(seq 100); do
 	alive
 	sleep 0.1
 done
+IDLE_RSS_KB=$(rss_kb "$CP_PID")
 curl -fsS --max-time 2 "$METRICS" >/dev/null || die "callparkd metrics never came up; log: $WORK/callparkd.log"
 
 # The parker registers from the port its UAS scenarios listen on.
@@ -462,6 +464,12 @@ for ph in $PHASES; do
 done
 
 alive
+# Memory once the load is over: SIP transactions live for their 32 s timers.
+base_rss=${IDLE_RSS_KB:-0}
+sleep "${SETTLE_SECS:-60}"
+{
+	echo "callparkd ${SETTLE_SECS:-60} s after the load: RSS $(div "$(rss_kb "$CP_PID")" 1024 1) MiB (idle at start: $(div "$base_rss" 1024 1) MiB), legs $(metric callpark_core_active_legs)"
+} >>"$SUMMARY"
 {
 	echo "callparkd after the run: RSS $(div "$(rss_kb "$CP_PID")" 1024 1) MiB, peak $(div "$(rss_kb "$CP_PID" VmHWM)" 1024 1) MiB, threads $(awk '/^Threads:/ {print $2}' "/proc/$CP_PID/status")"
 	echo "warnings/errors in callparkd's log (top 8, by message):"
