@@ -193,13 +193,16 @@ func (c *Core) serveInbound(d *diago.DialogServerSession) {
 		ch.addRemoteURI(ct.Address)
 	}
 	ch.ctx, ch.cancel = context.WithCancel(d.Context())
+	// 100 Trying goes out before the leg is findable: sipgo's dialog
+	// responses are not safe to write concurrently, and a shutdown's
+	// hangupAll (or any command) could otherwise answer at the same time.
+	_ = d.Trying()
 	c.mu.Lock()
 	c.undecided++
 	c.undecidedQ = append(c.undecidedQ, ch)
 	c.mu.Unlock()
 	c.register(ch)
 	c.metrics.calls.WithLabelValues("inbound").Inc()
-	_ = d.Trying()
 	c.publish(ch.event(events.CallStarted))
 
 	// The control plane must act on the call soon, or the caller is told
