@@ -4,17 +4,20 @@ package audio
 //
 // Per-call playback costs a ticker and an encoder per parked call, which caps
 // a 2-core machine near 3,000 parked calls. A Hub instead encodes its music
-// once, into 20 ms frames in both laws, and one goroutine with one ticker
-// hands every listener the same frame at each tick.
+// once, into 20 ms frames in both laws, and a few goroutines (shards, one
+// per core by default) with one ticker each hand their listeners the same
+// frame at each tick: the frame is picked by the clock, so every shard plays
+// the same one.
 //
-// Lock order: Hub.mu (writers of the listener list) and Hub.deliverMu (held
-// while a tick delivers) are never held together. Hubs.mu is taken before
-// nothing else.
+// Lock order: Hub.mu (writers of the listener lists) and shard.deliverMu
+// (held while a tick delivers) are never held together. Hubs.mu is taken
+// before nothing else.
 
 import (
 	"context"
 	"log/slog"
 	"math"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,42 +34,74 @@ const skipLogEvery = 10 * time.Second
 // may be retained.
 type Frame struct{ Ulaw, Alaw []byte }
 
-// Listener receives music frames. MusicFrame is called from the hub's
-// goroutine for every listener in turn, so it must not block (hand the frame
-// to the call's media goroutine or a non-blocking writer) and must not call
-// Add or Remove on the same hub. Listener values must be comparable
-// (typically pointers): the hub finds them with ==.
+// Listener receives music frames. MusicFrame is called from one of the
+// hub's pacing goroutines (shard is its index, 0 ≤ shard < Shards) for every
+// listener of that shard in turn, so it must not block (hand the frame to
+// the call's media goroutine or a non-blocking writer) and must not call Add
+// or Remove on the same hub. A listener stays on one shard from Add to
+// Remove, so per-shard state (a batch of packets to send) needs no lock.
+// Listener values must be comparable (typically pointers).
 type Listener interface {
-	MusicFrame(f Frame)
+	MusicFrame(f Frame, shard int)
 }
 
 // HubStats are counters for monitoring a Hub.
 type HubStats struct {
 	Listeners int
-	Ticks     uint64 // ticks that delivered a frame
-	Skipped   uint64 // frames skipped because the loop fell behind
+	Ticks     uint64 // shard ticks that delivered a frame
+	Skipped   uint64 // frames skipped because a shard fell behind
 }
 
-// Hub plays one music class to any number of listeners. Create it with
-// NewHub and start its pacing loop with Run.
+// HubOptions tune a Hub. The zero value is usable.
+type HubOptions struct {
+	// Shards is the number of pacing goroutines listeners are spread over;
+	// 0 means runtime.GOMAXPROCS(0). All shards play the same frame at the
+	// same tick: the frame is chosen by the clock, not by counting.
+	Shards int
+	// AfterTick, when set, is called by shard's goroutine once it has
+	// handed the tick's frame to all of its listeners (to flush what they
+	// queued, e.g. one sendmmsg per socket).
+	AfterTick func(shard int)
+}
+
+// Hub plays one music class to any number of listeners, spread over shards
+// that each pace their own listeners. Create it with NewHub and start it
+// with Run.
 type Hub struct {
 	log    *slog.Logger
 	frames []Frame // immutable
+	epoch  time.Time
+	after  func(shard int)
+	shards []*shard
 
-	mu        sync.Mutex                 // serialises Add and Remove
-	listeners atomic.Pointer[[]Listener] // copy-on-write; never modified in place
-	deliverMu sync.Mutex                 // held while a tick delivers
-	wake      chan struct{}              // capacity 1; Add pokes a parked Run
+	mu    sync.Mutex // serialises Add and Remove
+	where map[Listener]*shard
 
 	running atomic.Bool
-	pos     int // next frame index; owned by the Run goroutine
 	ticks   atomic.Uint64
 	skipped atomic.Uint64
+}
+
+// shard is one pacing goroutine and its listeners.
+//
+// Lock order: Hub.mu before shard.deliverMu is never needed: Add and Remove
+// swap the list under Hub.mu and only then wait on deliverMu.
+type shard struct {
+	hub       *Hub
+	index     int
+	listeners atomic.Pointer[[]Listener] // copy-on-write; never modified in place
+	deliverMu sync.Mutex                 // held while a tick delivers
+	wake      chan struct{}              // capacity 1; Add pokes a parked run
 }
 
 // NewHub encodes pcm (8 kHz) into frames, padding the last one with silence.
 // Empty pcm gives a hub that plays silence.
 func NewHub(pcm []int16, log *slog.Logger) *Hub {
+	return NewHubWith(pcm, log, HubOptions{})
+}
+
+// NewHubWith is NewHub with options.
+func NewHubWith(pcm []int16, log *slog.Logger, o HubOptions) *Hub {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -83,27 +118,44 @@ func NewHub(pcm []int16, log *slog.Logger) *Hub {
 	if len(pcm) == 0 {
 		log.Warn("music hub has no audio; playing silence")
 	}
-	return &Hub{log: log, frames: frames, wake: make(chan struct{}, 1)}
+	k := o.Shards
+	if k <= 0 {
+		k = runtime.GOMAXPROCS(0)
+	}
+	h := &Hub{log: log, frames: frames, epoch: time.Now(), after: o.AfterTick, where: make(map[Listener]*shard)}
+	h.shards = make([]*shard, k)
+	for i := range h.shards {
+		h.shards[i] = &shard{hub: h, index: i, wake: make(chan struct{}, 1)}
+	}
+	return h
 }
 
-// Add makes l receive frames from the next tick on. Adding a listener that is
-// already there does nothing.
+// Shards returns the number of pacing goroutines.
+func (h *Hub) Shards() int { return len(h.shards) }
+
+// Add makes l receive frames from the next tick on, on the shard with the
+// fewest listeners. Adding a listener that is already there does nothing.
 func (h *Hub) Add(l Listener) {
 	h.mu.Lock()
-	old := h.list()
-	for _, x := range old {
-		if x == l {
-			h.mu.Unlock()
-			return
+	if _, ok := h.where[l]; ok {
+		h.mu.Unlock()
+		return
+	}
+	sh := h.shards[0]
+	for _, x := range h.shards[1:] {
+		if len(x.list()) < len(sh.list()) {
+			sh = x
 		}
 	}
+	h.where[l] = sh
+	old := sh.list()
 	next := make([]Listener, len(old), len(old)+1)
 	copy(next, old)
 	next = append(next, l)
-	h.listeners.Store(&next)
+	sh.listeners.Store(&next)
 	h.mu.Unlock()
 	select {
-	case h.wake <- struct{}{}:
+	case sh.wake <- struct{}{}:
 	default:
 	}
 }
@@ -112,75 +164,106 @@ func (h *Hub) Add(l Listener) {
 // Removing a listener that is not there does nothing.
 func (h *Hub) Remove(l Listener) {
 	h.mu.Lock()
-	old := h.list()
-	i := -1
-	for j, x := range old {
-		if x == l {
-			i = j
-			break
-		}
-	}
-	if i < 0 {
+	sh, ok := h.where[l]
+	if !ok {
 		h.mu.Unlock()
 		return
 	}
-	next := make([]Listener, 0, len(old)-1)
-	next = append(next, old[:i]...)
-	next = append(next, old[i+1:]...)
-	h.listeners.Store(&next)
+	delete(h.where, l)
+	old := sh.list()
+	next := make([]Listener, 0, max(0, len(old)-1))
+	for _, x := range old {
+		if x != l {
+			next = append(next, x)
+		}
+	}
+	sh.listeners.Store(&next)
 	h.mu.Unlock()
 	// Wait out a tick that loaded the old list before the swap.
-	h.deliverMu.Lock()
-	h.deliverMu.Unlock() //nolint:staticcheck // an empty critical section is the barrier
+	sh.deliverMu.Lock()
+	sh.deliverMu.Unlock() //nolint:staticcheck // an empty critical section is the barrier
 }
 
 // Len returns the number of listeners.
-func (h *Hub) Len() int { return len(h.list()) }
+func (h *Hub) Len() int {
+	n := 0
+	for _, sh := range h.shards {
+		n += len(sh.list())
+	}
+	return n
+}
 
 // Stats returns the hub's counters.
 func (h *Hub) Stats() HubStats {
 	return HubStats{Listeners: h.Len(), Ticks: h.ticks.Load(), Skipped: h.skipped.Load()}
 }
 
-func (h *Hub) list() []Listener {
-	if p := h.listeners.Load(); p != nil {
+func (sh *shard) list() []Listener {
+	if p := sh.listeners.Load(); p != nil {
 		return *p
 	}
 	return nil
 }
 
 // Run paces the hub until ctx is done: every 20 ms each listener receives the
-// current frame. While the hub has no listeners the ticker is stopped and Run
-// sleeps until Add. If the loop falls behind (a slow listener, a stalled
-// machine) it skips the missed frames rather than delivering a burst, so
-// listeners stay in real time. Run must not be called again while it is
-// running; a second concurrent call returns at once.
+// current frame. A shard with no listeners stops its ticker and sleeps until
+// Add. A shard that falls behind (a slow listener, a stalled machine) skips
+// the missed frames rather than delivering a burst, so listeners stay in
+// real time. Run must not be called again while it is running; a second
+// concurrent call returns at once.
 func (h *Hub) Run(ctx context.Context) {
 	if !h.running.CompareAndSwap(false, true) {
 		h.log.Error("music hub Run called twice")
 		return
 	}
 	defer h.running.Store(false)
+	var wg sync.WaitGroup
+	for _, sh := range h.shards {
+		wg.Go(func() { sh.run(ctx) })
+	}
+	wg.Wait()
+}
+
+func (sh *shard) run(ctx context.Context) {
 	for {
-		for h.Len() == 0 {
+		for len(sh.list()) == 0 {
 			select {
 			case <-ctx.Done():
 				return
-			case <-h.wake:
+			case <-sh.wake:
 			}
 		}
-		if !h.play(ctx) {
+		if !sh.play(ctx) {
 			return
 		}
 	}
 }
 
-// play ticks until the hub is empty (true) or ctx is done (false).
-func (h *Hub) play(ctx context.Context) bool {
+// tick is the number of the frame period now falls in, counted from the
+// hub's epoch: the same for every shard.
+func (h *Hub) tick(now time.Time) int64 {
+	return int64(math.Round(float64(now.Sub(h.epoch)) / float64(FrameDuration)))
+}
+
+// play ticks until the shard is empty (true) or ctx is done (false).
+func (sh *shard) play(ctx context.Context) bool {
+	h := sh.hub
+	// Start the ticker on the hub's frame grid, so that ticks fall near
+	// whole frame periods and rounding them is stable.
+	phase := time.Since(h.epoch) % FrameDuration
+	align := time.NewTimer(FrameDuration - phase)
+	select {
+	case <-ctx.Done():
+		align.Stop()
+		return false
+	case <-align.C:
+	}
 	ticker := time.NewTicker(FrameDuration)
 	defer ticker.Stop()
-	start := time.Now()
-	var last int64 // index of the last tick delivered; tick 0 is start
+	last := h.tick(time.Now())
+	if sh.deliver(last) == 0 {
+		return true
+	}
 	var lastWarn time.Time
 	var unreported uint64
 	for {
@@ -188,44 +271,47 @@ func (h *Hub) play(ctx context.Context) bool {
 		case <-ctx.Done():
 			return false
 		case now := <-ticker.C:
-			// Where we should be, by the clock, not by counting ticks.
-			n := int64(math.Round(float64(now.Sub(start)) / float64(FrameDuration)))
+			n := h.tick(now)
 			if n <= last {
 				continue // a stale tick after a stall: already caught up
 			}
 			if missed := uint64(n - last - 1); missed > 0 {
+				h.skipped.Add(missed)
 				unreported += missed
 				if now.Sub(lastWarn) >= skipLogEvery {
 					h.log.Warn("music hub fell behind; frames skipped",
-						"skipped", unreported, "listeners", h.Len())
+						"skipped", unreported, "listeners", len(sh.list()), "shard", sh.index)
 					lastWarn, unreported = now, 0
 				}
 			}
-			if h.step(int(n-last)) == 0 {
+			last = n
+			if sh.deliver(n) == 0 {
 				return true
 			}
-			last = n
 		}
 	}
 }
 
-// step advances the music by frames frames (the ones in between are
-// skipped), delivers the current frame to every listener and returns how
-// many listeners it reached.
-func (h *Hub) step(frames int) int {
-	if frames > 1 {
-		h.skipped.Add(uint64(frames - 1))
-	}
-	h.pos = (h.pos + frames - 1) % len(h.frames)
-	f := h.frames[h.pos]
-	h.pos = (h.pos + 1) % len(h.frames)
+// frame returns the frame of tick n.
+func (h *Hub) frame(n int64) Frame {
+	m := int64(len(h.frames))
+	return h.frames[((n%m)+m)%m]
+}
 
-	h.deliverMu.Lock()
-	ls := h.list()
+// deliver hands tick n's frame to every listener of the shard, then runs
+// AfterTick, and returns how many listeners it reached.
+func (sh *shard) deliver(n int64) int {
+	h := sh.hub
+	f := h.frame(n)
+	sh.deliverMu.Lock()
+	ls := sh.list()
 	for _, l := range ls {
-		l.MusicFrame(f)
+		l.MusicFrame(f, sh.index)
 	}
-	h.deliverMu.Unlock()
+	if h.after != nil && len(ls) > 0 {
+		h.after(sh.index)
+	}
+	sh.deliverMu.Unlock()
 	if len(ls) > 0 {
 		h.ticks.Add(1)
 	}
@@ -235,9 +321,10 @@ func (h *Hub) step(frames int) int {
 // Hubs holds one Hub per music class, created on first use and run until the
 // context given to NewHubs is done.
 type Hubs struct {
-	ctx context.Context
-	lib func(class string) ([]int16, bool)
-	log *slog.Logger
+	ctx  context.Context
+	lib  func(class string) ([]int16, bool)
+	log  *slog.Logger
+	opts HubOptions
 
 	mu   sync.Mutex
 	hubs map[string]*Hub
@@ -250,6 +337,13 @@ func NewHubs(ctx context.Context, lib func(class string) ([]int16, bool), log *s
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Hubs{ctx: ctx, lib: lib, log: log, hubs: make(map[string]*Hub)}
+}
+
+// NewHubsWith is NewHubs whose hubs are made with o.
+func NewHubsWith(ctx context.Context, lib func(class string) ([]int16, bool), log *slog.Logger, o HubOptions) *Hubs {
+	h := NewHubs(ctx, lib, log)
+	h.opts = o
+	return h
 }
 
 // Get returns the hub of class, creating and starting it if needed. "" means
@@ -277,7 +371,7 @@ func (h *Hubs) Get(class string) *Hub {
 	if !ok {
 		h.log.Error("no default music; playing silence")
 	}
-	hub := NewHub(pcm, h.log.With("music", class))
+	hub := NewHubWith(pcm, h.log.With("music", class), h.opts)
 	h.hubs[class] = hub
 	go hub.Run(h.ctx)
 	return hub

@@ -20,7 +20,7 @@ type counter struct {
 	late    atomic.Bool // a frame arrived after removed was set
 }
 
-func (c *counter) MusicFrame(Frame) {
+func (c *counter) MusicFrame(Frame, int) {
 	c.n.Add(1)
 	if c.removed.Load() {
 		c.late.Store(true)
@@ -35,7 +35,7 @@ type recorder struct {
 	block  time.Duration // sleep this long on the first frame (misbehaving on purpose)
 }
 
-func (r *recorder) MusicFrame(f Frame) {
+func (r *recorder) MusicFrame(f Frame, _ int) {
 	r.mu.Lock()
 	first := len(r.frames) == 0
 	r.frames = append(r.frames, f)
@@ -54,7 +54,7 @@ func (r *recorder) snapshot() ([]Frame, []time.Time) {
 
 type nop struct{ _ byte } // non-zero size: distinct pointers
 
-func (*nop) MusicFrame(Frame) {}
+func (*nop) MusicFrame(Frame, int) {}
 
 func runHub(t *testing.T, pcm []int16) *Hub {
 	t.Helper()
@@ -112,8 +112,10 @@ func TestHubSameFrameToAll(t *testing.T) {
 	if h.Len() != 2 {
 		t.Fatalf("Len %d after adding a twice", h.Len())
 	}
-	for range 5 {
-		h.step(1)
+	for n := range int64(5) {
+		for _, sh := range h.shards {
+			sh.deliver(n)
+		}
 	}
 	fa, _ := a.snapshot()
 	fb, _ := b.snapshot()
@@ -127,24 +129,93 @@ func TestHubSameFrameToAll(t *testing.T) {
 	}
 }
 
-func TestHubStepSkipsAheadAndLoops(t *testing.T) {
-	h := NewHub(make([]int16, 10*FrameSamples), nil)
+// The frame of a tick is the tick number modulo the music's length, so a
+// shard that skips ticks lands where the others are, and the music loops.
+func TestHubFrameFollowsTheClockAndLoops(t *testing.T) {
+	h := NewHubWith(make([]int16, 10*FrameSamples), nil, HubOptions{Shards: 1})
 	var r recorder
 	h.Add(&r)
-	h.step(1) // frame 0
-	h.step(4) // skips 1, 2, 3 → frame 4
-	h.step(1) // frame 5
-	h.step(7) // skips 6…11 (wrapping) → frame 2
+	ticks := []int64{0, 4, 5, 12, -1}
+	for _, n := range ticks {
+		h.shards[0].deliver(n)
+	}
 	frames, _ := r.snapshot()
-	want := []int{0, 4, 5, 2}
+	want := []int{0, 4, 5, 2, 9}
 	for i, f := range frames {
 		if &f.Ulaw[0] != &h.frames[want[i]].Ulaw[0] {
 			t.Errorf("delivery %d is not frame %d", i, want[i])
 		}
 	}
-	if s := h.Stats(); s.Skipped != 9 || s.Ticks != 4 || s.Listeners != 1 {
+	if s := h.Stats(); s.Ticks != uint64(len(ticks)) || s.Listeners != 1 {
 		t.Errorf("stats %+v", s)
 	}
+}
+
+// Listeners are spread evenly over the shards, every shard plays the frame
+// of the same tick, and AfterTick runs once per shard and tick, after that
+// shard's listeners.
+func TestHubShardsPlayTogether(t *testing.T) {
+	var afterMu sync.Mutex
+	after := map[int]int{}
+	var rs [6]recorder
+	h := NewHubWith(Tone(300, time.Second, 0.3), nil, HubOptions{Shards: 3, AfterTick: func(shard int) {
+		afterMu.Lock()
+		after[shard]++
+		afterMu.Unlock()
+	}})
+	for i := range rs {
+		h.Add(&rs[i])
+	}
+	for _, sh := range h.shards {
+		if n := len(sh.list()); n != 2 {
+			t.Errorf("shard %d has %d listeners, want 2", sh.index, n)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.Run(ctx); close(done) }()
+	time.Sleep(200 * time.Millisecond)
+	for i := range rs {
+		h.Remove(&rs[i])
+	}
+	cancel()
+	<-done
+	// Same tick, same frame: the i-th frame each listener got after the
+	// latest first delivery must be identical across listeners.
+	for i := range rs {
+		if _, at := rs[i].snapshot(); len(at) < 5 {
+			t.Fatalf("listener %d got %d frames in 200 ms", i, len(at))
+		}
+	}
+	f0, _ := rs[0].snapshot()
+	for i := 1; i < len(rs); i++ {
+		fi, _ := rs[i].snapshot()
+		// Align on the first frame both got (shards may start a tick apart).
+		off := slicesIndexFrame(fi, f0[2])
+		if off < 0 {
+			t.Errorf("listener %d never got listener 0's third frame", i)
+			continue
+		}
+		for k := 0; k+off < len(fi) && 2+k < len(f0) && k < 3; k++ {
+			if &fi[off+k].Ulaw[0] != &f0[2+k].Ulaw[0] {
+				t.Errorf("listener %d is out of step with listener 0", i)
+			}
+		}
+	}
+	afterMu.Lock()
+	defer afterMu.Unlock()
+	if len(after) != 3 {
+		t.Errorf("AfterTick ran for shards %v, want all 3", after)
+	}
+}
+
+func slicesIndexFrame(fs []Frame, f Frame) int {
+	for i := range fs {
+		if &fs[i].Ulaw[0] == &f.Ulaw[0] {
+			return i
+		}
+	}
+	return -1
 }
 
 // A listener that blocks (against the rules) delays everyone, but the hub
@@ -250,16 +321,19 @@ func assertParked(t *testing.T, when string) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
+	found := 0
 	for g := range strings.SplitSeq(string(buf), "\n\n") {
-		if !strings.Contains(g, "(*Hub).Run(") {
+		if !strings.Contains(g, "(*shard).run(") {
 			continue
 		}
-		if strings.Contains(g, "(*Hub).play(") || !strings.Contains(strings.SplitN(g, "\n", 2)[0], "[select") {
+		found++
+		if strings.Contains(g, "(*shard).play(") || !strings.Contains(strings.SplitN(g, "\n", 2)[0], "[select") {
 			t.Errorf("%s: hub goroutine not parked:\n%s", when, g)
 		}
-		return
 	}
-	t.Errorf("%s: no hub goroutine found", when)
+	if found == 0 {
+		t.Errorf("%s: no hub goroutine found", when)
+	}
 }
 
 func TestHubConcurrentAddRemove(t *testing.T) {
@@ -373,7 +447,11 @@ func BenchmarkHubTick2000(b *testing.B) {
 		h.Add(new(nop))
 	}
 	b.ReportAllocs()
+	var n int64
 	for b.Loop() {
-		h.step(1)
+		for _, sh := range h.shards {
+			sh.deliver(n)
+		}
+		n++
 	}
 }
