@@ -41,6 +41,10 @@ type sender struct {
 
 	mu        sync.Mutex
 	dm        *diago.DialogMedia
+	sess      *media.MediaSession // dm's current session, cached (dm.MediaSession() locks)
+	raw       bool                // sess can take pre-marshalled packets (no SRTP)
+	ssrcShown bool                // diago's RTP session has seen our SSRC
+	wbuf      []byte              // one marshalled packet
 	ssrc      uint32
 	seq       uint16
 	ts        uint32
@@ -90,9 +94,11 @@ func (s *sender) updateCodecsLocked() {
 		return
 	}
 	sess := s.dm.MediaSession()
+	s.sess = sess
 	if sess == nil {
 		return
 	}
+	s.raw = sess.SecureRTP == 0
 	codecs := sess.CommonCodecs()
 	if len(codecs) == 0 {
 		codecs = sess.Codecs
@@ -163,9 +169,29 @@ func (s *sender) writeLocked(payload []byte, pt uint8, samples uint32, marker bo
 	if w == nil {
 		return
 	}
+	if s.raw && s.ssrcShown && s.sess != nil {
+		// The hot path (music to thousands of parked calls): marshal into
+		// our own buffer and write it, skipping diago's per-packet session
+		// bookkeeping. diago sends no RTCP of its own; the first packet of
+		// an SSRC still goes through it so that its RTCP reader knows our
+		// SSRC when the phone's receiver reports come.
+		if cap(s.wbuf) < 12+len(payload) {
+			s.wbuf = make([]byte, 0, 12+max(len(payload), 320))
+		}
+		n, err := s.pkt.MarshalTo(s.wbuf[:cap(s.wbuf)])
+		if err == nil {
+			_, err = s.sess.WriteRTPRaw(s.wbuf[:n])
+		}
+		if err != nil {
+			s.ch.core.metrics.rtpWriteErrors.Inc()
+		}
+		return
+	}
 	if err := w.Writer().WriteRTP(&s.pkt); err != nil {
 		s.ch.core.metrics.rtpWriteErrors.Inc()
+		return
 	}
+	s.ssrcShown = true
 }
 
 // writeAudio sends one frame of G.711 audio encoded as ulaw (true) or alaw,
@@ -189,7 +215,7 @@ func (s *sender) writeAudio(payload []byte, ulaw bool) {
 }
 
 // MusicFrame implements audio.Listener: one 20 ms frame from the hub.
-func (s *sender) MusicFrame(f audio.Frame) {
+func (s *sender) MusicFrame(f audio.Frame, _ int) {
 	if s.Mode() != modeMusic {
 		return
 	}
