@@ -35,6 +35,8 @@
 #   PHASES="hold cycles"
 #   CALLPARKD=bin/callparkd   RESULTS=scripts/bench-results.txt
 #   CALLPARKD_ARGS=   more callparkd flags (e.g. --shed-after 3s)
+#   PROFILE=1         1: CPU profile over the HOLD window and a heap profile
+#                     at its end (pprof top in the results); 0: none
 #   SETTLE_SECS=60    wait after the load before the last memory reading
 #   MAX_SECONDS=1800  hard limit for the whole run
 #   SIPP_TRACE=       non-empty: sipp also logs every SIP message (-trace_msg)
@@ -56,6 +58,7 @@ CYCLE_SECS=${CYCLE_SECS:-10}
 TALK_MS=${TALK_MS:-500}
 PARK_DELAY_MS=${PARK_DELAY_MS:-200}
 RTP_ECHO=${RTP_ECHO:-0}
+PROFILE=${PROFILE:-1}
 PHASES=${PHASES:-"hold cycles"}
 CALLPARKD=${CALLPARKD:-$ROOT/bin/callparkd}
 RESULTS=${RESULTS:-$ROOT/scripts/bench-results.txt}
@@ -167,7 +170,7 @@ start_sipp() {
 	local tag=$1 to=$2
 	shift 2
 	mkdir -p "$WORK/$tag"
-	(cd "$WORK/$tag" && exec sipp -nostdin -i 127.0.0.1 -mi 127.0.0.1 -timeout "${to}s" \
+	(cd "$WORK/$tag" && exec sipp -nostdin -aa -i 127.0.0.1 -mi 127.0.0.1 -timeout "${to}s" \
 		-trace_stat -fd 1 -trace_err ${SIPP_TRACE:+-trace_msg} -key domain "$DOMAIN" -auth_uri "$CP" "$@" >screen.txt 2>&1) &
 	SIPP_PID=$!
 	PIDS+=("$SIPP_PID")
@@ -299,6 +302,12 @@ phase_hold() {
 	s0=$(cpu_ticks "$cli")
 	u0=$(cpu_ticks "$uas")
 	w0=$(sipp_dropped)
+	local prof_pid=""
+	if [ "$PROFILE" = 1 ]; then
+		curl -fsS --max-time $((DURATION + 10)) -o "$WORK/hold-cpu.pprof" \
+			"http://127.0.0.1:$METRICS_PORT/debug/pprof/profile?seconds=$((DURATION > 2 ? DURATION - 1 : 1))" 2>/dev/null &
+		prof_pid=$!
+	fi
 	sleep "$DURATION"
 	c1=$(cpu_ticks "$CP_PID")
 	s1=$(cpu_ticks "$cli")
@@ -312,6 +321,10 @@ phase_hold() {
 	parked_end=$(metric callpark_parked_calls)
 	local legs_window
 	legs_window=$(metric callpark_core_active_legs)
+	if [ -n "$prof_pid" ]; then
+		wait "$prof_pid" 2>/dev/null || true
+		curl -fsS --max-time 10 -o "$WORK/hold-heap.pprof" "http://127.0.0.1:$METRICS_PORT/debug/pprof/heap" 2>/dev/null || true
+	fi
 	wait_pid "$dpid" 15
 
 	log "HOLD: window over; waiting for the clients to hang up"
@@ -363,6 +376,7 @@ phase_hold() {
 			"parked at window end / SIP legs at window end" "$parked_end / $legs_window" \
 			"callparkd CPU in window" "$(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" 'BEGIN {printf "%.2f", (b - a) / t}') s = $cores cores" \
 			"callparkd RSS at end / peak (VmHWM)" "$(div "$rss" 1024 1) MiB / $(div "$hwm" 1024 1) MiB" \
+			"RSS per parked call (window end - idle) / N" "$(div $((rss - IDLE_RSS_KB)) "$N" 1) KiB   (idle $(div "$IDLE_RSS_KB" 1024 1) MiB)" \
 			"sipp CPU (client / parker), cores" "$(awk -v a="$s0" -v b="$s1" -v w="$wall" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", (b - a) / t / w}') / $(awk -v a="$u0" -v b="$u1" -v w="$wall" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", (b - a) / t / w}')" \
 			"music packets received / expected" "$pk / $expected  ($(div $((pk * 100)) "$expected" 2) %; $(div "$pk" "$cspan" 0)/s vs $((N * 50))/s over ${cspan}s)" \
 			"music streams seen" "$streams   (expected $N)" \
@@ -373,9 +387,21 @@ phase_hold() {
 			"left after hang-up: legs parked" "$left" \
 			"callparkd WARN/ERROR log lines" "$((warn1 - warn0))"
 		echo
+		pprof_top "$WORK/hold-cpu.pprof" "CPU profile of callparkd in the window (top 15, flat)" -top
+		pprof_top "$WORK/hold-heap.pprof" "heap in use at the window's end (top 10)" -top -sample_index=inuse_space
 	} >>"$SUMMARY"
 	HOLD_LINE="N=$N: $u_ok parked ($u_fail failed), $cores cores, RSS $(div "$rss" 1024 1) MiB, music $(div $((pk * 100)) "$expected" 2) % of expected, gaps>30ms $(div $((late * 100)) "$gaps" 4) %, max gap $maxgap ms"
 	log "HOLD: $HOLD_LINE"
+}
+# pprof_top FILE TITLE ARGS...: the top of a profile, indented (nothing when absent).
+pprof_top() {
+	local f=$1 title=$2
+	shift 2
+	[ -s "$f" ] || return 0
+	command -v go >/dev/null 2>&1 || return 0
+	echo "  $title:"
+	go tool pprof "$@" -nodecount=15 "$CALLPARKD" "$f" 2>/dev/null | sed -n '1,22p' | sed 's/^/    /'
+	echo
 }
 sipp_dropped() { awk '/^Udp:/ && ++n == 2 {print $6}' /proc/net/snmp; }
 
