@@ -46,6 +46,8 @@ type channel struct {
 	// remotes are the addresses the far end may send in-dialog requests
 	// from over UDP (see owns).
 	remotes []netip.AddrPort
+	// checkedAt is when the far end last proved alive (liveness.go).
+	checkedAt time.Time
 	// heldByPhone is true while the phone on this leg holds the call.
 	heldByPhone bool
 	// refers pending a refer_notify, by ReferID.

@@ -54,6 +54,10 @@ type Config struct {
 	// KeepAlive is how often UDP contacts are sent OPTIONS; one that does
 	// not answer is unregistered (keepalive.go). Zero disables it.
 	KeepAlive time.Duration
+	// DialogKeepAlive is how often an answered leg's far end is sent an
+	// in-dialog OPTIONS; one that answers 481 or nothing at all is hung up
+	// (liveness.go). Zero disables it.
+	DialogKeepAlive time.Duration
 	// Bans drops every packet of an address that failed authentication
 	// too often (nil: no bans); the registrar reports failures to it.
 	Bans *ban.List
@@ -221,6 +225,7 @@ func (c *Core) Run(ctx context.Context) error {
 	g.Go(func() error { return c.reg.Run(ctx) })
 	g.Go(func() error { return c.blf.Run(ctx) })
 	g.Go(func() error { return c.keepAlive(ctx, c.cfg.KeepAlive) })
+	g.Go(func() error { return c.dialogKeepAlive(ctx, c.cfg.DialogKeepAlive) })
 	g.Go(func() error {
 		<-ctx.Done()
 		c.hangupAll()

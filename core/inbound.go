@@ -308,6 +308,7 @@ func (ch *channel) up(dm *diago.DialogMedia) {
 	ch.mu.Lock()
 	ch.answered = true
 	ch.media = dm
+	ch.checkedAt = time.Now()
 	ch.mu.Unlock()
 	ch.out.attach(dm)
 	go ch.readLoop(dm)

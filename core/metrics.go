@@ -15,6 +15,7 @@ type metrics struct {
 	rtpWriteErrors prometheus.Counter
 	panics         prometheus.Counter
 	unreachable    prometheus.Counter
+	lostLegs       prometheus.Counter
 	overload       *prometheus.CounterVec
 	decisionDelay  prometheus.Histogram
 }
@@ -51,6 +52,9 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 		unreachable: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "callpark_unreachable_contacts_total", Help: "Registered contacts removed because they stopped answering.",
 		}),
+		lostLegs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "callpark_lost_legs_total", Help: "Answered legs hung up because their far end stopped answering in-dialog OPTIONS.",
+		}),
 		overload: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "callpark_overload_rejections_total", Help: "New INVITEs answered 503 by admission control, by reason.",
 		}, []string{"reason"}),
@@ -59,7 +63,7 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.decisionDelay, m.activeCalls, m.registrations, m.calls, m.commands, m.commandErrors, m.authFailures, m.badRequests, m.rtpWriteErrors, m.panics, m.unreachable, m.overload} {
+	for _, c := range []prometheus.Collector{m.decisionDelay, m.activeCalls, m.registrations, m.calls, m.commands, m.commandErrors, m.authFailures, m.badRequests, m.rtpWriteErrors, m.panics, m.unreachable, m.lostLegs, m.overload} {
 		if err := r.Register(c); err != nil {
 			return nil, err
 		}

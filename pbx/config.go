@@ -66,6 +66,10 @@ type Config struct {
 	// KeepAlive is how often UDP contacts get an OPTIONS (0: never); one
 	// that does not answer is unregistered.
 	KeepAlive time.Duration
+	// DialogKeepAlive is how often an answered leg's far end gets an
+	// in-dialog OPTIONS (0: never); one that answers 481 or nothing is hung
+	// up, and a parked call it left is abandoned, not kept forever.
+	DialogKeepAlive time.Duration
 	// Bans tunes the banning of addresses that fail authentication
 	// (Trusted lists the prefixes never banned); Bans.Failures < 0 turns
 	// banning off.

@@ -244,3 +244,25 @@ func (p *PBX) Counter(name string, labels map[string]string) float64 {
 	}
 	return sum
 }
+
+// WithDialogKeepAlive sends every answered leg an in-dialog OPTIONS this
+// often (off by default in tests).
+func WithDialogKeepAlive(every time.Duration) Option {
+	return func(c *pbx.Config) { c.DialogKeepAlive = every }
+}
+
+// WaitNoLegs waits until the core has no SIP leg left.
+func (p *PBX) WaitNoLegs(t testing.TB, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		n := p.Counter("callpark_core_active_legs", nil)
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v SIP legs still up after %s", n, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
