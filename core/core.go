@@ -21,6 +21,7 @@ import (
 	"github.com/callpark/callpark/core/audio"
 	"github.com/callpark/callpark/core/ban"
 	"github.com/callpark/callpark/core/presence"
+	"github.com/callpark/callpark/core/rawudp"
 	"github.com/callpark/callpark/core/registrar"
 	"github.com/callpark/callpark/core/throttle"
 	"github.com/callpark/callpark/dialplans"
@@ -58,6 +59,9 @@ type Config struct {
 	// in-dialog OPTIONS; one that answers 481 or nothing at all is hung up
 	// (liveness.go). Zero disables it.
 	DialogKeepAlive time.Duration
+	// MusicBatch sends music on hold in batches through a raw socket
+	// (musicbatch.go) when the process may open one (CAP_NET_RAW).
+	MusicBatch bool
 	// Bans drops every packet of an address that failed authentication
 	// too often (nil: no bans); the registrar reports failures to it.
 	Bans *ban.List
@@ -68,15 +72,18 @@ type Core struct {
 	cfg Config
 	log *slog.Logger
 	// noisy is for what outsiders can trigger: rate-limited, values cut.
-	noisy   *slog.Logger
-	ua      *sipgo.UserAgent
-	client  *sipgo.Client
-	srv     *sipgo.Server
-	dg      *diago.Diago
-	reg     *registrar.Registrar
-	blf     *presence.Server
-	sounds  *sounds.Library
-	hubs    *audio.Hubs
+	noisy  *slog.Logger
+	ua     *sipgo.UserAgent
+	client *sipgo.Client
+	srv    *sipgo.Server
+	dg     *diago.Diago
+	reg    *registrar.Registrar
+	blf    *presence.Server
+	sounds *sounds.Library
+	hubs   *audio.Hubs
+	// music is the raw socket music batches leave through (nil: none,
+	// packets go through each leg's socket; musicbatch.go).
+	music   *rawudp.Conn
 	metrics *metrics
 
 	hubsCtx    context.Context
@@ -141,7 +148,16 @@ func New(cfg Config) (*Core, error) {
 	}
 	c.metrics = m
 	c.hubsCtx, c.hubsCancel = context.WithCancel(context.Background())
-	c.hubs = audio.NewHubs(c.hubsCtx, cfg.Sounds.Music, cfg.Log)
+	var hubOpts audio.HubOptions
+	if cfg.MusicBatch {
+		if raw, err := rawudp.Open(); err != nil {
+			cfg.Log.Info("music goes out through each leg's own socket (no batched sends)", "err", err)
+		} else {
+			c.music = raw
+			hubOpts.NewShard = c.newMusicBatch
+		}
+	}
+	c.hubs = audio.NewHubsWith(c.hubsCtx, cfg.Sounds.Music, cfg.Log, hubOpts)
 
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.UserAgent), sipgo.WithUserAgentHostname(cfg.Host),
 		// sipgo's transport layer logs unparsable packets with their raw
@@ -212,6 +228,9 @@ func (c *Core) Registrar() *registrar.Registrar { return c.reg }
 // tests of its own.
 func (c *Core) Run(ctx context.Context) error {
 	defer c.hubsCancel()
+	if c.music != nil {
+		defer c.music.Close()
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		err := c.dg.ServeBackground(ctx, c.serveInbound)

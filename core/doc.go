@@ -9,7 +9,9 @@
 //
 // Media of a channel, once it is up, is written by exactly one source at a
 // time (see outMode): nothing, music on hold (a shared hub paces one encoded
-// stream for all listeners), a prompt, or the bridged peer's audio. Each
+// stream for all listeners, one pacing goroutine per core, and its packets
+// leave in batches through a raw socket where allowed: musicbatch.go), a
+// prompt, or the bridged peer's audio. Each
 // channel has one reader goroutine that forwards what the phone sends to the
 // bridged peer, transcoding PCMU<->PCMA when the legs differ, and relays
 // RFC 4733 telephone-events.

@@ -16,6 +16,7 @@ type metrics struct {
 	panics         prometheus.Counter
 	unreachable    prometheus.Counter
 	lostLegs       prometheus.Counter
+	musicBatched   prometheus.Counter
 	overload       *prometheus.CounterVec
 	decisionDelay  prometheus.Histogram
 }
@@ -55,6 +56,9 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 		lostLegs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "callpark_lost_legs_total", Help: "Answered legs hung up because their far end stopped answering in-dialog OPTIONS.",
 		}),
+		musicBatched: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "callpark_music_batched_packets_total", Help: "Music-on-hold packets sent in batches through the raw socket.",
+		}),
 		overload: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "callpark_overload_rejections_total", Help: "New INVITEs answered 503 by admission control, by reason.",
 		}, []string{"reason"}),
@@ -63,7 +67,7 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.decisionDelay, m.activeCalls, m.registrations, m.calls, m.commands, m.commandErrors, m.authFailures, m.badRequests, m.rtpWriteErrors, m.panics, m.unreachable, m.lostLegs, m.overload} {
+	for _, c := range []prometheus.Collector{m.decisionDelay, m.activeCalls, m.registrations, m.calls, m.commands, m.commandErrors, m.authFailures, m.badRequests, m.rtpWriteErrors, m.panics, m.unreachable, m.lostLegs, m.musicBatched, m.overload} {
 		if err := r.Register(c); err != nil {
 			return nil, err
 		}

@@ -2,6 +2,8 @@ package core
 
 import (
 	"math/rand/v2"
+	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/callpark/callpark/core/audio"
+	"github.com/callpark/callpark/core/rawudp"
 )
 
 // outMode is what feeds a channel's outgoing audio.
@@ -45,6 +48,11 @@ type sender struct {
 	raw       bool                // sess can take pre-marshalled packets (no SRTP)
 	ssrcShown bool                // diago's RTP session has seen our SSRC
 	wbuf      []byte              // one marshalled packet
+	hdr       [12]byte            // one marshalled RTP header
+	// batchOK: music may go out through the core's raw socket, from src
+	// (the leg's RTP address) to dst (the far end's), both IPv4.
+	batchOK   bool
+	src, dst  netip.AddrPort
 	ssrc      uint32
 	seq       uint16
 	ts        uint32
@@ -99,6 +107,9 @@ func (s *sender) updateCodecsLocked() {
 		return
 	}
 	s.raw = sess.SecureRTP == 0
+	s.src, s.dst = udpAddrPort(&sess.Laddr), udpAddrPort(&sess.Raddr)
+	s.batchOK = s.raw && s.ch.core.music != nil && s.src.Addr().Is4() && s.dst.Addr().Is4() &&
+		s.dst.Port() != 0 && !s.dst.Addr().IsUnspecified()
 	codecs := sess.CommonCodecs()
 	if len(codecs) == 0 {
 		codecs = sess.Codecs
@@ -136,8 +147,16 @@ func (s *sender) setMuted(m bool) {
 
 // writeLocked sends one packet. samples advances the timestamp after it.
 func (s *sender) writeLocked(payload []byte, pt uint8, samples uint32, marker bool, ts uint32, fixedTS bool) {
+	if s.prepareLocked(payload, pt, samples, marker, ts, fixedTS) {
+		s.sendLocked()
+	}
+}
+
+// prepareLocked makes s.pkt the next packet (sequence, timestamp, marker)
+// and reports whether it is to be sent at all.
+func (s *sender) prepareLocked(payload []byte, pt uint8, samples uint32, marker bool, ts uint32, fixedTS bool) bool {
 	if s.dm == nil || s.muted || s.stopped {
-		return
+		return false
 	}
 	now := time.Now()
 	if !fixedTS && !s.lastWrite.IsZero() {
@@ -165,18 +184,22 @@ func (s *sender) writeLocked(payload []byte, pt uint8, samples uint32, marker bo
 	if !fixedTS {
 		s.ts += samples
 	}
+	return true
+}
+
+// sendLocked writes s.pkt through the leg's own socket.
+func (s *sender) sendLocked() {
 	w := s.dm.RTPPacketWriter
 	if w == nil {
 		return
 	}
 	if s.raw && s.ssrcShown && s.sess != nil {
-		// The hot path (music to thousands of parked calls): marshal into
-		// our own buffer and write it, skipping diago's per-packet session
-		// bookkeeping. diago sends no RTCP of its own; the first packet of
-		// an SSRC still goes through it so that its RTCP reader knows our
-		// SSRC when the phone's receiver reports come.
-		if cap(s.wbuf) < 12+len(payload) {
-			s.wbuf = make([]byte, 0, 12+max(len(payload), 320))
+		// The hot path: marshal into our own buffer and write it, skipping
+		// diago's per-packet session bookkeeping. diago sends no RTCP of
+		// its own; the first packet of an SSRC still goes through it so
+		// that its RTCP reader knows our SSRC when receiver reports come.
+		if cap(s.wbuf) < 12+len(s.pkt.Payload) {
+			s.wbuf = make([]byte, 0, 12+max(len(s.pkt.Payload), 320))
 		}
 		n, err := s.pkt.MarshalTo(s.wbuf[:cap(s.wbuf)])
 		if err == nil {
@@ -214,18 +237,41 @@ func (s *sender) writeAudio(payload []byte, ulaw bool) {
 	s.writeLocked(payload, s.pt, uint32(len(payload)), false, 0, false)
 }
 
-// MusicFrame implements audio.Listener: one 20 ms frame from the hub.
-func (s *sender) MusicFrame(f audio.Frame, _ int) {
+// MusicFrame implements audio.Listener: one 20 ms frame from the hub. With
+// a music batch (musicbatch.go) the packet joins the shard's batch, sent
+// with the others at the end of the tick; otherwise it goes out at once.
+func (s *sender) MusicFrame(f audio.Frame, shard audio.Shard) {
 	if s.Mode() != modeMusic {
 		return
 	}
+	mb, _ := shard.(*musicBatch)
+	if s.musicFrame(f, mb) && mb.batch.Len() >= rawudp.MaxPerCall {
+		// Send what is ready instead of holding it to the end of the
+		// tick: the first listeners' packets leave first.
+		mb.AfterTick()
+	}
+}
+
+// musicFrame sends or queues one music frame and reports whether it was
+// queued in mb.
+func (s *sender) musicFrame(f audio.Frame, mb *musicBatch) bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	p := f.Alaw
 	if s.ulaw {
 		p = f.Ulaw
 	}
-	s.writeLocked(p, s.pt, uint32(len(p)), false, 0, false)
-	s.mu.Unlock()
+	if !s.prepareLocked(p, s.pt, uint32(len(p)), false, 0, false) {
+		return false
+	}
+	if mb != nil && s.batchOK && s.ssrcShown {
+		n, err := s.pkt.Header.MarshalTo(s.hdr[:])
+		if err == nil && mb.batch.Add(s.src, s.dst, s.hdr[:n], p) {
+			return true
+		}
+	}
+	s.sendLocked()
+	return false
 }
 
 // forward carries one packet of the bridged peer's audio to this leg.
@@ -362,4 +408,13 @@ func (s *sender) stop() {
 	s.mu.Lock()
 	s.stopped = true
 	s.mu.Unlock()
+}
+
+// udpAddrPort converts a *net.UDPAddr, IPv4 in IPv6 form included.
+func udpAddrPort(a *net.UDPAddr) netip.AddrPort {
+	ip, ok := netip.AddrFromSlice(a.IP)
+	if !ok {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(ip.Unmap(), uint16(a.Port))
 }

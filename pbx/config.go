@@ -66,6 +66,9 @@ type Config struct {
 	// KeepAlive is how often UDP contacts get an OPTIONS (0: never); one
 	// that does not answer is unregistered.
 	KeepAlive time.Duration
+	// PlainMusic sends music on hold through each leg's own socket even
+	// where a raw socket would batch it (core.Config.MusicBatch).
+	PlainMusic bool
 	// DialogKeepAlive is how often an answered leg's far end gets an
 	// in-dialog OPTIONS (0: never); one that answers 481 or nothing is hung
 	// up, and a parked call it left is abandoned, not kept forever.

@@ -181,6 +181,7 @@ func (p *PBX) Run(ctx context.Context) error {
 				MaxDecisionDelay: cfg.MaxDecisionDelay, Connected: bus.Conn().IsConnected},
 			KeepAlive:       cfg.KeepAlive,
 			DialogKeepAlive: cfg.DialogKeepAlive,
+			MusicBatch:      !cfg.PlainMusic,
 			Bans:            bans,
 			Host:            cfg.SIPHost,
 			Port:            cfg.SIPPort,

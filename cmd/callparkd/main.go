@@ -71,6 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	shedAfter := fs.Duration("shed-after", envDuration("SHED_AFTER", time.Second), "new extension calls get 503 while the control plane's queue lags this much (negative: never); retrievals always go on")
 	keepAlive := fs.Duration("keepalive", envDuration("KEEPALIVE", 60*time.Second), "OPTIONS keep-alive of UDP contacts; one that does not answer is unregistered (0: off)")
 	dialogKeepAlive := fs.Duration("dialog-keepalive", envDuration("DIALOG_KEEPALIVE", 60*time.Second), "in-dialog OPTIONS to each answered leg; a far end that answers 481 or nothing is hung up (0: off)")
+	musicBatch := fs.Bool("music-batch", envBool("MUSIC_BATCH", true), "send music on hold in batches (sendmmsg) through a raw socket when allowed (CAP_NET_RAW); false: through each leg's socket")
 	trusted := fs.String("trusted", env("TRUSTED", ""), "comma-separated addresses or CIDRs never banned (an office NAT, a carrier)")
 	banFailures := fs.Int("ban-failures", envInt("BAN_FAILURES", 10), "authentication failures from one address within --ban-window that ban it (-1: never ban)")
 	banWindow := fs.Duration("ban-window", envDuration("BAN_WINDOW", time.Minute), "window of --ban-failures")
@@ -110,7 +111,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		NATSURL: *natsURL, NATSHost: nhost, NATSPort: nport, NATSStoreDir: *natsStore,
 		NATSUser: *natsUser, NATSSecretFile: *natsSecret,
 		Dialplans: *dir, MetricsAddr: *metrics, DrainTimeout: *drain, Log: log,
-		MaxLegs: *maxLegs, KeepAlive: *keepAlive, DialogKeepAlive: *dialogKeepAlive, MaxDecisionDelay: *decisionDelay, DecisionTimeout: *decisionTimeout, ShedAfter: *shedAfter,
+		MaxLegs: *maxLegs, KeepAlive: *keepAlive, DialogKeepAlive: *dialogKeepAlive, PlainMusic: !*musicBatch, MaxDecisionDelay: *decisionDelay, DecisionTimeout: *decisionTimeout, ShedAfter: *shedAfter,
 		Bans: ban.Config{Failures: *banFailures, Window: *banWindow, BanFor: *banTime, Trusted: prefixes},
 	}
 	p, err := pbx.New(cfg)

@@ -35,14 +35,21 @@ const skipLogEvery = 10 * time.Second
 type Frame struct{ Ulaw, Alaw []byte }
 
 // Listener receives music frames. MusicFrame is called from one of the
-// hub's pacing goroutines (shard is its index, 0 ≤ shard < Shards) for every
-// listener of that shard in turn, so it must not block (hand the frame to
-// the call's media goroutine or a non-blocking writer) and must not call Add
-// or Remove on the same hub. A listener stays on one shard from Add to
-// Remove, so per-shard state (a batch of packets to send) needs no lock.
+// hub's pacing goroutines for every listener of that shard in turn, so it
+// must not block (hand the frame to the call's media goroutine or a
+// non-blocking writer) and must not call Add or Remove on the same hub.
+// shard is the state HubOptions.NewShard made for that goroutine (nil
+// without NewShard): only that goroutine uses it, so it needs no lock.
 // Listener values must be comparable (typically pointers).
 type Listener interface {
-	MusicFrame(f Frame, shard int)
+	MusicFrame(f Frame, shard Shard)
+}
+
+// Shard is per-goroutine state of a hub's shard, e.g. a batch of packets
+// its listeners queue. AfterTick runs once the shard has handed a tick's
+// frame to all of its listeners (to flush what they queued).
+type Shard interface {
+	AfterTick()
 }
 
 // HubStats are counters for monitoring a Hub.
@@ -58,10 +65,9 @@ type HubOptions struct {
 	// 0 means runtime.GOMAXPROCS(0). All shards play the same frame at the
 	// same tick: the frame is chosen by the clock, not by counting.
 	Shards int
-	// AfterTick, when set, is called by shard's goroutine once it has
-	// handed the tick's frame to all of its listeners (to flush what they
-	// queued, e.g. one sendmmsg per socket).
-	AfterTick func(shard int)
+	// NewShard, when set, makes the state of each shard of each hub; its
+	// AfterTick runs on the shard's goroutine after every tick delivered.
+	NewShard func() Shard
 }
 
 // Hub plays one music class to any number of listeners, spread over shards
@@ -71,7 +77,6 @@ type Hub struct {
 	log    *slog.Logger
 	frames []Frame // immutable
 	epoch  time.Time
-	after  func(shard int)
 	shards []*shard
 
 	mu    sync.Mutex // serialises Add and Remove
@@ -89,6 +94,8 @@ type Hub struct {
 type shard struct {
 	hub       *Hub
 	index     int
+	offset    time.Duration              // of its tick grid from the hub's epoch
+	state     Shard                      // nil without HubOptions.NewShard
 	listeners atomic.Pointer[[]Listener] // copy-on-write; never modified in place
 	deliverMu sync.Mutex                 // held while a tick delivers
 	wake      chan struct{}              // capacity 1; Add pokes a parked run
@@ -122,10 +129,14 @@ func NewHubWith(pcm []int16, log *slog.Logger, o HubOptions) *Hub {
 	if k <= 0 {
 		k = runtime.GOMAXPROCS(0)
 	}
-	h := &Hub{log: log, frames: frames, epoch: time.Now(), after: o.AfterTick, where: make(map[Listener]*shard)}
+	h := &Hub{log: log, frames: frames, epoch: time.Now(), where: make(map[Listener]*shard)}
 	h.shards = make([]*shard, k)
 	for i := range h.shards {
-		h.shards[i] = &shard{hub: h, index: i, wake: make(chan struct{}, 1)}
+		h.shards[i] = &shard{hub: h, index: i, wake: make(chan struct{}, 1),
+			offset: time.Duration(i) * FrameDuration / time.Duration(k)}
+		if o.NewShard != nil {
+			h.shards[i].state = o.NewShard()
+		}
 	}
 	return h
 }
@@ -239,10 +250,13 @@ func (sh *shard) run(ctx context.Context) {
 	}
 }
 
-// tick is the number of the frame period now falls in, counted from the
-// hub's epoch: the same for every shard.
-func (h *Hub) tick(now time.Time) int64 {
-	return int64(math.Round(float64(now.Sub(h.epoch)) / float64(FrameDuration)))
+// tick is the number of the frame period now falls in on the shard's
+// grid: the hub's epoch shifted by the shard's offset. Shards are spread
+// evenly over the 20 ms (shard i of k starts i/k of a frame later), so
+// that their sends do not all contend at one instant; a listener's music
+// is the same frame sequence whichever shard it is on.
+func (sh *shard) tick(now time.Time) int64 {
+	return int64(math.Round(float64(now.Sub(sh.hub.epoch)-sh.offset) / float64(FrameDuration)))
 }
 
 // play ticks until the shard is empty (true) or ctx is done (false).
@@ -250,7 +264,10 @@ func (sh *shard) play(ctx context.Context) bool {
 	h := sh.hub
 	// Start the ticker on the hub's frame grid, so that ticks fall near
 	// whole frame periods and rounding them is stable.
-	phase := time.Since(h.epoch) % FrameDuration
+	phase := (time.Since(h.epoch) - sh.offset) % FrameDuration
+	if phase < 0 {
+		phase += FrameDuration
+	}
 	align := time.NewTimer(FrameDuration - phase)
 	select {
 	case <-ctx.Done():
@@ -260,7 +277,7 @@ func (sh *shard) play(ctx context.Context) bool {
 	}
 	ticker := time.NewTicker(FrameDuration)
 	defer ticker.Stop()
-	last := h.tick(time.Now())
+	last := sh.tick(time.Now())
 	if sh.deliver(last) == 0 {
 		return true
 	}
@@ -271,7 +288,7 @@ func (sh *shard) play(ctx context.Context) bool {
 		case <-ctx.Done():
 			return false
 		case now := <-ticker.C:
-			n := h.tick(now)
+			n := sh.tick(now)
 			if n <= last {
 				continue // a stale tick after a stall: already caught up
 			}
@@ -299,17 +316,17 @@ func (h *Hub) frame(n int64) Frame {
 }
 
 // deliver hands tick n's frame to every listener of the shard, then runs
-// AfterTick, and returns how many listeners it reached.
+// the shard state's AfterTick, and returns how many listeners it reached.
 func (sh *shard) deliver(n int64) int {
 	h := sh.hub
 	f := h.frame(n)
 	sh.deliverMu.Lock()
 	ls := sh.list()
 	for _, l := range ls {
-		l.MusicFrame(f, sh.index)
+		l.MusicFrame(f, sh.state)
 	}
-	if h.after != nil && len(ls) > 0 {
-		h.after(sh.index)
+	if sh.state != nil && len(ls) > 0 {
+		sh.state.AfterTick()
 	}
 	sh.deliverMu.Unlock()
 	if len(ls) > 0 {

@@ -20,7 +20,7 @@ type counter struct {
 	late    atomic.Bool // a frame arrived after removed was set
 }
 
-func (c *counter) MusicFrame(Frame, int) {
+func (c *counter) MusicFrame(Frame, Shard) {
 	c.n.Add(1)
 	if c.removed.Load() {
 		c.late.Store(true)
@@ -35,7 +35,7 @@ type recorder struct {
 	block  time.Duration // sleep this long on the first frame (misbehaving on purpose)
 }
 
-func (r *recorder) MusicFrame(f Frame, _ int) {
+func (r *recorder) MusicFrame(f Frame, _ Shard) {
 	r.mu.Lock()
 	first := len(r.frames) == 0
 	r.frames = append(r.frames, f)
@@ -54,7 +54,7 @@ func (r *recorder) snapshot() ([]Frame, []time.Time) {
 
 type nop struct{ _ byte } // non-zero size: distinct pointers
 
-func (*nop) MusicFrame(Frame, int) {}
+func (*nop) MusicFrame(Frame, Shard) {}
 
 func runHub(t *testing.T, pcm []int16) *Hub {
 	t.Helper()
@@ -152,16 +152,15 @@ func TestHubFrameFollowsTheClockAndLoops(t *testing.T) {
 }
 
 // Listeners are spread evenly over the shards, every shard plays the frame
-// of the same tick, and AfterTick runs once per shard and tick, after that
-// shard's listeners.
+// of the same tick, and each shard's own state gets AfterTick after its
+// listeners at every tick.
 func TestHubShardsPlayTogether(t *testing.T) {
-	var afterMu sync.Mutex
-	after := map[int]int{}
+	var states []*tickCounter
 	var rs [6]recorder
-	h := NewHubWith(Tone(300, time.Second, 0.3), nil, HubOptions{Shards: 3, AfterTick: func(shard int) {
-		afterMu.Lock()
-		after[shard]++
-		afterMu.Unlock()
+	h := NewHubWith(Tone(300, time.Second, 0.3), nil, HubOptions{Shards: 3, NewShard: func() Shard {
+		s := new(tickCounter)
+		states = append(states, s)
+		return s
 	}})
 	for i := range rs {
 		h.Add(&rs[i])
@@ -202,12 +201,20 @@ func TestHubShardsPlayTogether(t *testing.T) {
 			}
 		}
 	}
-	afterMu.Lock()
-	defer afterMu.Unlock()
-	if len(after) != 3 {
-		t.Errorf("AfterTick ran for shards %v, want all 3", after)
+	if len(states) != 3 {
+		t.Fatalf("%d shard states, want 3", len(states))
+	}
+	for i, s := range states {
+		if s.n.Load() < 5 {
+			t.Errorf("shard %d: AfterTick ran %d times in 200 ms", i, s.n.Load())
+		}
 	}
 }
+
+// tickCounter is shard state counting AfterTick calls.
+type tickCounter struct{ n atomic.Int64 }
+
+func (c *tickCounter) AfterTick() { c.n.Add(1) }
 
 func slicesIndexFrame(fs []Frame, f Frame) int {
 	for i := range fs {
