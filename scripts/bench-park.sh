@@ -495,6 +495,9 @@ base_rss=${IDLE_RSS_KB:-0}
 sleep "${SETTLE_SECS:-60}"
 {
 	echo "callparkd ${SETTLE_SECS:-60} s after the load: RSS $(div "$(rss_kb "$CP_PID")" 1024 1) MiB (idle at start: $(div "$base_rss" 1024 1) MiB), legs $(metric callpark_core_active_legs)"
+	{ curl -fsS --max-time 5 "http://127.0.0.1:$METRICS_PORT/debug/pprof/heap?debug=1" 2>/dev/null || true; } |
+		awk '/^# (HeapAlloc|HeapSys|HeapIdle|HeapReleased|HeapInuse|Stack(Inuse|Sys)|Sys|NumGC) / {printf "%s %s = %.1f MiB; ", $2, "", $4 / 1048576} END {print ""}' |
+		sed 's/^/  Go memory: /; s/NumGC  = \([0-9.]*\) MiB/NumGC/'
 } >>"$SUMMARY"
 {
 	echo "callparkd after the run: RSS $(div "$(rss_kb "$CP_PID")" 1024 1) MiB, peak $(div "$(rss_kb "$CP_PID" VmHWM)" 1024 1) MiB, threads $(awk '/^Threads:/ {print $2}' "/proc/$CP_PID/status")"
