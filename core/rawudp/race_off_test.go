@@ -1,0 +1,5 @@
+//go:build !race
+
+package rawudp
+
+const raceEnabled = false
