@@ -137,8 +137,15 @@ func (c *Control) Run(ctx context.Context) error {
 		queues[i] = newQueue()
 	}
 	c.backlog.Store(&backlog{queues: queues})
+	seq := newSequencer()
 	for _, q := range queues {
-		wg.Go(func() { q.run(ctx, func(e *events.Event) { c.HandleEvent(ctx, e) }) })
+		wg.Go(func() {
+			q.run(ctx, func(j job) {
+				j.t.wait(ctx)
+				c.HandleEvent(ctx, j.e)
+				seq.finish(j.t)
+			})
+		})
 	}
 	wg.Go(func() { c.returns.sched.Run(ctx, func(ch string) { c.fireReturn(ctx, ch) }) })
 	if c.persist != nil {
@@ -148,7 +155,7 @@ func (c *Control) Run(ctx context.Context) error {
 		if published(e.Type) {
 			return
 		}
-		queues[worker(orderKey(e), len(queues))].push(e)
+		queues[worker(orderKey(e), len(queues))].push(job{e: e, t: seq.admit(e)})
 	})
 	if err != nil {
 		err = fmt.Errorf("control: subscribe: %w", err)
@@ -170,15 +177,15 @@ func (c *Control) Run(ctx context.Context) error {
 	return err
 }
 
-// orderKey groups the events that must be handled in order: all legs of
-// one phone (account) of a customer go to one worker, so "John holds" is
-// handled before "John dials *70" even though they are different legs. Legs
-// without an account (trunk calls) are ordered per leg.
+// orderKey picks the worker of an event: its leg's, so that the events of
+// one leg are handled in order; events of no leg (registrations) go by
+// account. What one phone's legs owe each other ("John holds" before "John
+// dials *70") is the sequencer's job (order.go).
 func orderKey(e *events.Event) string {
-	if e.Account != "" {
-		return e.Customer + "/" + e.Account
+	if e.Call != "" {
+		return e.Call
 	}
-	return e.Call
+	return accountKey(e)
 }
 
 // worker picks the worker of a key.
@@ -204,7 +211,7 @@ func published(typ string) bool {
 // NATS delivery goroutine is never held up by a slow worker.
 type queue struct {
 	mu     sync.Mutex
-	items  []*events.Event
+	items  []job
 	closed bool
 	wake   chan struct{}
 	// current is the event being handled (shed.go).
@@ -213,10 +220,16 @@ type queue struct {
 
 func newQueue() *queue { return &queue{wake: make(chan struct{}, 1)} }
 
-func (q *queue) push(e *events.Event) {
+// job is a queued event and its place in its account's order (order.go).
+type job struct {
+	e *events.Event
+	t *ticket
+}
+
+func (q *queue) push(j job) {
 	q.mu.Lock()
 	if !q.closed {
-		q.items = append(q.items, e)
+		q.items = append(q.items, j)
 	}
 	q.mu.Unlock()
 	q.signal()
@@ -239,13 +252,13 @@ func (q *queue) close() {
 
 // run hands queued events to fn in order until the queue is closed, or ctx
 // ends (what is left is dropped then).
-func (q *queue) run(ctx context.Context, fn func(*events.Event)) {
+func (q *queue) run(ctx context.Context, fn func(job)) {
 	for {
 		q.mu.Lock()
 		batch, closed := q.items, q.closed
 		q.items = nil
 		q.mu.Unlock()
-		for i, e := range batch {
+		for i, j := range batch {
 			if ctx.Err() != nil {
 				return
 			}
@@ -254,10 +267,10 @@ func (q *queue) run(ctx context.Context, fn func(*events.Event)) {
 			// command is not a backlog.
 			var next *events.Event
 			if i+1 < len(batch) {
-				next = batch[i+1]
+				next = batch[i+1].e
 			}
 			q.current.set(next)
-			fn(e)
+			fn(j)
 		}
 		q.current.set(nil)
 		if len(batch) > 0 {

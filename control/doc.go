@@ -27,9 +27,11 @@
 // One NATS subscription feeds a fixed pool of workers; an event goes to
 // worker hash(e.Call) mod Workers, so the events of one leg are handled in
 // order while a slow command on one call never holds up calls on other
-// workers. Each worker has an unbounded queue, so the NATS delivery
-// goroutine never blocks. Handlers of different legs run concurrently and
-// may touch the same records: every read-modify-write of a record is one
-// state transaction (state.Store.UpdateChannel, Park, ClaimParked), and no
-// lock is held while a command is in flight.
+// workers, even calls of the same phone. A new call or a transfer of a
+// phone waits until that phone's earlier events are handled ("John holds,
+// then dials *70"; order.go). Each worker has an unbounded queue, so the
+// NATS delivery goroutine never blocks. Handlers of different legs run
+// concurrently and may touch the same records: every read-modify-write of
+// a record is one state transaction (state.Store.UpdateChannel, Park,
+// ClaimParked), and no lock is held while a command is in flight.
 package control

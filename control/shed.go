@@ -45,7 +45,7 @@ func (q *queue) oldest() time.Time {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.items) > 0 {
-		return q.items[0].Time
+		return q.items[0].e.Time
 	}
 	return time.Time{}
 }
