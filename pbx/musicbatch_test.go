@@ -23,12 +23,7 @@ func TestParkedMusicIsBatched(t *testing.T) {
 	client := p.Phone(t, "demo", "201")
 	john := p.Phone(t, "demo", "333")
 
-	cc, cj := connect(t, client, john)
-	if code := cj.Transfer(t, "*70333"); code != 200 {
-		t.Fatalf("REFER to *70333: final NOTIFY %d, want 200", code)
-	}
-	cj.ExpectEnded(t, 5*time.Second)
-	p.Events.Wait(t, 5*time.Second, "call.parked", parked(events.CallParked, "333"))
+	cc, _ := parkOwn(t, p, client, john) // REFER *70333
 	before := p.Counter("callpark_music_batched_packets_total", nil)
 	cc.ResetGap()
 	cc.ExpectAudio(t, time.Second)
