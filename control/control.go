@@ -138,6 +138,7 @@ func (c *Control) Run(ctx context.Context) error {
 	}
 	c.backlog.Store(&backlog{queues: queues})
 	seq := newSequencer()
+	var dispatchMu sync.Mutex
 	for _, q := range queues {
 		wg.Go(func() {
 			q.run(ctx, func(j job) {
@@ -155,7 +156,12 @@ func (c *Control) Run(ctx context.Context) error {
 		if published(e.Type) {
 			return
 		}
+		// A ticket must be queued before any later ticket of its worker,
+		// or the later one would wait on it from ahead of it in the queue:
+		// admit and push are one step even if deliveries ever overlap.
+		dispatchMu.Lock()
 		queues[worker(orderKey(e), len(queues))].push(job{e: e, t: seq.admit(e)})
+		dispatchMu.Unlock()
 	})
 	if err != nil {
 		err = fmt.Errorf("control: subscribe: %w", err)
