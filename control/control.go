@@ -183,11 +183,17 @@ func (c *Control) Run(ctx context.Context) error {
 	return err
 }
 
-// orderKey picks the worker of an event: its leg's, so that the events of
-// one leg are handled in order; events of no leg (registrations) go by
-// account. What one phone's legs owe each other ("John holds" before "John
-// dials *70") is the sequencer's job (order.go).
+// orderKey picks the worker of an event: its conversation's (the legs
+// linked to the one that began it), so that the events of one leg, and of
+// the legs dialed for it, are handled in the order they happened: "B
+// answered" before "A holds", or A's hold would find B still ringing and
+// B would get no music. Events of no leg (registrations) go by account.
+// What one phone's legs in other conversations owe each other ("John
+// holds" before "John dials *70") is the sequencer's job (order.go).
 func orderKey(e *events.Event) string {
+	if e.Linked != "" {
+		return e.Linked
+	}
 	if e.Call != "" {
 		return e.Call
 	}

@@ -110,6 +110,9 @@ type fakeBus struct {
 	dials     int
 	fail      func(c *events.Command) *events.Reply
 	handler   func(*events.Event)
+	// outByCall names a dial's new leg after the leg it is for ("a" ->
+	// "a-out") instead of out-N, for tests that dial concurrently.
+	outByCall bool
 }
 
 func (b *fakeBus) Do(_ context.Context, c *events.Command) (*events.Reply, error) {
@@ -122,6 +125,9 @@ func (b *fakeBus) Do(_ context.Context, c *events.Command) (*events.Reply, error
 	if c.Op == events.OpDial {
 		b.dials++
 		r.Call = fmt.Sprintf("out-%d", b.dials)
+		if b.outByCall {
+			r.Call = c.Call + "-out"
+		}
 	}
 	b.mu.Unlock()
 	if fail != nil {
@@ -263,7 +269,7 @@ func fromTrunk(customer, call, dialed string) *events.Event {
 func outbound(customer, call, peer, account string) *events.Event {
 	return &events.Event{
 		Type: events.CallStarted, Customer: customer, Call: call, Direction: events.Outbound,
-		Peer: peer, Account: account, To: events.Party{User: account},
+		Peer: peer, Linked: peer, Account: account, To: events.Party{User: account},
 	}
 }
 

@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -90,6 +91,51 @@ func TestRunDispatch(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return")
+	}
+}
+
+// TestRunConversationInOrder: the events of a call's two legs are handled
+// in the order they happened. The client's phone holds right after the
+// extension answered; handled before the answer, the hold would find the
+// extension still ringing and it would hear no music.
+func TestRunConversationInOrder(t *testing.T) {
+	h := newHarness(t)
+	h.bus.outByCall = true
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go h.c.Run(ctx)
+	waitFor(t, "subscription", func() bool {
+		h.bus.mu.Lock()
+		defer h.bus.mu.Unlock()
+		return h.bus.handler != nil
+	})
+	h.bus.mu.Lock()
+	deliver := h.bus.handler
+	h.bus.mu.Unlock()
+
+	const calls = 100
+	for i := range calls {
+		client := fmt.Sprintf("c%d", i)
+		out := client + "-out"
+		deliver(fromTrunk("demo", client, "333"))
+		waitFor(t, "dial", func() bool { return h.c.State().Channel(client) != nil && h.c.State().Channel(client).Dialing == out })
+		deliver(outbound("demo", out, client, "333"))
+		deliver(&events.Event{Type: events.CallAnswered, Customer: "demo", Call: out, Linked: client, Direction: events.Outbound, Peer: client})
+		deliver(&events.Event{Type: events.CallAnswered, Customer: "demo", Call: client, Linked: client, Direction: events.Inbound, Peer: out})
+		deliver(&events.Event{Type: events.CallHeld, Customer: "demo", Call: client, Linked: client})
+	}
+	want := map[string]bool{}
+	for i := range calls {
+		want[fmt.Sprintf("music c%d-out on", i)] = true
+	}
+	waitFor(t, "every hold handled", func() bool {
+		return h.metric("callpark_control_events_total", "type", events.CallHeld) == calls
+	})
+	for _, c := range h.take() {
+		delete(want, c)
+	}
+	if len(want) > 0 {
+		t.Fatalf("%d of %d held calls got no music", len(want), calls)
 	}
 }
 

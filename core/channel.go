@@ -26,6 +26,8 @@ type channel struct {
 	dialed    string
 	callID    string
 	created   time.Time
+	// linked is the conversation this leg belongs to (events.Event.Linked).
+	linked string
 
 	srv *diago.DialogServerSession
 	cli *diago.DialogClientSession
@@ -71,6 +73,7 @@ func (c *Core) newChannel(id, direction string) *channel {
 	ch := &channel{
 		core:       c,
 		id:         id,
+		linked:     id,
 		direction:  direction,
 		created:    time.Now(),
 		refers:     map[string]*pendingRefer{},
@@ -88,6 +91,7 @@ func (ch *channel) event(typ string) *events.Event {
 		Type:      typ,
 		Customer:  ch.customer,
 		Call:      ch.id,
+		Linked:    ch.linked,
 		Direction: ch.direction,
 		Account:   ch.account,
 		Trunk:     ch.trunk,

@@ -62,6 +62,9 @@ func (c *Core) dial(cmd *events.Command) (*channel, error) {
 		}
 	}
 	b := c.newChannel(c.newID(), events.Outbound)
+	if origin != nil {
+		b.linked = origin.linked
+	}
 	b.customer = cmd.Customer
 	b.account = cmd.Account
 	b.from = cmd.From

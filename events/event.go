@@ -122,7 +122,12 @@ type Event struct {
 	Call string `json:"call"`
 	// Peer is a related leg: the inbound leg an outbound one was dialed for,
 	// or the leg this one is bridged with.
-	Peer      string `json:"peer,omitempty"`
+	Peer string `json:"peer,omitempty"`
+	// Linked is the leg that began this conversation (Asterisk's linkedid):
+	// a leg's own id, or for a leg dialed for another leg, that leg's
+	// Linked. It never changes over a leg's life; consumers that must see
+	// one conversation's events in order (the control plane) order by it.
+	Linked    string `json:"linked,omitempty"`
 	Direction string `json:"direction,omitempty"`
 	// Account is the authenticated account of an inbound leg, or the dialed
 	// account of an outbound leg.

@@ -55,6 +55,20 @@ func TestCallEventsInOrder(t *testing.T) {
 	if strings.Join(seq, ",") != strings.Join(want, ",") {
 		t.Fatalf("events of the caller's leg:\n got %v\nwant %v", seq, want)
 	}
+	// Both legs carry the conversation's id, the caller's leg: that is
+	// what consumers order one call's events by.
+	legs := map[string]bool{}
+	for _, e := range p.Events.All() {
+		if e.Call == first.Call || e.Peer == first.Call {
+			legs[e.Call] = true
+			if e.Linked != first.Call {
+				t.Errorf("%s of leg %s (%s): linked %q, want %q", e.Type, e.Call, e.Direction, e.Linked, first.Call)
+			}
+		}
+	}
+	if len(legs) != 2 {
+		t.Errorf("legs of the call: %v", legs)
+	}
 }
 
 // TestTrunkCallsDID: a carrier INVITE (identified by its source address, no

@@ -85,8 +85,17 @@ func TestParkctlAgainstRunningService(t *testing.T) {
 	cc := caller.Dial(t, "200")
 	cr := <-answered
 
-	code, out, _ := parkctl(t, env, "calls", "--account", "200")
-	if code != exitOK || !strings.Contains(out, "up") || !strings.Contains(out, "202") {
+	// The control plane learns of the answer from the core's event, a
+	// moment after the phone has it: the call shows up within a second.
+	var code int
+	var out string
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		code, out, _ = parkctl(t, env, "calls", "--account", "200")
+		if code == exitOK && strings.Contains(out, " up ") && strings.Contains(out, "202") || time.Now().After(deadline) {
+			break
+		}
+	}
+	if code != exitOK || !strings.Contains(out, " up ") || !strings.Contains(out, "202") {
 		t.Fatalf("calls: %d %q", code, out)
 	}
 	code, out, _ = parkctl(t, env, "park", "--account", "200", "--slot", "1")
