@@ -166,7 +166,7 @@ func TestRunOverNATS(t *testing.T) {
 			// Like the core: the new leg rings, then John answers.
 			go func() {
 				bus.Publish(outbound("demo", "john", c.Call, c.Account))
-				bus.Publish(&events.Event{Type: events.CallAnswered, Customer: "demo", Call: "john", Account: c.Account, Direction: events.Outbound, Peer: c.Call})
+				bus.Publish(&events.Event{Type: events.CallAnswered, Customer: "demo", Call: "john", Linked: c.Call, Account: c.Account, Direction: events.Outbound, Peer: c.Call})
 			}()
 			return &events.Reply{OK: true, Call: "john"}
 		}
