@@ -15,16 +15,18 @@ run: ## run callparkd with embedded NATS and the sample dialplans (SIP on 127.0.
 build: ## build bin/callparkd and bin/parkctl
 	$(GO) build -o bin/ ./cmd/...
 
-deps: ## install what the tests need when missing: sipp (sip-tester), sipvicious
+deps: ## install what the tests need when missing: sipp (sip-tester), sipvicious, chromium
 	@need=""; \
 	  command -v sipp >/dev/null 2>&1 || need="$$need sip-tester"; \
 	  command -v svcrack >/dev/null 2>&1 || need="$$need sipvicious"; \
+	  command -v chromium >/dev/null 2>&1 || need="$$need chromium"; \
 	  if [ -n "$$need" ]; then \
 	    echo "installing$$need"; \
 	    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; \
 	  fi
 	@command -v sipp >/dev/null 2>&1 || { echo "sipp is required: apt-get install -y sip-tester"; exit 1; }
 	@command -v svcrack >/dev/null 2>&1 || { echo "sipvicious is required: apt-get install -y sipvicious"; exit 1; }
+	@command -v chromium >/dev/null 2>&1 || { echo "chromium is required (console tests): apt-get install -y chromium"; exit 1; }
 
 vet: ## go vet
 	$(GO) vet $(PKGS)
@@ -34,7 +36,7 @@ fmt-check: ## fail if gofmt would change anything
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 test: deps fmt-check vet ## every test: unit, end-to-end (diago phones), sipp scenarios, all with -race
-	CALLPARK_REQUIRE_SIPP=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
+	CALLPARK_REQUIRE_SIPP=1 CALLPARK_REQUIRE_BROWSER=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 unit: ## quick tests without -race
 	$(GO) test -count=1 $(PKGS)

@@ -435,3 +435,30 @@ func compareNumbers(a, b string) int {
 	}
 	return cmp.Compare(a, b)
 }
+
+// HangupParked hangs up the call parked on at, as a receptionist's
+// console does for a caller nobody will take: the caller hears nothing
+// more, the spot frees when the core reports the leg ended (call.abandoned,
+// as if the caller had hung up). The customer must have the API on.
+func (c *Control) HangupParked(ctx context.Context, customer string, at Spot) (*state.Parked, error) {
+	cust := c.customer(customer)
+	if cust == nil {
+		return nil, fmt.Errorf("%w: no customer %q", ErrNotFound, customer)
+	}
+	if !cust.Features.API {
+		return nil, fmt.Errorf("%w: the call-control API is switched off for %s", ErrNotPermitted, customer)
+	}
+	key, err := at.key()
+	if err != nil {
+		return nil, err
+	}
+	rec := c.store.Parked(customer, key)
+	if rec == nil {
+		return nil, fmt.Errorf("%w: nothing parked on %s", ErrNotParked, at)
+	}
+	if _, err := c.do(ctx, customer, &events.Command{Op: events.OpHangup, Call: rec.Channel}); err != nil {
+		return nil, fmt.Errorf("control: hang up %s: %w", rec.Channel, err)
+	}
+	c.log.Info("parked call hung up", "customer", customer, "key", key, "call", rec.Channel, "via", "api")
+	return rec, nil
+}

@@ -49,6 +49,9 @@ type Config struct {
 	ReloadInterval time.Duration
 	// MetricsAddr serves /metrics when not empty.
 	MetricsAddr string
+	// WebAddr serves the receptionist console (control/console) when not
+	// empty and the control plane runs here.
+	WebAddr string
 	// DrainTimeout bounds the lame-duck phase on shutdown.
 	DrainTimeout time.Duration
 	// MaxLegs bounds live SIP legs (0: what the open-file limit allows);

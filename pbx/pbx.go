@@ -21,6 +21,7 @@ import (
 
 	"github.com/callpark/callpark/control"
 	"github.com/callpark/callpark/control/api"
+	"github.com/callpark/callpark/control/console"
 	"github.com/callpark/callpark/core"
 	"github.com/callpark/callpark/core/ban"
 	"github.com/callpark/callpark/core/presence"
@@ -38,6 +39,8 @@ type PBX struct {
 	store   *dialplans.Store
 	core    *core.Core
 	control *control.Control
+	console *console.Server
+	webAddr net.Addr
 	ready   chan struct{}
 }
 
@@ -63,6 +66,17 @@ func (p *PBX) Core() *core.Core { return p.core }
 
 // Control is the control plane (nil in the core role).
 func (p *PBX) Control() *control.Control { return p.control }
+
+// Console is the web console (nil unless Config.WebAddr), once Ready.
+func (p *PBX) Console() *console.Server { return p.console }
+
+// WebURL is the console's base URL ("" if off), once Ready.
+func (p *PBX) WebURL() string {
+	if p.webAddr == nil {
+		return ""
+	}
+	return "http://" + p.webAddr.String()
+}
 
 // Bus is the NATS connection, once Ready.
 func (p *PBX) Bus() *events.Bus { return p.bus }
@@ -238,6 +252,11 @@ func (p *PBX) Run(ctx context.Context) error {
 			return err
 		}
 		g.Go(func() error { <-ctx.Done(); return apiSvc.Stop() })
+		if cfg.WebAddr != "" {
+			if err := p.serveConsole(ctx, g, ctl, bus); err != nil {
+				return err
+			}
+		}
 	}
 	if cfg.MetricsAddr != "" {
 		ln, err := net.Listen("tcp", cfg.MetricsAddr)
@@ -282,6 +301,56 @@ func (p *PBX) Run(ctx context.Context) error {
 	}()
 	log.Info("callpark running", "role", cfg.Role, "sip", net.JoinHostPort(cfg.SIPHost, fmt.Sprint(cfg.SIPPort)), "nats", url)
 	return g.Wait()
+}
+
+// serveConsole starts the web console on cfg.WebAddr.
+func (p *PBX) serveConsole(ctx context.Context, g *errgroup.Group, ctl *control.Control, bus *events.Bus) error {
+	cfg := p.cfg
+	bc := cfg.Bans
+	bc.Log = cfg.Log.With("component", "console-ban")
+	var bans *ban.List
+	if bc.Failures >= 0 {
+		bans = ban.New(bc)
+	}
+	con, err := console.New(console.Config{
+		Control:   ctl,
+		Dialplans: p.store.Current,
+		Subscribe: func(customer string, fn func(*events.Event)) (func(), error) {
+			sub, err := bus.SubscribeEvents(events.CustomerEvents(customer), fn)
+			if err != nil {
+				return nil, err
+			}
+			return func() { _ = sub.Unsubscribe() }, nil
+		},
+		Log:  cfg.Log.With("component", "console"),
+		Bans: bans,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.WebAddr)
+	if err != nil {
+		return fmt.Errorf("console listen: %w", err)
+	}
+	p.console, p.webAddr = con, ln.Addr()
+	// No WriteTimeout: the event streams are long-lived (each write has
+	// its own deadline).
+	hs := &http.Server{Handler: con, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
+	g.Go(func() error {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		con.Close()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return hs.Shutdown(sctx)
+	})
+	cfg.Log.Info("web console running", "url", p.WebURL())
+	return nil
 }
 
 // NATSCredentials are the user and password the callpark processes use

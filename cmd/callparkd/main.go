@@ -61,6 +61,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	natsStore := fs.String("nats-store", env("NATS_STORE", ""), "embedded JetStream storage directory (default: temporary)")
 	dir := fs.String("dialplans", env("DIALPLANS", "dialplans/sample"), "dialplan directory")
 	metrics := fs.String("metrics", env("METRICS", "127.0.0.1:9060"), "Prometheus /metrics listen address; empty disables")
+	web := fs.String("web", env("WEB", "127.0.0.1:9080"), "receptionist web console listen address; empty disables")
 	drain := fs.Duration("drain-timeout", envDuration("DRAIN_TIMEOUT", 30*time.Second), "lame-duck limit on SIGTERM: parked and live calls may finish for this long")
 	level := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
 	natsUser := fs.String("nats-user", env("NATS_USER", "callpark"), "NATS user of the callpark processes")
@@ -110,7 +111,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Role: role, SIPHost: host, SIPPort: port, SIPTCP: *tcp,
 		NATSURL: *natsURL, NATSHost: nhost, NATSPort: nport, NATSStoreDir: *natsStore,
 		NATSUser: *natsUser, NATSSecretFile: *natsSecret,
-		Dialplans: *dir, MetricsAddr: *metrics, DrainTimeout: *drain, Log: log,
+		Dialplans: *dir, MetricsAddr: *metrics, WebAddr: *web, DrainTimeout: *drain, Log: log,
 		MaxLegs: *maxLegs, KeepAlive: *keepAlive, DialogKeepAlive: *dialogKeepAlive, PlainMusic: !*musicBatch, MaxDecisionDelay: *decisionDelay, DecisionTimeout: *decisionTimeout, ShedAfter: *shedAfter,
 		Bans: ban.Config{Failures: *banFailures, Window: *banWindow, BanFor: *banTime, Trusted: prefixes},
 	}

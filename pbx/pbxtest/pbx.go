@@ -58,6 +58,9 @@ func WithNATS(url string) Option { return func(c *pbx.Config) { c.NATSURL = url 
 // WithMetrics serves /metrics on addr.
 func WithMetrics(addr string) Option { return func(c *pbx.Config) { c.MetricsAddr = addr } }
 
+// WithConsole serves the web console on a free loopback port (PBX.WebURL).
+func WithConsole() Option { return func(c *pbx.Config) { c.WebAddr = "127.0.0.1:0" } }
+
 // SampleDialplans is the path of the repository's sample dialplans.
 func SampleDialplans() string {
 	_, file, _, _ := runtime.Caller(0)
