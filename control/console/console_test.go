@@ -28,8 +28,8 @@ func (stubControl) RetrieveTo(context.Context, string, control.Spot, control.Des
 func (stubControl) HangupParked(context.Context, string, control.Spot) (*state.Parked, error) {
 	return nil, control.ErrNotParked
 }
-func (stubControl) Slots(string) ([]control.SlotState, error)   { return nil, nil }
-func (stubControl) Parked(string) ([]*state.Parked, error)      { return nil, nil }
+func (stubControl) Slots(string) ([]control.SlotState, error)    { return nil, nil }
+func (stubControl) Parked(string) ([]*state.Parked, error)       { return nil, nil }
 func (stubControl) Calls(string, string) ([]control.Call, error) { return nil, nil }
 
 func newTestServer(t testing.TB, now func() time.Time) *Server {
