@@ -462,3 +462,40 @@ func (c *Control) HangupParked(ctx context.Context, customer string, at Spot) (*
 	c.log.Info("parked call hung up", "customer", customer, "key", key, "call", rec.Channel, "via", "api")
 	return rec, nil
 }
+
+// MoveParked moves the call parked on from to the free slot to, as a
+// receptionist's console does: the caller keeps its music and its wait
+// (the automatic return stays due when it was), the lamps of both slots
+// follow, and call.parked announces the new spot.
+func (c *Control) MoveParked(ctx context.Context, customer string, from, to Spot) (*state.Parked, error) {
+	cust := c.customer(customer)
+	if cust == nil {
+		return nil, fmt.Errorf("%w: no customer %q", ErrNotFound, customer)
+	}
+	if !cust.Features.API {
+		return nil, fmt.Errorf("%w: the call-control API is switched off for %s", ErrNotPermitted, customer)
+	}
+	if to.Kind != state.KindSlot || cust.Slots[to.Number] == nil {
+		return nil, fmt.Errorf("%w: move to one of the customer's slots", ErrInvalid)
+	}
+	key, err := from.key()
+	if err != nil {
+		return nil, err
+	}
+	code := to.Number
+	if cust.Rule != nil {
+		code = cust.Rule.SlotRelease + to.Number
+	}
+	rec, err := c.store.MoveParked(customer, key, &state.Parked{Key: state.SlotKey(to.Number), Kind: state.KindSlot, Number: to.Number, Code: code})
+	switch {
+	case errors.Is(err, state.ErrNotParked):
+		return nil, fmt.Errorf("%w: nothing parked on %s", ErrNotParked, from)
+	case errors.Is(err, state.ErrNumberBusy):
+		return nil, fmt.Errorf("%w: a call is already parked on %s", ErrBusy, to)
+	case err != nil:
+		return nil, err
+	}
+	log := c.log.With("customer", customer, "from", key, "via", "api")
+	c.parkDone(rec, log)
+	return rec, nil
+}

@@ -75,7 +75,9 @@ func TestConsoleBoard(t *testing.T) {
 	client := p.Phone(t, "demo", "202")
 	john := p.Phone(t, "demo", "333")
 	lamps := p.Watcher(t, "demo", "999")
+	lamps.Subscribe(t, "711", time.Hour)
 	lamps.Subscribe(t, "712", time.Hour)
+	lamps.WaitLamp(t, "711", false, 3*time.Second)
 	lamps.WaitLamp(t, "712", false, 3*time.Second)
 
 	browser := pbxtest.NewBrowser(t)
@@ -128,6 +130,18 @@ func TestConsoleBoard(t *testing.T) {
 	cjn.ExpectAudio(t, 500*time.Millisecond)
 	desk.WaitText("#slot-2 .caller", "333", 2*time.Second)
 	screenshot(t, desk, "console-busy.png")
+
+	// Drag the card from slot 2 onto the free slot 1: the call moves, the
+	// lamps follow, the caller keeps its music.
+	desk.Do(chromedp.DragAndDrop(chromedp.CSS("#slot-2"), chromedp.CSS("#slot-1")))
+	desk.WaitText("#slot-1 .caller", "333", 2*time.Second)
+	desk.WaitText("#slot-2", "free", time.Second)
+	lamps.WaitLamp(t, "711", true, 3*time.Second)
+	lamps.WaitLamp(t, "712", false, 3*time.Second)
+	cjn.ExpectAudio(t, 500*time.Millisecond)
+	if p.Control().State().Parked("demo", state.SlotKey("1")) == nil {
+		t.Fatal("the control plane does not have the call on slot 1")
+	}
 
 	// The event stream goes down (the browser is offline, the server drops
 	// the stream); Sales parks the client meanwhile on extension 201.

@@ -128,6 +128,28 @@ func (s *Server) hangup(w http.ResponseWriter, r *http.Request, x *session) {
 	writeJSON(w, map[string]any{"hung_up": parked(rec)})
 }
 
+// move moves a parked call onto a free slot.
+func (s *Server) move(w http.ResponseWriter, r *http.Request, x *session) {
+	var req struct {
+		spotRequest
+		ToSlot string `json:"to_slot"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	from, err := req.spot(false)
+	if err != nil || req.ToSlot == "" || strings.Trim(req.ToSlot, "0123456789") != "" {
+		writeError(w, http.StatusBadRequest, "invalid_request", "give the parked spot and to_slot")
+		return
+	}
+	rec, err := s.cfg.Control.MoveParked(r.Context(), x.customer, from, control.Spot{Kind: state.KindSlot, Number: req.ToSlot})
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, map[string]any{"parked": parked(rec)})
+}
+
 // fail answers a control-plane error with its status and a stable code.
 func (s *Server) fail(w http.ResponseWriter, err error) {
 	status, code := http.StatusInternalServerError, "internal"

@@ -28,6 +28,9 @@ func (stubControl) RetrieveTo(context.Context, string, control.Spot, control.Des
 func (stubControl) HangupParked(context.Context, string, control.Spot) (*state.Parked, error) {
 	return nil, control.ErrNotParked
 }
+func (stubControl) MoveParked(context.Context, string, control.Spot, control.Spot) (*state.Parked, error) {
+	return nil, control.ErrNotParked
+}
 func (stubControl) Slots(string) ([]control.SlotState, error)    { return nil, nil }
 func (stubControl) Parked(string) ([]*state.Parked, error)       { return nil, nil }
 func (stubControl) Calls(string, string) ([]control.Call, error) { return nil, nil }
@@ -146,7 +149,7 @@ func FuzzActions(f *testing.F) {
 	x := s.sessions.create("demo", "200", "Reception", true)
 	hdr := map[string]string{"Cookie": cookieName + "=" + x.id, "X-Callpark-CSRF": x.csrf}
 	f.Fuzz(func(t *testing.T, body string) {
-		for _, path := range []string{"/api/park", "/api/retrieve", "/api/hangup", "/login"} {
+		for _, path := range []string{"/api/park", "/api/retrieve", "/api/hangup", "/api/move", "/login"} {
 			if w := do(s, "POST", path, body, hdr); w.Code >= 500 {
 				t.Fatalf("%s %q: %d %s", path, body, w.Code, w.Body)
 			}

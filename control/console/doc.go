@@ -1,7 +1,8 @@
 // Package console is callpark's web receptionist console: a live parking
 // board (slots, parked calls, extensions, the receptionist's own calls)
 // and the actions a receptionist takes on it (park my call, retrieve to my
-// phone or drag onto any extension, hang up a parked caller), served by
+// phone or drag onto any extension, move it to another slot, hang up a
+// parked caller), served by
 // callparkd itself (--web).
 //
 // It is an app of the control plane like any NATS API client: every action
@@ -16,6 +17,7 @@
 //	POST /api/park         {"slot"|"extension"|"random", "call_id"}: park my call
 //	POST /api/retrieve     {"slot"|"extension"|"random", "to"}: ring to (default: me)
 //	POST /api/hangup       {"slot"|"extension"|"random"}: hang up a parked call
+//	POST /api/move         {"slot"|"extension"|"random", "to_slot"}: move a parked call
 //
 // Sessions are random 256-bit ids in an HttpOnly, SameSite=Strict cookie
 // (Secure over TLS); every POST but the sign-in carries the session's CSRF

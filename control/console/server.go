@@ -32,6 +32,7 @@ type Controller interface {
 	ParkCall(ctx context.Context, customer, account, callID string, at control.Spot) (*state.Parked, error)
 	RetrieveTo(ctx context.Context, customer string, from control.Spot, to control.Dest) (*control.Retrieval, error)
 	HangupParked(ctx context.Context, customer string, at control.Spot) (*state.Parked, error)
+	MoveParked(ctx context.Context, customer string, from, to control.Spot) (*state.Parked, error)
 	Slots(customer string) ([]control.SlotState, error)
 	Parked(customer string) ([]*state.Parked, error)
 	Calls(customer, account string) ([]control.Call, error)
@@ -100,6 +101,7 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("POST /api/park", s.action(s.park, true))
 	mux.HandleFunc("POST /api/retrieve", s.action(s.retrieve, true))
 	mux.HandleFunc("POST /api/hangup", s.action(s.hangup, true))
+	mux.HandleFunc("POST /api/move", s.action(s.move, true))
 	s.mux = mux
 	return s, nil
 }

@@ -212,6 +212,34 @@ func (s *Store) ClaimParked(customer, key string) (*Parked, error) {
 	return p.Copy(), nil
 }
 
+// MoveParked moves the call parked under from to the spot of to (its
+// Key, Kind, Number and Code; the rest stays, the wait's clock too), in one
+// transaction: ErrNotParked if nothing is at from, ErrNumberBusy if to's
+// key is taken. Observers see the call leave from, then arrive at to.
+func (s *Store) MoveParked(customer, from string, to *Parked) (*Parked, error) {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	old := parkedTxn(txn, customer, from)
+	if old == nil {
+		return nil, ErrNotParked
+	}
+	if parkedTxn(txn, customer, to.Key) != nil {
+		return nil, ErrNumberBusy
+	}
+	p := old.Copy()
+	p.Key, p.Kind, p.Number, p.Code = to.Key, to.Kind, to.Number, to.Code
+	if err := txn.Delete(TableParked, old); err != nil {
+		return nil, fmt.Errorf("state: move: %w", err)
+	}
+	if err := txn.Insert(TableParked, p.Copy()); err != nil {
+		return nil, fmt.Errorf("state: move: %w", err)
+	}
+	txn.Commit()
+	s.notifyParked(old, false)
+	s.notifyParked(p, true)
+	return p.Copy(), nil
+}
+
 // UnparkChannel removes and returns the park of channel id (the parked party
 // hung up), or ErrNotParked.
 func (s *Store) UnparkChannel(id string) (*Parked, error) {

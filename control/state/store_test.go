@@ -2,6 +2,7 @@ package state
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -271,5 +272,86 @@ func TestRegistrations(t *testing.T) {
 	}
 	if s.Registration("demo", "333") != nil {
 		t.Fatal("empty contacts did not delete")
+	}
+}
+
+// TestMoveParked: a move takes the call from one key to a free one in one
+// step; observers see it leave, then arrive; of a move and a claim of the
+// same call exactly one wins.
+func TestMoveParked(t *testing.T) {
+	s := newStore(t)
+	var mu sync.Mutex
+	var seen []string
+	s.OnParked(func(p *Parked, parked bool) {
+		mu.Lock()
+		seen = append(seen, fmt.Sprint(p.Key, " ", parked))
+		mu.Unlock()
+	})
+	for _, id := range []string{"c1", "c2"} {
+		mustUpsert(t, s, &Channel{ID: id, Customer: "demo", State: StateUp})
+	}
+	due := time.Now().Add(time.Minute)
+	for _, p := range []*Parked{
+		{Customer: "demo", Key: SlotKey("1"), Kind: KindSlot, Number: "1", Channel: "c1", Due: due},
+		{Customer: "demo", Key: SlotKey("2"), Kind: KindSlot, Number: "2", Channel: "c2"},
+	} {
+		if err := s.Park(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	to := &Parked{Key: SlotKey("3"), Kind: KindSlot, Number: "3", Code: "713"}
+	if _, err := s.MoveParked("demo", SlotKey("1"), &Parked{Key: SlotKey("2")}); !errors.Is(err, ErrNumberBusy) {
+		t.Fatalf("move onto a busy slot: %v", err)
+	}
+	if _, err := s.MoveParked("demo", SlotKey("9"), to); !errors.Is(err, ErrNotParked) {
+		t.Fatalf("move from a free slot: %v", err)
+	}
+	mu.Lock()
+	seen = nil
+	mu.Unlock()
+	p, err := s.MoveParked("demo", SlotKey("1"), to)
+	if err != nil || p.Key != SlotKey("3") || p.Code != "713" || p.Channel != "c1" || !p.Due.Equal(due) {
+		t.Fatalf("move: %+v %v", p, err)
+	}
+	mu.Lock()
+	got := fmt.Sprint(seen)
+	mu.Unlock()
+	if want := []string{SlotKey("1") + " false", SlotKey("3") + " true"}; got != fmt.Sprint(want) {
+		t.Fatalf("observers saw %v, want %v", got, want)
+	}
+	if s.Parked("demo", SlotKey("1")) != nil || s.ParkedByChannel("c1").Key != SlotKey("3") {
+		t.Fatal("the move left the old spot or lost the new one")
+	}
+	// A move and a claim race for c2: one winner.
+	for range 50 {
+		if q := s.ParkedByChannel("c2"); q != nil {
+			if _, err := s.ClaimParked("demo", q.Key); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Park(&Parked{Customer: "demo", Key: SlotKey("2"), Kind: KindSlot, Number: "2", Channel: "c2"}); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var wins atomic.Int32
+		wg.Go(func() {
+			if _, err := s.MoveParked("demo", SlotKey("2"), &Parked{Key: SlotKey("4"), Kind: KindSlot, Number: "4"}); err == nil {
+				wins.Add(1)
+			}
+		})
+		wg.Go(func() {
+			if _, err := s.ClaimParked("demo", SlotKey("2")); err == nil {
+				wins.Add(1)
+			}
+		})
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Fatalf("%d winners", wins.Load())
+		}
+		if q := s.ParkedByChannel("c2"); q != nil {
+			if _, err := s.ClaimParked("demo", q.Key); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }

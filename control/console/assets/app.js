@@ -211,7 +211,7 @@ function dragStart(e, what) {
 function dropTarget(x, y) {
   const t = document.elementFromPoint(x, y);
   if (!t || !drag) return null;
-  if (drag.what.spot) return t.closest("[data-drop-ext]");
+  if (drag.what.spot) return t.closest("[data-drop-ext], [data-drop-slot]");
   return t.closest("[data-drop-slot]");
 }
 
@@ -233,7 +233,8 @@ document.addEventListener("pointerup", (e) => {
   const what = drag.what;
   endDrag();
   if (!t) return;
-  if (what.spot) retrieve(what.spot, t.dataset.dropExt);
+  if (what.spot && t.dataset.dropExt) retrieve(what.spot, t.dataset.dropExt);
+  else if (what.spot) post("/api/move", {...what.spot, to_slot: t.dataset.dropSlot});
   else park(what.call, {slot: t.dataset.dropSlot});
 });
 
