@@ -76,7 +76,9 @@ func (n *nonces) check(now time.Time, nonce, realm string) (nonceState, time.Tim
 		return nonceInvalid, time.Time{}
 	}
 	var raw [nonceRawLen]byte
-	if k, err := base64.RawURLEncoding.Decode(raw[:], []byte(nonce)); err != nil || k != nonceRawLen {
+	// Strict: one spelling per nonce (no stray padding bits), so a nonce's
+	// use count cannot be restarted under another spelling.
+	if k, err := base64.RawURLEncoding.Strict().Decode(raw[:], []byte(nonce)); err != nil || k != nonceRawLen {
 		return nonceInvalid, time.Time{}
 	}
 	var want [16]byte
