@@ -35,7 +35,14 @@ fmt-check: ## fail if gofmt would change anything
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-test: deps fmt-check vet ## every test: unit, end-to-end (diago phones), sipp scenarios, all with -race
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
+
+lint: ## staticcheck (installed at $(STATICCHECK_VERSION) through the Go module proxy when missing)
+	@test -x $(STATICCHECK) && $(STATICCHECK) -version | grep -q "$(STATICCHECK_VERSION:v%=%)" || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$(STATICCHECK) $(PKGS)
+
+test: deps fmt-check vet lint ## every test: unit, end-to-end (diago phones), sipp scenarios, all with -race
 	CALLPARK_REQUIRE_SIPP=1 CALLPARK_REQUIRE_BROWSER=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 unit: ## quick tests without -race

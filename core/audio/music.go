@@ -192,7 +192,8 @@ func (h *Hub) Remove(l Listener) {
 	h.mu.Unlock()
 	// Wait out a tick that loaded the old list before the swap.
 	sh.deliverMu.Lock()
-	sh.deliverMu.Unlock() //nolint:staticcheck // an empty critical section is the barrier
+	//lint:ignore SA2001 an empty critical section is the barrier
+	sh.deliverMu.Unlock()
 }
 
 // Len returns the number of listeners.
