@@ -54,31 +54,35 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet("callparkd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	sip := fs.String("sip", env("SIP", "127.0.0.1:5060"), "SIP listen address (UDP)")
-	tcp := fs.Bool("tcp", envBool("TCP", true), "also listen on TCP at the same address")
-	natsURL := fs.String("nats", env("NATS", ""), "external NATS server URL; empty embeds one")
-	natsListen := fs.String("nats-listen", env("NATS_LISTEN", "127.0.0.1:4222"), "embedded NATS listen address")
-	natsStore := fs.String("nats-store", env("NATS_STORE", ""), "embedded JetStream storage directory (default: temporary)")
-	dir := fs.String("dialplans", env("DIALPLANS", "dialplans/sample"), "dialplan directory")
-	metrics := fs.String("metrics", env("METRICS", "127.0.0.1:9060"), "Prometheus /metrics listen address; empty disables")
-	web := fs.String("web", env("WEB", "127.0.0.1:9080"), "receptionist web console listen address; empty disables")
-	drain := fs.Duration("drain-timeout", envDuration("DRAIN_TIMEOUT", 30*time.Second), "lame-duck limit on SIGTERM: parked and live calls may finish for this long")
-	level := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
-	natsUser := fs.String("nats-user", env("NATS_USER", "callpark"), "NATS user of the callpark processes")
-	natsSecret := fs.String("nats-secret-file", env("NATS_SECRET_FILE", ""), "file with that user's NATS password (embedded server: made with a random secret if missing; share it with split core/control processes)")
-	maxLegs := fs.Int("max-legs", envInt("MAX_LEGS", 0), "live SIP legs before new calls get 503 (0: what the open-file limit allows)")
-	decisionDelay := fs.Duration("max-decision-delay", envDuration("MAX_DECISION_DELAY", 5*time.Second), "new calls get 503 while the oldest call waiting for the control plane has waited this long")
-	decisionTimeout := fs.Duration("decision-timeout", envDuration("DECISION_TIMEOUT", 5*time.Second), "a new call the control plane has not acted on within this gets 503")
-	shedAfter := fs.Duration("shed-after", envDuration("SHED_AFTER", time.Second), "new extension calls get 503 while the control plane's queue lags this much (negative: never); retrievals always go on")
-	keepAlive := fs.Duration("keepalive", envDuration("KEEPALIVE", 60*time.Second), "OPTIONS keep-alive of UDP contacts; one that does not answer is unregistered (0: off)")
-	dialogKeepAlive := fs.Duration("dialog-keepalive", envDuration("DIALOG_KEEPALIVE", 60*time.Second), "in-dialog OPTIONS to each answered leg; a far end that answers 481 or nothing is hung up (0: off)")
-	musicBatch := fs.Bool("music-batch", envBool("MUSIC_BATCH", true), "send music on hold in batches (sendmmsg) through a raw socket when allowed (CAP_NET_RAW); false: through each leg's socket")
-	trusted := fs.String("trusted", env("TRUSTED", ""), "comma-separated addresses or CIDRs never banned (an office NAT, a carrier)")
-	banFailures := fs.Int("ban-failures", envInt("BAN_FAILURES", 10), "authentication failures from one address within --ban-window that ban it (-1: never ban)")
-	banWindow := fs.Duration("ban-window", envDuration("BAN_WINDOW", time.Minute), "window of --ban-failures")
-	banTime := fs.Duration("ban-time", envDuration("BAN_TIME", 5*time.Minute), "how long a banned address gets no answer")
+	sip := fs.String("sip", "127.0.0.1:5060", "SIP listen address (UDP)")
+	tcp := fs.Bool("tcp", true, "also listen on TCP at the same address")
+	natsURL := fs.String("nats", "", "external NATS server URL; empty embeds one")
+	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "embedded NATS listen address")
+	natsStore := fs.String("nats-store", "", "embedded JetStream storage directory (default: temporary)")
+	dir := fs.String("dialplans", "dialplans/sample", "dialplan directory")
+	metrics := fs.String("metrics", "127.0.0.1:9060", "Prometheus /metrics listen address; empty disables")
+	web := fs.String("web", "127.0.0.1:9080", "receptionist web console listen address; empty disables")
+	drain := fs.Duration("drain-timeout", 30*time.Second, "lame-duck limit on SIGTERM: parked and live calls may finish for this long")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	natsUser := fs.String("nats-user", "callpark", "NATS user of the callpark processes")
+	natsSecret := fs.String("nats-secret-file", "", "file with that user's NATS password (embedded server: made with a random secret if missing; share it with split core/control processes)")
+	maxLegs := fs.Int("max-legs", 0, "live SIP legs before new calls get 503 (0: what the open-file limit allows)")
+	decisionDelay := fs.Duration("max-decision-delay", 5*time.Second, "new calls get 503 while the oldest call waiting for the control plane has waited this long")
+	decisionTimeout := fs.Duration("decision-timeout", 5*time.Second, "a new call the control plane has not acted on within this gets 503")
+	shedAfter := fs.Duration("shed-after", time.Second, "new extension calls get 503 while the control plane's queue lags this much (negative: never); retrievals always go on")
+	keepAlive := fs.Duration("keepalive", 60*time.Second, "OPTIONS keep-alive of UDP contacts; one that does not answer is unregistered (0: off)")
+	dialogKeepAlive := fs.Duration("dialog-keepalive", 60*time.Second, "in-dialog OPTIONS to each answered leg; a far end that answers 481 or nothing is hung up (0: off)")
+	musicBatch := fs.Bool("music-batch", true, "send music on hold in batches (sendmmsg) through a raw socket when allowed (CAP_NET_RAW); false: through each leg's socket")
+	trusted := fs.String("trusted", "", "comma-separated addresses or CIDRs never banned (an office NAT, a carrier)")
+	banFailures := fs.Int("ban-failures", 10, "authentication failures from one address within --ban-window that ban it (-1: never ban)")
+	banWindow := fs.Duration("ban-window", time.Minute, "window of --ban-failures")
+	banTime := fs.Duration("ban-time", 5*time.Minute, "how long a banned address gets no answer")
 	fs.Usage = func() { usage(stderr, fs) }
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := applyEnv(fs, os.LookupEnv); err != nil {
+		fmt.Fprintf(stderr, "callparkd: %v\n", err)
 		return 2
 	}
 	var lvl slog.Level
@@ -225,38 +229,24 @@ func parsePrefixes(s string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-func envInt(name string, def int) int {
-	if v, ok := os.LookupEnv("CALLPARK_" + name); ok {
-		if n, err := strconv.Atoi(v); err == nil {
-			return n
+// applyEnv sets every flag not given on the command line from its
+// environment variable, CALLPARK_<FLAG> (upper case, dashes as
+// underscores). A value the flag refuses is an error naming the variable,
+// never a silent default.
+func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil || given[f.Name] {
+			return
 		}
-	}
-	return def
-}
-
-func env(name, def string) string {
-	if v, ok := os.LookupEnv("CALLPARK_" + name); ok {
-		return v
-	}
-	return def
-}
-
-func envBool(name string, def bool) bool {
-	if v, ok := os.LookupEnv("CALLPARK_" + name); ok {
-		b, err := strconv.ParseBool(v)
-		if err == nil {
-			return b
+		name := "CALLPARK_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := lookup(name); ok {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = fmt.Errorf("bad %s=%q: %v", name, v, serr)
+			}
 		}
-	}
-	return def
-}
-
-func envDuration(name string, def time.Duration) time.Duration {
-	if v, ok := os.LookupEnv("CALLPARK_" + name); ok {
-		d, err := time.ParseDuration(v)
-		if err == nil {
-			return d
-		}
-	}
-	return def
+	})
+	return err
 }

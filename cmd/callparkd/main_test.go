@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCheckSample(t *testing.T) {
@@ -39,5 +41,29 @@ func TestUsageErrors(t *testing.T) {
 	}
 	if code := run([]string{"--sip", "nonsense"}, &out, &errb); code != 2 {
 		t.Fatalf("bad --sip: exit %d", code)
+	}
+}
+
+// TestEnvValuesAreChecked: a CALLPARK_* variable the flag refuses stops
+// callparkd with the variable's name, instead of falling back to the
+// default; a flag on the command line beats its variable.
+func TestEnvValuesAreChecked(t *testing.T) {
+	t.Setenv("CALLPARK_BAN_FAILURES", "ten")
+	var out, errs strings.Builder
+	if code := run([]string{"--sip", "127.0.0.1:notaport"}, &out, &errs); code != 2 || !strings.Contains(errs.String(), "CALLPARK_BAN_FAILURES") {
+		t.Fatalf("bad env: exit %d, %q", code, errs.String())
+	}
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	n := fs.Int("ban-failures", 10, "")
+	d := fs.Duration("dialog-keepalive", time.Minute, "")
+	if err := fs.Parse([]string{"--ban-failures", "3"}); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"CALLPARK_BAN_FAILURES": "7", "CALLPARK_DIALOG_KEEPALIVE": "30s"}
+	if err := applyEnv(fs, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	if *n != 3 || *d != 30*time.Second {
+		t.Fatalf("ban-failures %d (flag given: 3), dialog-keepalive %s (env: 30s)", *n, *d)
 	}
 }
