@@ -66,6 +66,9 @@ type Control struct {
 	workers   int
 	now       func() time.Time
 
+	// ready is closed once Run has subscribed and restored persisted parks.
+	ready chan struct{}
+
 	randMu sync.Mutex // guards rand, which is not safe for concurrent use
 	rand   *rand.Rand
 
@@ -113,6 +116,7 @@ func New(cfg Config) (*Control, error) {
 		rand:      cfg.Rand,
 		returns:   newReturns(),
 		shedAfter: cfg.ShedAfter,
+		ready:     make(chan struct{}),
 	}
 	if c.shedAfter == 0 {
 		c.shedAfter = time.Second
@@ -123,6 +127,10 @@ func New(cfg Config) (*Control, error) {
 	store.OnParked(c.onParkChange)
 	return c, nil
 }
+
+// Ready is closed once Run receives events and has restored the parks it
+// persisted: from then on, a call it is told of is handled.
+func (c *Control) Ready() <-chan struct{} { return c.ready }
 
 // State returns the control plane's state, for tests and the API.
 func (c *Control) State() *state.Store { return c.store }
@@ -168,6 +176,7 @@ func (c *Control) Run(ctx context.Context) error {
 	} else {
 		c.log.Info("control plane running", "workers", c.workers, "subject", events.AllEvents)
 		c.restore(ctx)
+		close(c.ready)
 		<-ctx.Done()
 		if sub != nil {
 			if uerr := sub.Unsubscribe(); uerr != nil && !errors.Is(uerr, nats.ErrConnectionClosed) {

@@ -439,7 +439,6 @@ func startControl(t *testing.T, core *pbxtest.PBX, dir string) (stop func()) {
 		cancel()
 		t.Fatalf("control did not start: %v", err)
 	}
-	time.Sleep(300 * time.Millisecond) // subscribed and restored
 	stopped := false
 	stop = func() {
 		if stopped {

@@ -92,7 +92,8 @@ func (p *PBX) NATSURL() string {
 	return ""
 }
 
-// Ready is closed once every listener is up.
+// Ready is closed once every listener is up and the control plane (if it
+// runs here) handles events.
 func (p *PBX) Ready() <-chan struct{} { return p.ready }
 
 // Run starts everything and blocks until ctx ends; then it shuts down in
@@ -294,6 +295,12 @@ func (p *PBX) Run(ctx context.Context) error {
 		if p.core != nil {
 			select {
 			case <-p.core.Ready():
+			case <-ctx.Done():
+			}
+		}
+		if p.control != nil {
+			select {
+			case <-p.control.Ready():
 			case <-ctx.Done():
 			}
 		}
