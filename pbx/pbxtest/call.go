@@ -41,11 +41,19 @@ func (c *Call) Invite() *sip.Request { return c.invite }
 
 func (c *Call) Answer(t testing.TB) {
 	t.Helper()
-	med, err := c.srv.Answer(diago.AnswerOptions{})
-	if err != nil {
+	if err := c.AnswerErr(); err != nil {
 		t.Fatalf("answer: %v", err)
 	}
+}
+
+// AnswerErr answers, or says why it could not (the caller cancelled).
+func (c *Call) AnswerErr() error {
+	med, err := c.srv.Answer(diago.AnswerOptions{})
+	if err != nil {
+		return err
+	}
 	c.started(med)
+	return nil
 }
 
 func (c *Call) Reject(code int, reason string) error {
