@@ -346,6 +346,16 @@ func (c *Core) invite(ctx context.Context, t target, domain string, origin *chan
 	}
 	dm, err := d.Invite(ctx, opts)
 	if err != nil {
+		if res := d.InviteResponse; res != nil && res.IsSuccess() {
+			// A 200 OK crossed our CANCEL: sipgo returns the
+			// cancellation and leaves the callee answered. ACK it, then
+			// BYE (RFC 3261 15), or the phone holds a ghost call.
+			c.log.Info("answer crossed our CANCEL; hanging up", "to", uri.String())
+			actx, ac := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = d.Ack(actx)
+			_ = d.Hangup(actx)
+			ac()
+		}
 		_ = d.Close()
 		var pe *sipgo.ErrDialogResponse
 		return forkResult{target: t, err: err, answered: f.heard.Load() || errors.As(err, &pe)}
