@@ -275,19 +275,7 @@ func (p *PBX) Run(ctx context.Context) error {
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		g.Go(func() error {
-			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
-		})
-		g.Go(func() error {
-			<-ctx.Done()
-			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			return hs.Shutdown(sctx)
-		})
+		serveHTTP(ctx, g, ln, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, nil)
 	}
 	// The SIP listeners bind inside core.Run; wait until they answer
 	// before saying ready.
@@ -308,6 +296,26 @@ func (p *PBX) Run(ctx context.Context) error {
 	}()
 	log.Info("callpark running", "role", cfg.Role, "sip", net.JoinHostPort(cfg.SIPHost, fmt.Sprint(cfg.SIPPort)), "nats", url)
 	return g.Wait()
+}
+
+// serveHTTP serves hs on ln in g until ctx ends; then beforeShutdown (if
+// any) runs and hs shuts down, given 2 s for requests in flight.
+func serveHTTP(ctx context.Context, g *errgroup.Group, ln net.Listener, hs *http.Server, beforeShutdown func()) {
+	g.Go(func() error {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		if beforeShutdown != nil {
+			beforeShutdown()
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return hs.Shutdown(sctx)
+	})
 }
 
 // serveConsole starts the web console on cfg.WebAddr.
@@ -342,20 +350,7 @@ func (p *PBX) serveConsole(ctx context.Context, g *errgroup.Group, ctl *control.
 	p.console, p.webAddr = con, ln.Addr()
 	// No WriteTimeout: the event streams are long-lived (each write has
 	// its own deadline).
-	hs := &http.Server{Handler: con, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
-	g.Go(func() error {
-		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-ctx.Done()
-		con.Close()
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		return hs.Shutdown(sctx)
-	})
+	serveHTTP(ctx, g, ln, &http.Server{Handler: con, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}, con.Close)
 	cfg.Log.Info("web console running", "url", p.WebURL())
 	return nil
 }

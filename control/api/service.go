@@ -363,6 +363,11 @@ func (s *Service) parkedCall(p *state.Parked) ParkedCall {
 	return pc
 }
 
+// ErrorOf maps an error of the control plane to the API's error, with its
+// stable code: what every app of the control plane (the web console too)
+// reports.
+func ErrorOf(err error) *Error { return toError(err) }
+
 // toError maps an error of the control plane to an API error.
 func toError(err error) *Error {
 	var e *Error

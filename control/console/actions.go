@@ -7,8 +7,8 @@ import (
 	"strings"
 
 	"github.com/callpark/callpark/control"
+	"github.com/callpark/callpark/control/api"
 	"github.com/callpark/callpark/control/state"
-	"github.com/callpark/callpark/events"
 )
 
 // spotRequest names a parking spot: exactly one of slot, extension or
@@ -43,6 +43,16 @@ func (r spotRequest) spot(anyRandom bool) (control.Spot, error) {
 	return spots[0], nil
 }
 
+// spotOf is req's spot, or false after answering 400.
+func spotOf(w http.ResponseWriter, req spotRequest, anyRandom bool) (control.Spot, bool) {
+	at, err := req.spot(anyRandom)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return control.Spot{}, false
+	}
+	return at, true
+}
+
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	d := json.NewDecoder(r.Body)
 	d.DisallowUnknownFields()
@@ -66,9 +76,8 @@ func (s *Server) park(w http.ResponseWriter, r *http.Request, x *session) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "an API-token session has no phone: sign in with an extension to park its calls")
 		return
 	}
-	at, err := req.spot(true)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+	at, ok := spotOf(w, req.spotRequest, true)
+	if !ok {
 		return
 	}
 	rec, err := s.cfg.Control.ParkCall(r.Context(), x.customer, x.account, req.CallID, at)
@@ -88,9 +97,8 @@ func (s *Server) retrieve(w http.ResponseWriter, r *http.Request, x *session) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	from, err := req.spot(false)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+	from, ok := spotOf(w, req.spotRequest, false)
+	if !ok {
 		return
 	}
 	to := req.To
@@ -115,9 +123,8 @@ func (s *Server) hangup(w http.ResponseWriter, r *http.Request, x *session) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	at, err := req.spot(false)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+	at, ok := spotOf(w, req, false)
+	if !ok {
 		return
 	}
 	rec, err := s.cfg.Control.HangupParked(r.Context(), x.customer, at)
@@ -150,29 +157,18 @@ func (s *Server) move(w http.ResponseWriter, r *http.Request, x *session) {
 	writeJSON(w, map[string]any{"parked": parked(rec)})
 }
 
-// fail answers a control-plane error with its status and a stable code.
+// fail answers a control-plane error with the API's stable code and the
+// matching HTTP status.
 func (s *Server) fail(w http.ResponseWriter, err error) {
-	status, code := http.StatusInternalServerError, "internal"
-	var re *events.ReplyError
-	switch {
-	case errors.Is(err, control.ErrNotFound):
-		status, code = http.StatusNotFound, "not_found"
-	case errors.Is(err, control.ErrBusy):
-		status, code = http.StatusConflict, "slot_busy"
-	case errors.Is(err, control.ErrNotPermitted):
-		status, code = http.StatusForbidden, "forbidden"
-	case errors.Is(err, control.ErrNotParked):
-		status, code = http.StatusNotFound, "not_parked"
-	case errors.Is(err, control.ErrInvalid):
-		status, code = http.StatusBadRequest, "invalid_request"
-	case errors.As(err, &re) && re.Code == events.ErrUnavailable:
-		status, code = http.StatusServiceUnavailable, "unavailable"
-	default:
+	e := api.ErrorOf(err)
+	status := map[string]int{
+		api.CodeNotFound: http.StatusNotFound, api.CodeNotParked: http.StatusNotFound,
+		api.CodeSlotBusy: http.StatusConflict, api.CodeForbidden: http.StatusForbidden,
+		api.CodeInvalidRequest: http.StatusBadRequest, api.CodeUnavailable: http.StatusServiceUnavailable,
+	}[e.Code]
+	if status == 0 {
+		status = http.StatusInternalServerError
 		s.cfg.Log.Warn("console action failed", "err", err)
 	}
-	msg := err.Error()
-	for _, sentinel := range []error{control.ErrNotFound, control.ErrBusy, control.ErrNotPermitted, control.ErrNotParked, control.ErrInvalid} {
-		msg = strings.TrimPrefix(msg, sentinel.Error()+": ")
-	}
-	writeError(w, status, code, msg)
+	writeError(w, status, e.Code, e.Message)
 }
