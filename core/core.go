@@ -24,7 +24,6 @@ import (
 	"github.com/callpark/callpark/core/rawudp"
 	"github.com/callpark/callpark/core/registrar"
 	"github.com/callpark/callpark/core/throttle"
-	"github.com/callpark/callpark/dialplans"
 	"github.com/callpark/callpark/events"
 	"github.com/callpark/callpark/sounds"
 )
@@ -36,8 +35,8 @@ type Config struct {
 	Host string
 	Port int
 	TCP  bool
-	// Dialplans returns the current dialplan set (it is swapped on reload).
-	Dialplans func() *dialplans.Set
+	// Directory resolves accounts, trunks and domains (directory.go).
+	Directory Directory
 	Sounds    *sounds.Library
 	// Publish sends an event (to NATS in production).
 	Publish    func(*events.Event)
@@ -114,8 +113,8 @@ type identity struct {
 
 // New builds a core; Run starts it.
 func New(cfg Config) (*Core, error) {
-	if cfg.Dialplans == nil || cfg.Sounds == nil || cfg.Publish == nil {
-		return nil, errors.New("core: Dialplans, Sounds and Publish are required")
+	if cfg.Directory == nil || cfg.Sounds == nil || cfg.Publish == nil {
+		return nil, errors.New("core: Directory, Sounds and Publish are required")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -188,7 +187,7 @@ func New(cfg Config) (*Core, error) {
 		ropts.Limiter = cfg.Bans
 	}
 	ropts.LocalAddrs = append(ropts.LocalAddrs, c.Addr())
-	c.reg = registrar.New(func() registrar.Directory { return directory{cfg.Dialplans()} }, ropts)
+	c.reg = registrar.New(func() registrar.Directory { return cfg.Directory }, ropts)
 	if c.blf, err = c.newPresence(); err != nil {
 		return nil, err
 	}
@@ -330,18 +329,4 @@ func (c *Core) onRegistration(customer, account string, bs []registrar.Binding) 
 		e.Contacts = append(e.Contacts, events.Contact{URI: b.Contact.String(), Source: b.Source, Expires: b.Expires})
 	}
 	c.publish(e)
-}
-
-// directory adapts the dialplans to the registrar.
-type directory struct{ set *dialplans.Set }
-
-func (d directory) Account(domain, user string) (string, string, bool) {
-	if d.set == nil {
-		return "", "", false
-	}
-	cust, acct := d.set.Account(domain, user)
-	if cust == nil || acct == nil {
-		return "", "", false
-	}
-	return cust.Name, acct.Password, true
 }

@@ -50,18 +50,7 @@ func (ch *channel) owns(req *sip.Request) bool {
 			return true
 		}
 	}
-	if ch.trunk != "" {
-		if set := ch.core.cfg.Dialplans(); set != nil {
-			if cust := set.Customer(ch.customer); cust != nil {
-				for _, t := range cust.Trunks {
-					if t.Name == ch.trunk && t.Matches(src) {
-						return true
-					}
-				}
-			}
-		}
-	}
-	return false
+	return ch.trunk != "" && ch.core.cfg.Directory.TrunkMatches(ch.customer, ch.trunk, src)
 }
 
 // addRemote records an address the far end of the leg may send from.

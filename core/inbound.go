@@ -60,11 +60,10 @@ func (c *Core) admit(req *sip.Request, tx sip.ServerTransaction, next sipgo.Requ
 		respond(req, tx, code, reason)
 		return
 	}
-	set := c.cfg.Dialplans()
 	var id identity
-	if src, err := netip.ParseAddrPort(req.Source()); err == nil && set != nil {
-		if cust, trunk := set.TrunkFor(src, req.Recipient.User); cust != nil {
-			id = identity{customer: cust.Name, trunk: trunk.Name}
+	if src, err := netip.ParseAddrPort(req.Source()); err == nil {
+		if cust, trunk, ok := c.cfg.Directory.Trunk(src, req.Recipient.User); ok {
+			id = identity{customer: cust, trunk: trunk}
 		}
 	}
 	if id.customer == "" {

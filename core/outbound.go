@@ -31,13 +31,8 @@ type target struct {
 // go out in the background.
 func (c *Core) dial(cmd *events.Command) (*channel, error) {
 	var targets []target
-	domain := ""
-	if set := c.cfg.Dialplans(); set != nil {
-		if cust := set.Customer(cmd.Customer); cust != nil {
-			domain = cust.Domain
-		}
-	}
-	if domain == "" {
+	domain, ok := c.cfg.Directory.Domain(cmd.Customer)
+	if !ok || domain == "" {
 		return nil, fmt.Errorf("unknown customer %q", cmd.Customer)
 	}
 	switch {

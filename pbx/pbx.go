@@ -201,7 +201,7 @@ func (p *PBX) Run(ctx context.Context) error {
 			Host:            cfg.SIPHost,
 			Port:            cfg.SIPPort,
 			TCP:             cfg.SIPTCP,
-			Dialplans:       p.store.Current,
+			Directory:       dialplans.NewDirectory(p.store.Current),
 			Sounds:          lib,
 			Publish:         bus.Publish,
 			Log:             log.With("component", "core"),

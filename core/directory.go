@@ -1,0 +1,19 @@
+package core
+
+import "net/netip"
+
+// Directory is what the core knows of the customers it serves: who may
+// register and call, which trunks send calls, and each customer's SIP
+// domain. The application supplies it (pbx adapts the dialplans); the core
+// never reads the application's rules itself.
+type Directory interface {
+	// Account returns the customer and plain password of user@domain.
+	Account(domain, user string) (customer, password string, ok bool)
+	// Trunk identifies the customer and trunk a request from src for the
+	// dialed user comes in through.
+	Trunk(src netip.AddrPort, dialed string) (customer, trunk string, ok bool)
+	// TrunkMatches reports whether src belongs to the customer's trunk.
+	TrunkMatches(customer, trunk string, src netip.AddrPort) bool
+	// Domain returns the customer's SIP domain.
+	Domain(customer string) (string, bool)
+}
