@@ -118,7 +118,7 @@ func (c *Control) fireReturn(ctx context.Context, channel string) {
 // if it is still parked and due.
 func (c *Control) ringBack(ctx context.Context, channel string) {
 	p := c.store.ParkedByChannel(channel)
-	if p == nil || p.Due.IsZero() {
+	if p == nil || p.Due.IsZero() || !c.owns(p.Customer) {
 		return
 	}
 	if now := c.now(); p.Due.After(now) {

@@ -278,7 +278,7 @@ func TestAutoReturnPersistAndRestore(t *testing.T) {
 	// A new control plane over the same store: the park and its timer are
 	// back, the leg too.
 	h2 := newReturnHarness(t, kv)
-	h2.c.restore(h2.ctx)
+	h2.c.restore(h2.ctx, func(string) bool { return true })
 	p := h2.c.State().ParkedByChannel(client)
 	if p == nil || !p.Due.Equal(rec.Due) {
 		t.Fatalf("restored %+v", p)
@@ -295,7 +295,7 @@ func TestAutoReturnPersistAndRestore(t *testing.T) {
 		}
 		return nil
 	})
-	h3.c.restore(h3.ctx)
+	h3.c.restore(h3.ctx, func(string) bool { return true })
 	h3.c.persist.flush(h3.ctx)
 	if h3.c.State().ParkedCount() != 0 || len(kv.m) != 0 {
 		t.Fatalf("stale park kept: %d in state, %d stored", h3.c.State().ParkedCount(), len(kv.m))

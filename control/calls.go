@@ -261,7 +261,7 @@ func (c *Control) onEnded(ctx context.Context, e *events.Event) {
 
 // onRegistration mirrors an account's contacts.
 func (c *Control) onRegistration(e *events.Event) {
-	if err := c.store.UpsertRegistration(&state.Registration{Customer: e.Customer, Account: e.Account, Contacts: e.Contacts}); err != nil {
+	if err := c.store.UpsertRegistration(&state.Registration{Customer: e.Customer, Account: e.Account, Node: e.Node, Contacts: e.Contacts}); err != nil {
 		c.log.Warn("store registration", "customer", e.Customer, "account", e.Account, "err", err)
 	}
 }

@@ -114,7 +114,7 @@ func TestRegistrationMirrored(t *testing.T) {
 	h := newHarness(t)
 	h.send(&events.Event{Type: events.RegistrationUpdated, Customer: "demo", Account: "333",
 		Contacts: []events.Contact{{URI: "sip:333@127.0.0.1:5070"}}})
-	if r := h.c.State().Registration("demo", "333"); r == nil || len(r.Contacts) != 1 {
+	if r := h.c.State().Registration("demo", "333", ""); r == nil || len(r.Contacts) != 1 {
 		t.Fatalf("registration: %+v", r)
 	}
 }

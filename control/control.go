@@ -49,6 +49,14 @@ type Config struct {
 	// deadlines across restarts of a control plane that runs apart from
 	// the core (see NewParkedKV).
 	Persist ParkedStore
+	// Nodes, when set, is the table of live cores: the parked calls of a
+	// core that restarts or is lost are reported lost (call.lost), and a
+	// core that (re)joins is sent every lamp.
+	Nodes *events.Nodes
+	// Cluster, when set, makes this control plane one of several: it
+	// decides only for the customers of the partitions it holds
+	// (cluster.go). It needs Persist and Nodes.
+	Cluster *Cluster
 }
 
 // DefaultWorkers is the worker count when Config.Workers is 0.
@@ -75,6 +83,13 @@ type Control struct {
 	returns   *returns // automatic retrieval (autoreturn.go)
 	returnsWG sync.WaitGroup
 	persist   *persister // nil without Config.Persist
+	nodes     *events.Nodes
+	cluster   *Cluster
+	parts     partitions
+	// lamps is the slot lamps' full-resync trigger (slots.go).
+	lamps     chan struct{}
+	startedAt time.Time
+	crashed   atomic.Bool
 }
 
 // New checks cfg and returns a Control with an empty state.
@@ -93,6 +108,14 @@ func New(cfg Config) (*Control, error) {
 	}
 	if cfg.Workers == 0 {
 		cfg.Workers = DefaultWorkers
+	}
+	if cfg.Cluster != nil {
+		if err := cfg.Cluster.validate(); err != nil {
+			return nil, err
+		}
+		if cfg.Persist == nil || cfg.Nodes == nil {
+			return nil, errors.New("control: a cluster needs Persist and Nodes")
+		}
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
@@ -117,12 +140,19 @@ func New(cfg Config) (*Control, error) {
 		returns:   newReturns(),
 		shedAfter: cfg.ShedAfter,
 		ready:     make(chan struct{}),
+		nodes:     cfg.Nodes,
+		cluster:   cfg.Cluster,
+		lamps:     make(chan struct{}, 1),
+	}
+	if cfg.Cluster != nil {
+		c.parts.held = make([]uint64, cfg.Cluster.Partitions)
 	}
 	if c.shedAfter == 0 {
 		c.shedAfter = time.Second
 	}
 	if cfg.Persist != nil {
 		c.persist = newPersister(cfg.Persist, store, cfg.Log)
+		c.persist.owns = c.owns
 	}
 	store.OnParked(c.onParkChange)
 	return c, nil
@@ -138,6 +168,7 @@ func (c *Control) State() *state.Store { return c.store }
 // Run subscribes to every event and handles them until ctx ends. Events of
 // one leg are handled in order, on one of Workers goroutines.
 func (c *Control) Run(ctx context.Context) error {
+	c.startedAt = time.Now()
 	queues := make([]*queue, c.workers)
 	var wg sync.WaitGroup
 	c.startSlots(ctx, &wg) // slot lamps and events: control/slots.go
@@ -160,8 +191,30 @@ func (c *Control) Run(ctx context.Context) error {
 	if c.persist != nil {
 		wg.Go(func() { c.persist.run(ctx) })
 	}
+	if c.nodes != nil {
+		// Changes are handed to a goroutine of this Run: the table
+		// outlives it.
+		changes := make(chan events.NodeChange, 256)
+		c.nodes.OnChange(func(ch events.NodeChange) {
+			select {
+			case changes <- ch:
+			default:
+				c.log.Error("node change dropped (queue full)", "node", ch.Node, "kind", ch.Kind)
+			}
+		})
+		wg.Go(func() {
+			for {
+				select {
+				case ch := <-changes:
+					c.onNodeChange(ctx, ch)
+				case <-ctx.Done():
+					return
+				}
+			}
+		})
+	}
 	sub, err := c.bus.SubscribeEvents(events.AllEvents, func(e *events.Event) {
-		if published(e.Type) {
+		if published(e.Type) || !c.owns(e.Customer) {
 			return
 		}
 		// A ticket must be queued before any later ticket of its worker,
@@ -175,7 +228,13 @@ func (c *Control) Run(ctx context.Context) error {
 		err = fmt.Errorf("control: subscribe: %w", err)
 	} else {
 		c.log.Info("control plane running", "workers", c.workers, "subject", events.AllEvents)
-		c.restore(ctx)
+		if c.cluster != nil {
+			first := make(chan struct{})
+			wg.Go(func() { c.runLeases(ctx, first) })
+			<-first
+		} else {
+			c.restore(ctx, func(string) bool { return true })
+		}
 		close(c.ready)
 		<-ctx.Done()
 		if sub != nil {
@@ -222,7 +281,7 @@ func published(typ string) bool {
 	switch typ {
 	case events.CallParked, events.CallRetrieved, events.CallAbandoned, events.CallReturned,
 		events.CallParkFailed, events.CallConnected, events.SlotBusy, events.SlotFree,
-		events.CallReturnFailed, events.CallForwarded:
+		events.CallReturnFailed, events.CallForwarded, events.CallLost:
 		return true
 	}
 	return false

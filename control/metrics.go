@@ -19,6 +19,8 @@ type metrics struct {
 	commandErrors *prometheus.CounterVec
 	apiRequests   *prometheus.CounterVec
 	shed          prometheus.Counter
+	partitions    prometheus.Gauge
+	lost          prometheus.Counter
 }
 
 // newMetrics creates the collectors and registers them with reg (when not
@@ -62,6 +64,14 @@ func newMetrics(reg prometheus.Registerer, store *state.Store) (*metrics, error)
 			Name: "callpark_control_shed_calls_total",
 			Help: "New calls refused with 503 because the control plane's queues lagged (control/shed.go).",
 		}),
+		partitions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "callpark_control_partitions",
+			Help: "Cluster partitions this control plane holds (control/cluster.go).",
+		}),
+		lost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "callpark_lost_parked_calls_total",
+			Help: "Parked calls lost with the node that carried their media (call.lost).",
+		}),
 	}
 	if reg == nil {
 		return m, nil
@@ -71,7 +81,7 @@ func newMetrics(reg prometheus.Registerer, store *state.Store) (*metrics, error)
 		Help: "Calls parked right now.",
 	}, func() float64 { return float64(store.ParkedCount()) })
 	var errs []error
-	for _, c := range []prometheus.Collector{parked, m.parks, m.retrieves, m.abandons, m.returns, m.parkDuration, m.events, m.commandErrors, m.apiRequests, m.shed} {
+	for _, c := range []prometheus.Collector{parked, m.parks, m.retrieves, m.abandons, m.returns, m.parkDuration, m.events, m.commandErrors, m.apiRequests, m.shed, m.partitions, m.lost} {
 		errs = append(errs, reg.Register(c))
 	}
 	return m, errors.Join(errs...)

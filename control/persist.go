@@ -34,8 +34,8 @@ const ParkedBucket = "CALLPARK_PARKED"
 // ParkedKV is a ParkedStore in a JetStream key-value bucket.
 type ParkedKV struct{ kv jetstream.KeyValue }
 
-// NewParkedKV creates (or opens) ParkedBucket on nc.
-func NewParkedKV(ctx context.Context, nc *nats.Conn) (*ParkedKV, error) {
+// NewParkedKV creates (or opens) ParkedBucket on nc with replicas copies.
+func NewParkedKV(ctx context.Context, nc *nats.Conn, replicas int) (*ParkedKV, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err
@@ -45,6 +45,7 @@ func NewParkedKV(ctx context.Context, nc *nats.Conn) (*ParkedKV, error) {
 		Description: "callpark parked calls and their automatic-return deadlines",
 		History:     1,
 		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("control: parked bucket: %w", err)
@@ -123,6 +124,8 @@ type persister struct {
 	store ParkedStore
 	state *state.Store
 	log   *slog.Logger
+	// owns, when set, says whose parks this control plane may write.
+	owns func(customer string) bool
 
 	mu      sync.Mutex
 	pending map[string]parkID
@@ -135,6 +138,9 @@ func newPersister(store ParkedStore, st *state.Store, log *slog.Logger) *persist
 
 // dirty notes that the park of p's key changed.
 func (ps *persister) dirty(p *state.Parked) {
+	if ps.owns != nil && !ps.owns(p.Customer) {
+		return // a partition handed over: its new holder keeps the store
+	}
 	ps.mu.Lock()
 	ps.pending[kvKey(p.Customer, p.Key)] = parkID{p.Customer, p.Key}
 	ps.mu.Unlock()
@@ -197,10 +203,11 @@ func (ps *persister) record(p *state.Parked) *parkedRecord {
 	return r
 }
 
-// restore loads the persisted parks into the state (each with a minimal
-// record of its leg) after a restart; the OnParked hook re-arms their
-// returns. A leg the core no longer knows is dropped.
-func (c *Control) restore(ctx context.Context) {
+// restore loads the persisted parks of the customers keep accepts into the
+// state (each with a minimal record of its leg) after a restart or a
+// partition takeover; the OnParked hook re-arms their returns. A leg the
+// core no longer knows, or whose node is gone, is reported lost.
+func (c *Control) restore(ctx context.Context, keep func(customer string) bool) {
 	if c.persist == nil {
 		return
 	}
@@ -218,14 +225,24 @@ func (c *Control) restore(ctx context.Context) {
 			c.log.Warn("dropping bad parked record", "err", err)
 			continue
 		}
+		if !keep(r.Customer) {
+			continue
+		}
 		p := &state.Parked{
 			Customer: r.Customer, Key: r.Key, Channel: r.Channel, Kind: r.Kind, Number: r.Number,
 			Code: r.Code, Parker: r.Parker, Party: r.Party, Since: r.Since, Due: r.Due, Returns: r.Returns,
 		}
 		// A side-effect-free probe: ring is refused (bad_state) on a leg
 		// that is up, and not_found for a leg that is gone.
+		if c.legGone(r.Channel) {
+			c.log.Warn("parked call lost with its node", "customer", r.Customer, "key", r.Key, "call", r.Channel)
+			c.lostRecord(p)
+			c.persist.dirty(p) // deletes it: it is not in the state
+			continue
+		}
 		if _, err := c.bus.Do(lctx, &events.Command{Op: events.OpRing, Customer: r.Customer, Call: r.Channel}); notFound(err) {
 			c.log.Info("parked call gone while the control plane was away", "customer", r.Customer, "key", r.Key, "call", r.Channel)
+			c.lostRecord(p)
 			c.persist.dirty(p) // deletes it: it is not in the state
 			continue
 		}

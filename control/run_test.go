@@ -158,7 +158,7 @@ func TestRunOverNATS(t *testing.T) {
 	defer cancel()
 	var mu sync.Mutex
 	var ops []string
-	go bus.ServeCommands(ctx, func(_ context.Context, c *events.Command) *events.Reply {
+	go bus.ServeCommands(ctx, "n1", func(_ context.Context, c *events.Command) *events.Reply {
 		mu.Lock()
 		ops = append(ops, describe(c))
 		mu.Unlock()
@@ -190,7 +190,7 @@ func TestRunOverNATS(t *testing.T) {
 		bus.Publish(&events.Event{Type: events.RegistrationUpdated, Customer: "demo", Call: "reg", Account: "999",
 			Contacts: []events.Contact{{URI: "sip:999@127.0.0.1"}}})
 		time.Sleep(10 * time.Millisecond)
-		return c.State().Registration("demo", "999") != nil
+		return c.State().Registration("demo", "999", "") != nil
 	})
 
 	// A client calls John (the fake core dials and John answers), John

@@ -26,8 +26,9 @@ import (
 //     busy when parked), and every slotResync the slots of the dialplan in
 //     force are compared with what was sent: slots added by a reload (or a
 //     changed slot_release) are sent, removed ones are sent free once.
-//     Every slotFullResync everything is sent again (the core ignores
-//     unchanged states), which repairs a core that restarted.
+//     Everything is sent again (the core ignores unchanged states) when a
+//     core joins or restarts (Config.Nodes) or a cluster partition is taken
+//     over; without a node table, every slotFullResync.
 //
 // Subscriptions live in the core and do not depend on the dialplan, so a
 // reload never drops them.
@@ -83,6 +84,9 @@ func (c *Control) runSlots(ctx context.Context, l *slotLamps) {
 	defer resync.Stop()
 	full := time.NewTicker(slotFullResync)
 	defer full.Stop()
+	if c.nodes != nil {
+		full.Stop() // announcements say when (resyncLamps)
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -99,6 +103,8 @@ func (c *Control) runSlots(ctx context.Context, l *slotLamps) {
 			c.syncSlots(ctx, l, false)
 		case <-full.C:
 			c.syncSlots(ctx, l, true)
+		case <-c.lamps:
+			c.syncSlots(ctx, l, true)
 		}
 	}
 }
@@ -106,6 +112,9 @@ func (c *Control) runSlots(ctx context.Context, l *slotLamps) {
 // slotChanged publishes a slot event and updates the slot's lamp.
 func (c *Control) slotChanged(ctx context.Context, l *slotLamps, ch slotChange) {
 	p := ch.p
+	if !c.owns(p.Customer) {
+		return // a partition handed over: not ours to tell
+	}
 	typ := events.SlotFree
 	if ch.parked {
 		typ = events.SlotBusy
@@ -136,6 +145,9 @@ func (c *Control) syncSlots(ctx context.Context, l *slotLamps, all bool) {
 	}
 	want := map[lampKey]string{}
 	for _, cust := range set.Customers() {
+		if !c.owns(cust.Name) {
+			continue
+		}
 		for number := range cust.Slots {
 			want[lampKey{cust.Name, slotEntity(cust, number)}] = number
 		}
@@ -172,6 +184,14 @@ func (c *Control) sendLamp(ctx context.Context, l *slotLamps, k lampKey, number 
 		return
 	}
 	l.sent[k] = number
+}
+
+// resyncLamps has every lamp sent again soon.
+func (c *Control) resyncLamps() {
+	select {
+	case c.lamps <- struct{}{}:
+	default:
+	}
 }
 
 // slotEntity is the SIP user a phone watches for slot number: the rule's

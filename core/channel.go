@@ -28,6 +28,9 @@ type channel struct {
 	created   time.Time
 	// linked is the conversation this leg belongs to (events.Event.Linked).
 	linked string
+	// internal legs join legs of two nodes (cluster.go): they are the
+	// core's own business, never published, and end with their partner.
+	internal bool
 
 	srv *diago.DialogServerSession
 	cli *diago.DialogClientSession
@@ -87,9 +90,13 @@ func (c *Core) newChannel(id, direction string) *channel {
 
 // event returns an event about this channel with its identity filled in.
 func (ch *channel) event(typ string) *events.Event {
+	customer := ch.customer
+	if ch.internal {
+		customer = "" // never published (Core.publish)
+	}
 	e := &events.Event{
 		Type:      typ,
-		Customer:  ch.customer,
+		Customer:  customer,
 		Call:      ch.id,
 		Linked:    ch.linked,
 		Direction: ch.direction,
@@ -194,6 +201,10 @@ func (ch *channel) finish(code int, reason string) {
 	if p := ch.peer.Swap(nil); p != nil {
 		p.peer.CompareAndSwap(ch, nil)
 		p.out.peerGone(ch)
+		if p.internal {
+			// The other node's leg has nobody left to talk to here.
+			go p.hangup(0, "")
+		}
 	}
 	ch.cancel()
 	ch.release()

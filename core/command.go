@@ -88,6 +88,15 @@ func (c *Core) handleCommand(_ context.Context, cmd *events.Command) *events.Rep
 		}
 		ch.out.music(cmd.On, cmd.Music)
 	case events.OpBridge:
+		if n := events.NodeOf(cmd.Peer); n != "" && n != c.cfg.Node {
+			if !ch.upOrAnswering() && ch.srv == nil {
+				return fail(events.ErrBadState, errors.New("leg is not up"))
+			}
+			if err := c.join(ch, cmd.Peer); err != nil {
+				return fail(events.ErrUnavailable, err)
+			}
+			break
+		}
 		peer := c.channel(cmd.Peer)
 		if peer == nil || peer.customer != ch.customer {
 			return fail(events.ErrNotFound, errNotFound)

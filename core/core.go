@@ -37,6 +37,18 @@ type Config struct {
 	TCP  bool
 	// Directory resolves accounts, trunks and domains (directory.go).
 	Directory Directory
+	// Node names this core (events.ValidNode; default "n1"). Every leg id
+	// starts with it, so commands find the core that owns a leg.
+	Node string
+	// Announce, when set, publishes the core's announcements (start,
+	// every events.AnnounceInterval, stop) for control planes and peers.
+	Announce func(*events.Announcement)
+	// Peers returns the SIP address of another node's core: legs on two
+	// nodes are joined by an internal leg between them (cluster.go).
+	Peers func(node string) (sipAddr string, ok bool)
+	// ClusterSecret signs internal legs; a request without a valid
+	// signature is never taken for one (random when empty: one node).
+	ClusterSecret []byte
 	Sounds    *sounds.Library
 	// Publish sends an event (to NATS in production).
 	Publish    func(*events.Event)
@@ -89,8 +101,13 @@ type Core struct {
 	hubsCancel context.CancelFunc
 
 	ready chan struct{}
+	// epoch is unique to this run (events.Announcement).
+	epoch   string
+	started time.Time
 	// draining refuses new calls (lame duck).
 	draining atomic.Bool
+	// crashed: stop as a dying node would, saying nothing (Crash).
+	crashed atomic.Bool
 
 	mu       sync.Mutex
 	channels map[string]*channel // by id
@@ -109,6 +126,8 @@ type Core struct {
 // identity is who sent a new INVITE.
 type identity struct {
 	customer, account, trunk string
+	// internal is the kind of an internal leg from another node (cluster.go).
+	internal string
 }
 
 // New builds a core; Run starts it.
@@ -128,6 +147,18 @@ func New(cfg Config) (*Core, error) {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "callpark"
 	}
+	if cfg.Node == "" {
+		cfg.Node = "n1"
+	}
+	if !events.ValidNode(cfg.Node) {
+		return nil, fmt.Errorf("core: invalid node name %q (lower-case letters, digits, '-')", cfg.Node)
+	}
+	if len(cfg.ClusterSecret) == 0 {
+		cfg.ClusterSecret = []byte(uuid.NewString())
+	}
+	if cfg.Peers == nil {
+		cfg.Peers = func(string) (string, bool) { return "", false }
+	}
 	cfg.Admission.defaults(cfg.Log)
 	noisy := slog.New(throttle.New(cfg.Log.Handler(), throttle.Options{}))
 	c := &Core{
@@ -140,6 +171,8 @@ func New(cfg Config) (*Core, error) {
 		byCallID: map[string]*channel{},
 		pending:  map[string]identity{},
 		ready:    make(chan struct{}),
+		epoch:    uuid.NewString(),
+		started:  time.Now().UTC(),
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
@@ -240,17 +273,24 @@ func (c *Core) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	})
+	g.Go(func() error { c.announce(ctx); return nil })
 	g.Go(func() error { return c.reg.Run(ctx) })
 	g.Go(func() error { return c.blf.Run(ctx) })
 	g.Go(func() error { return c.keepAlive(ctx, c.cfg.KeepAlive) })
 	g.Go(func() error { return c.dialogKeepAlive(ctx, c.cfg.DialogKeepAlive) })
 	g.Go(func() error {
 		<-ctx.Done()
-		c.hangupAll()
+		if !c.crashed.Load() {
+			c.hangupAll()
+		}
 		return nil
 	})
 	return g.Wait()
 }
+
+// Crash makes the coming stop (Run's ctx ending) that of a node that dies:
+// no BYE to any leg and no goodbye to the cluster. For tests of node loss.
+func (c *Core) Crash() { c.crashed.Store(true) }
 
 // Ready is closed once the SIP listeners are bound (or failed to).
 func (c *Core) Ready() <-chan struct{} { return c.ready }
@@ -280,14 +320,18 @@ func (c *Core) hangupAll() {
 	wg.Wait()
 }
 
+// Node is the core's node name.
+func (c *Core) Node() string { return c.cfg.Node }
+
 func (c *Core) publish(e *events.Event) {
 	if e.Customer == "" {
 		return
 	}
+	e.Node = c.cfg.Node
 	c.cfg.Publish(e)
 }
 
-func (c *Core) newID() string { return uuid.NewString() }
+func (c *Core) newID() string { return events.LegID(c.cfg.Node, uuid.NewString()) }
 
 func (c *Core) register(ch *channel) {
 	c.mu.Lock()

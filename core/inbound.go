@@ -60,13 +60,17 @@ func (c *Core) admit(req *sip.Request, tx sip.ServerTransaction, next sipgo.Requ
 		respond(req, tx, code, reason)
 		return
 	}
-	var id identity
-	if src, err := netip.ParseAddrPort(req.Source()); err == nil {
+	id, internal, err := c.internalIdentity(req)
+	if err != nil {
+		c.reject(req, tx, sip.StatusForbidden, "Forbidden", "bad_internal")
+		return
+	}
+	if src, err := netip.ParseAddrPort(req.Source()); err == nil && !internal {
 		if cust, trunk, ok := c.cfg.Directory.Trunk(src, req.Recipient.User); ok {
 			id = identity{customer: cust, trunk: trunk}
 		}
 	}
-	if id.customer == "" {
+	if id.customer == "" && !internal {
 		who, ok := c.reg.Authenticate(req, tx)
 		if !ok {
 			return
@@ -178,6 +182,10 @@ func (c *Core) serveInbound(d *diago.DialogServerSession) {
 	c.mu.Unlock()
 	if !ok {
 		_ = d.Respond(sip.StatusInternalServerError, "Not Admitted", nil)
+		return
+	}
+	if id.internal != "" {
+		c.serveInternal(d, id)
 		return
 	}
 	ch := c.newChannel(c.newID(), events.Inbound)

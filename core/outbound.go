@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/emiago/diago"
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
 
 	"github.com/callpark/callpark/events"
 )
@@ -25,17 +27,26 @@ var (
 type target struct {
 	uri  sip.Uri
 	dest string
+	// internal is the kind of an internal leg to another node (cluster.go).
+	internal string
 }
 
 // dial starts an outbound leg for cmd and returns it at once; the INVITEs
 // go out in the background.
 func (c *Core) dial(cmd *events.Command) (*channel, error) {
 	var targets []target
-	domain, ok := c.cfg.Directory.Domain(cmd.Customer)
-	if !ok || domain == "" {
+	if domain, ok := c.cfg.Directory.Domain(cmd.Customer); !ok || domain == "" {
 		return nil, fmt.Errorf("unknown customer %q", cmd.Customer)
 	}
 	switch {
+	case cmd.Account != "" && cmd.Via != "" && cmd.Via != c.cfg.Node:
+		// Registered through another node: reach it through that node.
+		t, err := c.internalTarget(cmd.Via, internalDial, cmd.Customer, cmd.Account)
+		if err != nil {
+			c.noisy.Warn("dial through an unknown node", "node", cmd.Via, "err", err)
+		} else {
+			targets = append(targets, t)
+		}
 	case cmd.Account != "":
 		for _, b := range c.reg.Contacts(cmd.Customer, cmd.Account) {
 			targets = append(targets, target{uri: b.Contact, dest: b.Source})
@@ -49,6 +60,13 @@ func (c *Core) dial(cmd *events.Command) (*channel, error) {
 	default:
 		return nil, errors.New("dial needs account or uri")
 	}
+	return c.startDial(cmd, targets, false)
+}
+
+// startDial starts an outbound leg to targets (an internal one when
+// internal: no events) for cmd.
+func (c *Core) startDial(cmd *events.Command, targets []target, internal bool) (*channel, error) {
+	domain, _ := c.cfg.Directory.Domain(cmd.Customer)
 	var origin *channel
 	if cmd.Call != "" {
 		origin = c.channel(cmd.Call)
@@ -60,6 +78,8 @@ func (c *Core) dial(cmd *events.Command) (*channel, error) {
 	if origin != nil {
 		b.linked = origin.linked
 	}
+	// A leg dialed for an internal leg is the other node's business too.
+	b.internal = internal || origin != nil && origin.internal
 	b.customer = cmd.Customer
 	b.account = cmd.Account
 	b.from = cmd.From
@@ -304,6 +324,13 @@ func (c *Core) dialFailed(b, origin *channel, code int, reason string) {
 	e.Reason = reason
 	c.publish(e)
 	b.finish(code, reason)
+	if origin != nil && origin.internal {
+		// The node that asked gets the failure as the final response.
+		if code < 400 {
+			code = sip.StatusTemporarilyUnavailable
+		}
+		origin.hangup(code, reasonPhrase(code))
+	}
 }
 
 // invite sends one fork of a dial.
@@ -338,6 +365,15 @@ func (c *Core) invite(ctx context.Context, t target, domain string, origin *chan
 	opts.WithCaller(cmd.From.Display, fromUser, domain)
 	if cmd.AlertInfo != "" {
 		opts.Headers = append(opts.Headers, sip.NewHeader("Alert-Info", cmd.AlertInfo))
+	}
+	if t.internal != "" {
+		// The signature covers the Call-ID: ours, set before sipgo would.
+		callID := sip.CallIDHeader(uuid.NewString())
+		d.InviteRequest.AppendHeader(&callID)
+		opts.Headers = append(opts.Headers, c.internalHeader(t.internal, cmd.Customer, string(callID), uri.User))
+		if cmd.TimeoutMs > 0 {
+			opts.Headers = append(opts.Headers, sip.NewHeader("Expires", strconv.Itoa((cmd.TimeoutMs+999)/1000)))
+		}
 	}
 	dm, err := d.Invite(ctx, opts)
 	if err != nil {

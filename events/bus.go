@@ -22,6 +22,9 @@ type Bus struct {
 	log *slog.Logger
 	// OnPublishError, when set, counts failed publishes (metrics).
 	OnPublishError func()
+	// DefaultNode gets the commands for legs whose id names no node
+	// (DefaultNode's own default: "n1", a single node's name).
+	DefaultNode string
 }
 
 // Connect dials NATS at url; opts add to the defaults (credentials).
@@ -108,10 +111,17 @@ func (b *Bus) Do(ctx context.Context, c *Command) (*Reply, error) {
 		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 	}
-	m, err := b.nc.RequestWithContext(ctx, CommandSubject(c.Op), data)
+	node := c.TargetNode()
+	if node == "" {
+		node = b.DefaultNode
+	}
+	if node == "" {
+		node = "n1"
+	}
+	m, err := b.nc.RequestWithContext(ctx, CommandSubject(node, c.Op), data)
 	if err != nil {
 		if errors.Is(err, nats.ErrNoResponders) {
-			return nil, &ReplyError{Op: c.Op, Code: ErrUnavailable, Msg: "no core is running"}
+			return nil, &ReplyError{Op: c.Op, Code: ErrUnavailable, Msg: "no core is running on node " + node}
 		}
 		return nil, fmt.Errorf("core %s: %w", c.Op, err)
 	}
@@ -125,11 +135,11 @@ func (b *Bus) Do(ctx context.Context, c *Command) (*Reply, error) {
 // CommandHandler executes one command. It runs on its own goroutine.
 type CommandHandler func(ctx context.Context, c *Command) *Reply
 
-// ServeCommands answers core commands with h until ctx ends. Each request
-// runs on its own goroutine, so a slow command (answer waits for ACK) never
-// holds up others.
-func (b *Bus) ServeCommands(ctx context.Context, h CommandHandler) error {
-	sub, err := b.nc.QueueSubscribe(CommandPrefix+".>", "core", func(m *nats.Msg) {
+// ServeCommands answers the commands for node (and for AllNodes) with h
+// until ctx ends. Each request runs on its own goroutine, so a slow command
+// (answer waits for ACK) never holds up others.
+func (b *Bus) ServeCommands(ctx context.Context, node string, h CommandHandler) error {
+	handle := func(m *nats.Msg) {
 		go func() {
 			c, err := DecodeCommand(m.Data)
 			var r *Reply
@@ -142,10 +152,42 @@ func (b *Bus) ServeCommands(ctx context.Context, h CommandHandler) error {
 				b.log.Warn("command reply failed", "err", err)
 			}
 		}()
-	})
-	if err != nil {
-		return err
+	}
+	var subs []*nats.Subscription
+	defer func() {
+		for _, s := range subs {
+			_ = s.Unsubscribe()
+		}
+	}()
+	for _, n := range []string{node, AllNodes} {
+		sub, err := b.nc.Subscribe(CorePrefix+"."+n+".cmd.>", handle)
+		if err != nil {
+			return err
+		}
+		subs = append(subs, sub)
 	}
 	<-ctx.Done()
-	return sub.Unsubscribe()
+	return nil
+}
+
+// Announce publishes a core's announcement.
+func (b *Bus) Announce(a *Announcement) {
+	if err := b.nc.Publish(AnnounceSubject(a.Node), a.Encode()); err != nil {
+		b.log.Warn("announce failed", "node", a.Node, "err", err)
+	}
+	if a.Leaving {
+		_ = b.nc.FlushTimeout(500 * time.Millisecond)
+	}
+}
+
+// SubscribeAnnouncements delivers every core's announcements to fn.
+func (b *Bus) SubscribeAnnouncements(fn func(*Announcement)) (*nats.Subscription, error) {
+	return b.nc.Subscribe(AllAnnouncements, func(m *nats.Msg) {
+		a, err := DecodeAnnouncement(m.Data)
+		if err != nil {
+			b.log.Warn("dropping bad announcement", "subject", m.Subject, "err", err)
+			return
+		}
+		fn(a)
+	})
 }

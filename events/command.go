@@ -6,7 +6,8 @@ import (
 )
 
 // Core command operations, sent by the control plane as NATS requests on
-// CommandSubject(op). The core answers each with a Reply.
+// CommandSubject(node, op) to the core owning the leg. The core answers each
+// with a Reply.
 const (
 	// OpRing sends 180 Ringing on an inbound leg.
 	OpRing = "ring"
@@ -52,6 +53,11 @@ type Command struct {
 	V        int    `json:"v"`
 	Op       string `json:"op"`
 	Customer string `json:"customer,omitempty"`
+	// Node is the core the command is for; empty means the node owning
+	// Call (NodeOf), or AllNodes for presence. A dial names the node the
+	// account registered through; a bridge of legs on two nodes is joined
+	// by an internal leg between them (the core does it).
+	Node string `json:"node,omitempty"`
 	// Call is the leg the command acts on.
 	Call string `json:"call,omitempty"`
 	// Peer is the second leg of bridge.
@@ -73,6 +79,9 @@ type Command struct {
 	AlertInfo string `json:"alert_info,omitempty"`
 	TimeoutMs int    `json:"timeout_ms,omitempty"`
 	Bridge    bool   `json:"bridge,omitempty"`
+	// Via is the node Account registered through, when it is not the node
+	// the dial is for: the core reaches the contacts through that node.
+	Via string `json:"via,omitempty"`
 	// ReferID names the REFER to notify.
 	ReferID string `json:"refer_id,omitempty"`
 	// Target is the entity of presence.
@@ -128,10 +137,71 @@ func DecodeCommand(data []byte) (*Command, error) {
 	if c.V != Version {
 		return nil, fmt.Errorf("unsupported command version %d", c.V)
 	}
-	if c.Op == "" {
-		return nil, fmt.Errorf("command without op")
+	if err := c.Validate(); err != nil {
+		return nil, err
 	}
 	return &c, nil
+}
+
+// Validate checks that c has what its Op needs.
+func (c *Command) Validate() error {
+	need := func(ok bool, what string) error {
+		if !ok {
+			return fmt.Errorf("%s command without %s", c.Op, what)
+		}
+		return nil
+	}
+	if c.Node != "" && c.Node != AllNodes && !ValidNode(c.Node) {
+		return fmt.Errorf("%s command for invalid node %q", c.Op, c.Node)
+	}
+	switch c.Op {
+	case "":
+		return fmt.Errorf("command without op")
+	case OpRing, OpAnswer, OpHangup, OpMusic, OpUnbridge:
+		return need(c.Call != "", "call")
+	case OpReject:
+		if err := need(c.Call != "", "call"); err != nil {
+			return err
+		}
+		return need(c.Code >= 400 && c.Code <= 699, "a 4xx-6xx code")
+	case OpPlay:
+		if err := need(c.Call != "", "call"); err != nil {
+			return err
+		}
+		return need(len(c.Prompts) > 0, "prompts")
+	case OpBridge:
+		if err := need(c.Call != "", "call"); err != nil {
+			return err
+		}
+		return need(c.Peer != "" && c.Peer != c.Call, "a peer other than call")
+	case OpReferNotify:
+		if err := need(c.Call != "", "call"); err != nil {
+			return err
+		}
+		return need(c.ReferID != "", "refer_id")
+	case OpDial:
+		if err := need(c.Customer != "", "customer"); err != nil {
+			return err
+		}
+		return need(c.Account != "" || c.URI != "", "account or uri")
+	case OpPresence:
+		if err := need(c.Customer != "", "customer"); err != nil {
+			return err
+		}
+		return need(c.Target != "", "target")
+	}
+	return fmt.Errorf("unknown op %q", c.Op)
+}
+
+// TargetNode returns the node c is addressed to.
+func (c *Command) TargetNode() string {
+	switch {
+	case c.Node != "":
+		return c.Node
+	case c.Op == OpPresence:
+		return AllNodes
+	}
+	return NodeOf(c.Call)
 }
 
 // Encode returns the versioned JSON of r.

@@ -46,6 +46,9 @@ const (
 	CallReturned   = "call.returned"
 	CallParkFailed = "call.park_failed"
 	CallConnected  = "call.connected"
+	// CallLost: a parked call's media was on a node that died or
+	// restarted; the park is gone (its slot is free).
+	CallLost = "call.lost"
 	SlotBusy       = "slot.busy"
 	SlotFree       = "slot.free"
 )
@@ -118,8 +121,10 @@ type Event struct {
 	// Customer owns the leg; empty only for requests the core could not
 	// attribute (they are never published).
 	Customer string `json:"customer"`
-	// Call is the leg (channel) id.
+	// Call is the leg (channel) id; it names its node (NodeOf).
 	Call string `json:"call"`
+	// Node is the node whose core published a core event.
+	Node string `json:"node,omitempty"`
 	// Peer is a related leg: the inbound leg an outbound one was dialed for,
 	// or the leg this one is bridged with.
 	Peer string `json:"peer,omitempty"`

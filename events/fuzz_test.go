@@ -45,7 +45,7 @@ func TestSubjects(t *testing.T) {
 	if got, want := e.Subject(), "callpark.v1.events.de_mo.a_b.call.parked"; got != want {
 		t.Fatalf("subject %q, want %q", got, want)
 	}
-	if got := CommandSubject(OpDial); got != "callpark.v1.core.cmd.dial" {
+	if got := CommandSubject("n1", OpDial); got != "callpark.v1.core.n1.cmd.dial" {
 		t.Fatalf("command subject %q", got)
 	}
 	if _, err := DecodeEvent([]byte(`{"v":2,"type":"call.started"}`)); err == nil {

@@ -3,6 +3,7 @@ package events
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"sync"
 	"time"
@@ -23,6 +24,20 @@ type ServerConfig struct {
 	// password, each with its permissions): an anonymous client is refused.
 	// Empty leaves the server open, for tests of this package's callers.
 	Users []*server.User
+	// Name names the server (each server of a cluster needs its own).
+	Name string
+	// Cluster, when set, joins the server to a NATS cluster.
+	Cluster *ClusterConfig
+}
+
+// ClusterConfig is an embedded server's part in a NATS cluster: JetStream
+// is then clustered too (replicated streams and KV buckets).
+type ClusterConfig struct {
+	Name string // the cluster's name, the same on every server
+	Host string // the route listener (default: Host)
+	Port int
+	// Routes are the other servers' route URLs (nats-route://host:port).
+	Routes []string
 }
 
 // Server is an embedded nats-server.
@@ -46,6 +61,17 @@ func RunServer(cfg ServerConfig) (*Server, error) {
 		MaxPayload: 1 << 20,
 		Users:      cfg.Users,
 	}
+	opts.ServerName = cfg.Name
+	if cl := cfg.Cluster; cl != nil {
+		opts.Cluster = server.ClusterOpts{Name: cl.Name, Host: cmpOr(cl.Host, cfg.Host), Port: cl.Port}
+		for _, r := range cl.Routes {
+			u, err := url.Parse(r)
+			if err != nil {
+				return nil, fmt.Errorf("nats: route %q: %w", r, err)
+			}
+			opts.Routes = append(opts.Routes, u)
+		}
+	}
 	if cfg.JetStream {
 		opts.JetStream = true
 		dir := cfg.StoreDir
@@ -68,6 +94,13 @@ func RunServer(cfg ServerConfig) (*Server, error) {
 		return nil, fmt.Errorf("nats: embedded server not ready on %s:%d", cfg.Host, cfg.Port)
 	}
 	return &Server{Server: s, opts: opts}, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // SetUsers replaces the users let in (a dialplan reload adds, removes or

@@ -13,9 +13,10 @@ const (
 	// EventsPrefix is the root of all event subjects:
 	// callpark.v1.events.<customer>.<call>.<type>.
 	EventsPrefix = "callpark." + subjectVer + ".events"
-	// CommandPrefix is the root of core command subjects:
-	// callpark.v1.core.cmd.<op>.
-	CommandPrefix = "callpark." + subjectVer + ".core.cmd"
+	// CorePrefix is the root of the core's subjects: commands
+	// callpark.v1.core.<node>.cmd.<op> and announcements
+	// callpark.v1.core.<node>.hello.
+	CorePrefix = "callpark." + subjectVer + ".core"
 	// AllEvents matches every event of every customer.
 	AllEvents = EventsPrefix + ".>"
 )
@@ -32,8 +33,21 @@ func CustomerEvents(customer string) string {
 	return EventsPrefix + "." + token(customer) + ".>"
 }
 
-// CommandSubject returns the subject of a core command.
-func CommandSubject(op string) string { return CommandPrefix + "." + op }
+// AllNodes addresses a command to every core (presence): each executes it
+// and the first reply is the answer.
+const AllNodes = "all"
+
+// CommandSubject returns the subject of command op for the core of node
+// (or AllNodes).
+func CommandSubject(node, op string) string {
+	return CorePrefix + "." + token(node) + ".cmd." + op
+}
+
+// AnnounceSubject is where the core of node announces itself.
+func AnnounceSubject(node string) string { return CorePrefix + "." + token(node) + ".hello" }
+
+// AllAnnouncements matches every core's announcements.
+const AllAnnouncements = CorePrefix + ".*.hello"
 
 // token makes s safe as one subject token: NATS forbids '.', '*', '>' and
 // white space inside a token.

@@ -2,13 +2,36 @@ package pbx
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/callpark/callpark/core/ban"
+	"github.com/callpark/callpark/events"
 )
+
+// Cluster is this process's part in a callpark cluster: every node runs
+// core and control; NATS (its cluster and JetStream) is what they share.
+type Cluster struct {
+	// Name of the NATS cluster of the embedded servers (default "callpark").
+	Name string
+	// Port is the embedded NATS server's route port; Routes the other
+	// nodes' (nats-route://host:port). Both empty with an external NATS
+	// cluster (NATSURL).
+	Port   int
+	Routes []string
+	// Secret signs the internal legs between nodes' cores; every node
+	// needs the same.
+	Secret string
+	// Replicas of the KV buckets (default 3 in a cluster of servers, 1
+	// for a single one).
+	Replicas int
+	// Partitions the customers are split into among the control planes
+	// (default control.DefaultPartitions); every node must agree.
+	Partitions int
+}
 
 // Roles a process can take.
 const (
@@ -20,6 +43,12 @@ const (
 // Config is everything a callpark process needs.
 type Config struct {
 	Role string
+	// Node names this process in a cluster (events.ValidNode; default
+	// "n1"). Every node needs its own: leg ids and command subjects carry it.
+	Node string
+	// Cluster, when set, makes this process one node of a callpark
+	// cluster (see Cluster).
+	Cluster *Cluster
 	// SIPHost and SIPPort are the SIP listen address (UDP, and TCP if SIPTCP).
 	SIPHost string
 	SIPPort int
@@ -106,6 +135,26 @@ func (c *Config) Validate() error {
 	}
 	if c.Role == RoleControl && c.NATSURL == "" {
 		return errors.New("the control role needs --nats (the core's NATS server)")
+	}
+	if c.Node == "" {
+		c.Node = "n1"
+	}
+	if !events.ValidNode(c.Node) {
+		return fmt.Errorf("invalid node name %q: lower-case letters, digits and '-'", c.Node)
+	}
+	if cl := c.Cluster; cl != nil {
+		if cl.Secret == "" {
+			return errors.New("a cluster needs a secret shared by its nodes (internal legs are signed with it)")
+		}
+		if cl.Name == "" {
+			cl.Name = "callpark"
+		}
+		if cl.Replicas == 0 {
+			cl.Replicas = 1
+			if len(cl.Routes) > 0 || c.NATSURL != "" {
+				cl.Replicas = 3
+			}
+		}
 	}
 	if c.SIPHost == "" {
 		c.SIPHost = "127.0.0.1"

@@ -104,7 +104,7 @@ func TestEmbeddedNATSIsLocked(t *testing.T) {
 	// acme tries to hang up demo's call through the core.
 	cmd := events.Command{Op: events.OpHangup, Call: ev.Call}
 	data, _ := cmd.Encode()
-	if _, err := acme.Request(events.CommandSubject(events.OpHangup), data, time.Second); err == nil {
+	if _, err := acme.Request(events.CommandSubject("n1", events.OpHangup), data, time.Second); err == nil {
 		t.Fatal("acme's core command was answered")
 	}
 	expectViolation(t, acmeErrs, "acme sending a core command")

@@ -41,6 +41,7 @@ type PBX struct {
 	control *control.Control
 	console *console.Server
 	webAddr net.Addr
+	nodes   *events.Nodes
 	ready   chan struct{}
 }
 
@@ -107,8 +108,12 @@ func (p *PBX) Run(ctx context.Context) error {
 			return err
 		}
 		users := func(set *dialplans.Set) []*server.User { return api.Users(set, p.cfg.NATSUser, p.cfg.NATSPassword) }
-		ns, err := events.RunServer(events.ServerConfig{Host: cfg.NATSHost, Port: cfg.NATSPort, JetStream: true,
-			StoreDir: cfg.NATSStoreDir, Users: users(p.store.Current())})
+		sc := events.ServerConfig{Host: cfg.NATSHost, Port: cfg.NATSPort, JetStream: true,
+			StoreDir: cfg.NATSStoreDir, Users: users(p.store.Current()), Name: cfg.Node}
+		if cl := cfg.Cluster; cl != nil && cl.Port != 0 {
+			sc.Cluster = &events.ClusterConfig{Name: cl.Name, Port: cl.Port, Routes: cl.Routes}
+		}
+		ns, err := events.RunServer(sc)
 		if err != nil {
 			return err
 		}
@@ -133,6 +138,14 @@ func (p *PBX) Run(ctx context.Context) error {
 	}
 	p.bus = bus
 	defer bus.Close()
+	bus.DefaultNode = cfg.Node
+	// Every core announces itself; the table of live nodes serves the
+	// core (where other nodes are) and the control plane (who is gone).
+	nodes := events.NewNodes()
+	p.nodes = nodes
+	if _, err := bus.SubscribeAnnouncements(nodes.Observe); err != nil {
+		return err
+	}
 	publishErrors := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "callpark_event_publish_errors_total", Help: "Events that could not be published to NATS.",
 	})
@@ -141,16 +154,27 @@ func (p *PBX) Run(ctx context.Context) error {
 	}
 	bus.OnPublishError = publishErrors.Inc
 	if cfg.Role != RoleCore {
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := bus.EnsureStream(sctx, cfg.EventRetention)
-		cancel()
+		err := jetStreamRetry(ctx, cfg.Cluster != nil, func(sctx context.Context) error {
+			return bus.EnsureStream(sctx, cfg.EventRetention)
+		})
 		if err != nil {
 			log.Warn("no JetStream event stream (events still flow live)", "err", err)
+		}
+	}
+	var locations *control.LocationsKV
+	if cl := cfg.Cluster; cl != nil {
+		err := jetStreamRetry(ctx, true, func(sctx context.Context) (err error) {
+			locations, err = control.NewLocationsKV(sctx, bus.Conn(), cl.Replicas)
+			return err
+		})
+		if err != nil {
+			return err
 		}
 	}
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { p.store.Watch(ctx, cfg.ReloadInterval); return nil })
+	g.Go(func() error { nodes.Run(ctx); return nil })
 
 	if cfg.Role != RoleControl {
 		lib, err := sounds.Load(log.With("component", "sounds"))
@@ -202,8 +226,12 @@ func (p *PBX) Run(ctx context.Context) error {
 			Port:            cfg.SIPPort,
 			TCP:             cfg.SIPTCP,
 			Directory:       dialplans.NewDirectory(p.store.Current),
+			Node:            cfg.Node,
+			Announce:        bus.Announce,
+			Peers:           nodes.Addr,
+			ClusterSecret:   clusterSecret(cfg.Cluster),
 			Sounds:          lib,
-			Publish:         bus.Publish,
+			Publish:         publishVia(bus, locations, log),
 			Log:             log.With("component", "core"),
 			Registerer:      cfg.Registerer,
 			Registrar:       registrar.Options{MinExpires: cfg.RegistrarMinExpires},
@@ -214,21 +242,43 @@ func (p *PBX) Run(ctx context.Context) error {
 		}
 		p.core = c
 		g.Go(func() error { return c.Run(ctx) })
-		g.Go(func() error { return bus.ServeCommands(ctx, c.HandleCommand) })
+		g.Go(func() error { return bus.ServeCommands(ctx, cfg.Node, c.HandleCommand) })
 	}
 	if cfg.Role != RoleCore {
 		var persist control.ParkedStore
-		if cfg.Role == RoleControl {
-			// Apart from the core, parked calls outlive this process: keep
-			// them (and their automatic-return deadlines) in JetStream.
-			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			kv, err := control.NewParkedKV(sctx, bus.Conn())
-			cancel()
-			if err != nil {
-				log.Warn("parked calls will not survive a restart", "err", err)
-			} else {
-				persist = kv
+		var cluster *control.Cluster
+		if cfg.Role == RoleControl || cfg.Cluster != nil {
+			// Apart from the core, or in a cluster, parked calls outlive
+			// this process: keep them (and their automatic-return
+			// deadlines) in JetStream.
+			replicas := 1
+			if cfg.Cluster != nil {
+				replicas = cfg.Cluster.Replicas
 			}
+			var kv *control.ParkedKV
+			err := jetStreamRetry(ctx, cfg.Cluster != nil, func(sctx context.Context) (err error) {
+				kv, err = control.NewParkedKV(sctx, bus.Conn(), replicas)
+				return err
+			})
+			switch {
+			case err == nil:
+				persist = kv
+			case cfg.Cluster != nil:
+				return err
+			default:
+				log.Warn("parked calls will not survive a restart", "err", err)
+			}
+		}
+		if cl := cfg.Cluster; cl != nil {
+			var leases *control.LeasesKV
+			err := jetStreamRetry(ctx, true, func(sctx context.Context) (err error) {
+				leases, err = control.NewLeasesKV(sctx, bus.Conn(), cl.Replicas)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			cluster = &control.Cluster{Node: cfg.Node, Leases: leases, Locations: locations, Partitions: cl.Partitions}
 		}
 		ctl, err := control.New(control.Config{
 			Bus:        bus,
@@ -237,6 +287,8 @@ func (p *PBX) Run(ctx context.Context) error {
 			Registerer: cfg.Registerer,
 			Persist:    persist,
 			ShedAfter:  cfg.ShedAfter,
+			Nodes:      nodes,
+			Cluster:    cluster,
 		})
 		if err != nil {
 			return err

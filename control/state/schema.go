@@ -91,7 +91,7 @@ func parkedTable() *memdb.TableSchema {
 }
 
 // registrationsTable mirrors registration.updated events: the contacts of
-// each account.
+// each account registered through each node.
 func registrationsTable() *memdb.TableSchema {
 	return &memdb.TableSchema{
 		Name: TableRegistrations,
@@ -103,6 +103,7 @@ func registrationsTable() *memdb.TableSchema {
 					Indexes: []memdb.Indexer{
 						&memdb.StringFieldIndex{Field: "Customer"},
 						&memdb.StringFieldIndex{Field: "Account"},
+						&memdb.StringFieldIndex{Field: "Node"},
 					},
 				},
 			},

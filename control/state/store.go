@@ -3,6 +3,7 @@ package state
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -352,30 +353,62 @@ func (s *Store) RandomNumber(customer string, digits int, rnd Intn) (string, err
 	return "", ErrNoNumber
 }
 
-// UpsertRegistration stores the contacts of an account; none deletes it.
+// UpsertRegistration stores the contacts of an account through a node;
+// none deletes them.
 func (s *Store) UpsertRegistration(r *Registration) error {
+	r = r.Copy()
+	r.Node = nodeKey(r.Node)
 	txn := s.db.Txn(true)
 	defer txn.Abort()
 	if len(r.Contacts) == 0 {
-		if _, err := txn.DeleteAll(TableRegistrations, IndexID, r.Customer, r.Account); err != nil {
+		if _, err := txn.DeleteAll(TableRegistrations, IndexID, r.Customer, r.Account, r.Node); err != nil {
 			return fmt.Errorf("state: delete registration: %w", err)
 		}
-	} else if err := txn.Insert(TableRegistrations, r.Copy()); err != nil {
+	} else if err := txn.Insert(TableRegistrations, r); err != nil {
 		return fmt.Errorf("state: upsert registration: %w", err)
 	}
 	txn.Commit()
 	return nil
 }
 
-// Registration returns a copy of the contacts of an account, or nil.
-func (s *Store) Registration(customer, account string) *Registration {
+// Registration returns a copy of the contacts of an account through node,
+// or nil.
+func (s *Store) Registration(customer, account, node string) *Registration {
 	txn := s.db.Txn(false)
 	defer txn.Abort()
-	o, err := txn.First(TableRegistrations, IndexID, customer, account)
+	o, err := txn.First(TableRegistrations, IndexID, customer, account, nodeKey(node))
 	if err != nil || o == nil {
 		return nil
 	}
-	return o.(*Registration).Copy()
+	r := o.(*Registration).Copy()
+	r.Node = node
+	return r
+}
+
+// nodeKey is how a node is indexed: memdb indexes no empty string.
+func nodeKey(node string) string {
+	if node == "" {
+		return "-"
+	}
+	return node
+}
+
+// RegisteredVia returns the nodes an account has contacts registered
+// through, sorted.
+func (s *Store) RegisteredVia(customer, account string) []string {
+	txn := s.db.Txn(false)
+	defer txn.Abort()
+	var nodes []string
+	for _, r := range collectTxn[Registration](txn, TableRegistrations, IndexCustomer, customer) {
+		if r.Account == account {
+			if r.Node == "-" {
+				r.Node = ""
+			}
+			nodes = append(nodes, r.Node)
+		}
+	}
+	slices.Sort(nodes)
+	return nodes
 }
 
 // channelTxn returns the stored (shared, read-only) channel id, or nil.

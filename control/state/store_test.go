@@ -260,17 +260,17 @@ func TestRegistrations(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Contacts[0].URI = "changed"
-	got := s.Registration("demo", "333")
+	got := s.Registration("demo", "333", "")
 	if got == nil || got.Contacts[0].URI != "sip:333@127.0.0.1:5070" {
 		t.Fatalf("Registration = %+v", got)
 	}
-	if s.Registration("acme", "333") != nil {
+	if s.Registration("acme", "333", "") != nil {
 		t.Fatal("registration crossed customers")
 	}
 	if err := s.UpsertRegistration(&Registration{Customer: "demo", Account: "333"}); err != nil {
 		t.Fatal(err)
 	}
-	if s.Registration("demo", "333") != nil {
+	if s.Registration("demo", "333", "") != nil {
 		t.Fatal("empty contacts did not delete")
 	}
 }

@@ -124,10 +124,12 @@ func RandomKey(number string) string { return "*" + number }
 // SlotKey is the park key of a slot: "slot:" + slot.
 func SlotKey(slot string) string { return "slot:" + slot }
 
-// Registration is the set of contacts an account has registered.
+// Registration is the set of contacts an account has registered through
+// one node ("" on a single node that names none).
 type Registration struct {
 	Customer string
 	Account  string
+	Node     string
 	Contacts []events.Contact
 }
 

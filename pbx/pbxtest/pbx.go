@@ -2,6 +2,7 @@ package pbxtest
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -28,6 +29,10 @@ type PBX struct {
 	Registry *prometheus.Registry
 	Events   *Recorder
 	Config   pbx.Config
+
+	cancel   context.CancelFunc
+	done     chan error
+	stopOnce sync.Once
 }
 
 // ServiceAuth is the NATS option that connects as the callpark processes'
@@ -94,6 +99,14 @@ func FreePort(t testing.TB) int {
 // and stops it when the test ends.
 func Start(t testing.TB, opts ...Option) *PBX {
 	t.Helper()
+	tp := launch(t, Config(t, opts...))
+	tp.wait(t, 15*time.Second)
+	return tp
+}
+
+// Config is the config Start uses: free ports, the sample dialplans, a
+// fresh registry, test timings; opts change it.
+func Config(t testing.TB, opts ...Option) pbx.Config {
 	reg := prometheus.NewRegistry()
 	cfg := pbx.Config{
 		SIPHost:             "127.0.0.1",
@@ -116,6 +129,13 @@ func Start(t testing.TB, opts ...Option) *PBX {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	return cfg
+}
+
+// launch starts a PBX with cfg (not yet waited for) and stops it when the
+// test ends.
+func launch(t testing.TB, cfg pbx.Config) *PBX {
+	t.Helper()
 	p, err := pbx.New(cfg)
 	if err != nil {
 		t.Fatalf("pbx: %v", err)
@@ -123,30 +143,57 @@ func Start(t testing.TB, opts ...Option) *PBX {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	select {
-	case <-p.Ready():
-	case err := <-done:
-		cancel()
-		t.Fatalf("pbx did not start: %v", err)
-	case <-time.After(15 * time.Second):
-		cancel()
-		t.Fatal("pbx did not start in time")
-	}
-	tp := &PBX{PBX: p, Addr: net.JoinHostPort(cfg.SIPHost, itoa(cfg.SIPPort)), Registry: reg, Config: cfg}
-	rec, err := Record(p.Bus(), events.AllEvents)
-	if err != nil {
+	reg, _ := cfg.Registerer.(*prometheus.Registry)
+	tp := &PBX{PBX: p, Addr: net.JoinHostPort(cfg.SIPHost, itoa(cfg.SIPPort)), Registry: reg, Config: cfg,
+		cancel: cancel, done: done}
+	t.Cleanup(func() { tp.stop(t) })
+	return tp
+}
+
+// wait waits until the PBX is ready and starts recording its events.
+func (tp *PBX) wait(t testing.TB, within time.Duration) {
+	t.Helper()
+	if err := tp.waitErr(within); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func (tp *PBX) waitErr(within time.Duration) error {
+	select {
+	case <-tp.Ready():
+	case err := <-tp.done:
+		tp.cancel()
+		return fmt.Errorf("pbx %s did not start: %v", tp.Config.Node, err)
+	case <-time.After(within):
+		tp.cancel()
+		return fmt.Errorf("pbx %s did not start in time", tp.Config.Node)
+	}
+	rec, err := Record(tp.Bus(), events.AllEvents)
+	if err != nil {
+		return err
+	}
 	tp.Events = rec
-	t.Cleanup(func() {
-		cancel()
+	return nil
+}
+
+// stop ends the PBX (once) and waits for Run to return.
+func (tp *PBX) stop(t testing.TB) {
+	tp.stopOnce.Do(func() {
+		tp.cancel()
 		select {
-		case <-done:
+		case <-tp.done:
 		case <-time.After(10 * time.Second):
 			t.Error("pbx did not stop in time")
 		}
 	})
-	return tp
+}
+
+// Kill stops the PBX as a node that dies: no BYE, no goodbye to the
+// cluster, its embedded NATS server gone.
+func (tp *PBX) Kill(t testing.TB) {
+	t.Helper()
+	tp.Crash()
+	tp.stop(t)
 }
 
 func testLogger() *slog.Logger {

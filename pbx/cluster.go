@@ -1,0 +1,78 @@
+package pbx
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/callpark/callpark/control"
+	"github.com/callpark/callpark/events"
+)
+
+// Nodes is the table of live nodes, once Ready.
+func (p *PBX) Nodes() *events.Nodes { return p.nodes }
+
+// jetStreamRetry runs fn until it succeeds: a clustered JetStream takes a
+// few seconds to elect its leaders after the servers start (30 s at most);
+// a single server gets one 10 s try. Until a clustered JetStream has its
+// meta leader its API does not answer at all: short tries.
+func jetStreamRetry(ctx context.Context, clustered bool, fn func(context.Context) error) error {
+	deadline := time.Now().Add(30 * time.Second)
+	try := 10 * time.Second
+	if clustered {
+		try = 2 * time.Second
+	}
+	for {
+		sctx, cancel := context.WithTimeout(ctx, try)
+		err := fn(sctx)
+		cancel()
+		if err == nil || !clustered || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// clusterSecret is what signs internal legs (nil: the core picks one).
+func clusterSecret(cl *Cluster) []byte {
+	if cl == nil {
+		return nil
+	}
+	return []byte(cl.Secret)
+}
+
+// publishVia publishes the core's events; in a cluster it also keeps this
+// node's registrations in the location bucket, where a control plane that
+// takes a partition over finds them.
+func publishVia(bus *events.Bus, locations *control.LocationsKV, log *slog.Logger) func(*events.Event) {
+	if locations == nil {
+		return bus.Publish
+	}
+	return func(e *events.Event) {
+		bus.Publish(e)
+		if e.Type != events.RegistrationUpdated {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := locations.Put(ctx, e); err != nil {
+			log.Warn("registration not stored in the location bucket", "account", e.Account, "err", err)
+		}
+	}
+}
+
+// Crash makes the coming stop (Run's ctx ending) that of a node that dies:
+// no BYE, no goodbye announcement, no lease given up. For tests of node
+// loss; the embedded NATS server still shuts down (its routes drop).
+func (p *PBX) Crash() {
+	if p.core != nil {
+		p.core.Crash()
+	}
+	if p.control != nil {
+		p.control.Crash()
+	}
+}

@@ -1,0 +1,63 @@
+package pbxtest
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/callpark/callpark/pbx"
+)
+
+// StartCluster runs n callpark nodes ("a", "b", ...) in this process, each
+// with its own SIP port and embedded NATS server, the servers clustered
+// (routes and JetStream, KV buckets replicated on min(n, 3)), and waits
+// until every node is ready. opts apply to every node.
+func StartCluster(t testing.TB, n int, opts ...Option) []*PBX {
+	t.Helper()
+	type ports struct{ client, route int }
+	ps := make([]ports, n)
+	for i := range ps {
+		ps[i] = ports{FreePort(t), FreePort(t)}
+	}
+	secret := fmt.Sprintf("cluster-secret-%d", time.Now().UnixNano())
+	nodes := make([]*PBX, n)
+	for i := range n {
+		var routes []string
+		for j := range n {
+			if j != i {
+				routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ps[j].route))
+			}
+		}
+		cfg := Config(t, opts...)
+		cfg.Node = string(rune('a' + i))
+		cfg.NATSPort = ps[i].client
+		cfg.NATSPassword = secret // one service password on every server
+		cfg.Cluster = &pbx.Cluster{Port: ps[i].route, Routes: routes, Secret: secret, Replicas: min(n, 3)}
+		nodes[i] = launch(t, cfg)
+	}
+	// The nodes wait for each other (a clustered JetStream needs its
+	// quorum): wait for them together.
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i, p := range nodes {
+		wg.Go(func() { errs[i] = p.waitErr(60 * time.Second) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return nodes
+}
+
+// Owner returns the node whose control plane decides for customer now.
+func Owner(nodes []*PBX, customer string) *PBX {
+	for _, p := range nodes {
+		if c := p.Control(); c != nil && c.Owns(customer) {
+			return p
+		}
+	}
+	return nil
+}
