@@ -49,7 +49,7 @@ type Config struct {
 	// ClusterSecret signs internal legs; a request without a valid
 	// signature is never taken for one (random when empty: one node).
 	ClusterSecret []byte
-	Sounds    *sounds.Library
+	Sounds        *sounds.Library
 	// Publish sends an event (to NATS in production).
 	Publish    func(*events.Event)
 	Log        *slog.Logger

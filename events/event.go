@@ -49,8 +49,8 @@ const (
 	// CallLost: a parked call's media was on a node that died or
 	// restarted; the park is gone (its slot is free).
 	CallLost = "call.lost"
-	SlotBusy       = "slot.busy"
-	SlotFree       = "slot.free"
+	SlotBusy = "slot.busy"
+	SlotFree = "slot.free"
 )
 
 // Event types of automatic retrieval, published by the control plane. A
