@@ -222,6 +222,9 @@ func (c *Control) onNodeChange(ctx context.Context, ch events.NodeChange) {
 // nodeGone reports the calls parked on node lost and forgets its legs; a
 // leg elsewhere bridged with one of them is hung up.
 func (c *Control) nodeGone(ctx context.Context, node string) {
+	if n := c.store.DeleteRegistrationsVia(node); n > 0 {
+		c.log.Info("registrations through a lost node forgotten", "node", node, "accounts", n)
+	}
 	for _, ch := range c.store.Channels() {
 		if events.NodeOf(ch.ID) != node || !c.owns(ch.Customer) {
 			continue
@@ -251,17 +254,33 @@ func (c *Control) legGone(leg string) bool {
 // the leg it is dialed for when the account registered there, else the
 // first other node it registered through ("" : the leg's own).
 func (c *Control) via(customer, account, leg string) string {
-	nodes := c.store.RegisteredVia(customer, account)
 	here := events.NodeOf(leg)
-	for _, n := range nodes {
+	var others []string
+	for _, n := range c.store.RegisteredVia(customer, account) {
 		if n == here || n == "" {
 			return ""
 		}
+		if c.nodes == nil || c.nodes.Alive(n) {
+			others = append(others, n)
+		}
 	}
-	if len(nodes) == 0 {
+	if len(others) == 0 {
 		return ""
 	}
-	return nodes[0]
+	return others[0]
+}
+
+// onRinging: a leg dialed for a caller on another node rings; that node's
+// core cannot know it, so the caller is sent 180 from here (on one node
+// the core does it itself).
+func (c *Control) onRinging(ctx context.Context, e *events.Event) {
+	peer := events.NodeOf(e.Peer)
+	if peer == "" || peer == e.Node || e.Node == "" {
+		return
+	}
+	if ch := c.store.Channel(e.Peer); ch != nil && ch.Direction == events.Inbound && ch.State == state.StateRinging {
+		c.do(ctx, e.Customer, &events.Command{Op: events.OpRing, Call: e.Peer})
+	}
 }
 
 // lostRecord reports a persisted park whose leg is gone.

@@ -21,8 +21,9 @@ const (
 // The reply is never nil.
 func (c *Control) do(ctx context.Context, customer string, cmd *events.Command) (*events.Reply, error) {
 	cmd.Customer = customer
-	if cmd.Op == events.OpDial && cmd.Account != "" && cmd.Via == "" {
-		cmd.Via = c.via(customer, cmd.Account, cmd.Call)
+	if cmd.Op == events.OpDial && cmd.Account != "" && cmd.Node == "" {
+		// To the node the phone registered through (cluster.go).
+		cmd.Node = c.via(customer, cmd.Account, cmd.Call)
 	}
 	r, err := c.bus.Do(ctx, cmd)
 	if r == nil {

@@ -380,6 +380,8 @@ func (c *Control) HandleEvent(ctx context.Context, e *events.Event) {
 	switch e.Type {
 	case events.CallStarted:
 		c.onStarted(ctx, e)
+	case events.CallRinging:
+		c.onRinging(ctx, e)
 	case events.CallAnswered:
 		c.onAnswered(e)
 	case events.CallHeld:

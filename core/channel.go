@@ -28,6 +28,9 @@ type channel struct {
 	created   time.Time
 	// linked is the conversation this leg belongs to (events.Event.Linked).
 	linked string
+	// dialedFor is the leg an outbound leg was dialed for (maybe on
+	// another node); events name it as Peer.
+	dialedFor string
 	// internal legs join legs of two nodes (cluster.go): they are the
 	// core's own business, never published, and end with their partner.
 	internal bool

@@ -21,13 +21,14 @@ import (
 // A leg on one node meets a leg on another through an internal leg: a SIP
 // dialog between the two cores, its RTP between their media, so the parked
 // caller's own dialog never moves (no re-INVITE towards a carrier that may
-// refuse one). Two kinds:
+// refuse one). INVITE sip:<leg id>@<owner node> asks the owner to answer
+// the internal leg and bridge it with its leg ("join"). A core joins
 //
-//   - join: INVITE sip:<leg id>@<owner node> — the owner answers and bridges
-//     the internal leg with its leg (a bridge command naming a remote peer).
-//   - dial: INVITE sip:<account>@<node> — that node forks to the account's
-//     contacts registered through it and relays ringing, answer or failure
-//     (a dial command whose Via is that node).
+//   - on a bridge command whose Peer is on another node (a call parked on
+//     node A retrieved by a phone on node B: B joins A's parked leg);
+//   - when a leg it dialed for a leg of another node answers (a dial is
+//     sent to the node the account registered through, with Call on the
+//     caller's node: the phone's leg stays with the node its phone uses).
 //
 // Internal INVITEs carry X-Callpark-Internal: <kind>;customer=<c>;sig=<hmac>,
 // signed with the cluster secret over kind, customer, Call-ID and the
@@ -37,10 +38,7 @@ import (
 
 const hdrInternal = "X-Callpark-Internal"
 
-const (
-	internalJoin = "join"
-	internalDial = "dial"
-)
+const internalJoin = "join"
 
 // sign returns the signature of an internal INVITE.
 func (c *Core) sign(kind, customer, callID, user string) string {
@@ -68,7 +66,7 @@ func (c *Core) internalIdentity(req *sip.Request) (id identity, ok bool, err err
 			sig = v
 		}
 	}
-	if kind != internalJoin && kind != internalDial || customer == "" {
+	if kind != internalJoin || customer == "" {
 		return identity{}, true, errors.New("malformed internal header")
 	}
 	want := c.sign(kind, customer, req.CallID().Value(), req.Recipient.User)
@@ -126,25 +124,7 @@ func (c *Core) serveInternal(d *diago.DialogServerSession, id identity) {
 	_ = d.Trying()
 	c.register(ch)
 	c.metrics.calls.WithLabelValues("internal").Inc()
-	user := d.InviteRequest.Recipient.User
-	switch id.internal {
-	case internalJoin:
-		c.joinHere(ch, user)
-	case internalDial:
-		cmd := &events.Command{Op: events.OpDial, Customer: ch.customer, Call: ch.id, Account: user,
-			From: ch.from, Bridge: true}
-		if h := d.InviteRequest.GetHeader("Alert-Info"); h != nil {
-			cmd.AlertInfo = h.Value()
-		}
-		if h := d.InviteRequest.GetHeader("Expires"); h != nil {
-			if s, err := strconv.Atoi(h.Value()); err == nil && s > 0 {
-				cmd.TimeoutMs = s * 1000
-			}
-		}
-		if _, err := c.dial(cmd); err != nil {
-			ch.hangup(sip.StatusNotFound, "Not Found")
-		}
-	}
+	c.joinHere(ch, d.InviteRequest.Recipient.User)
 	select {
 	case <-ch.done:
 	case <-d.Context().Done():

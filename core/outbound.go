@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,14 +38,6 @@ func (c *Core) dial(cmd *events.Command) (*channel, error) {
 		return nil, fmt.Errorf("unknown customer %q", cmd.Customer)
 	}
 	switch {
-	case cmd.Account != "" && cmd.Via != "" && cmd.Via != c.cfg.Node:
-		// Registered through another node: reach it through that node.
-		t, err := c.internalTarget(cmd.Via, internalDial, cmd.Customer, cmd.Account)
-		if err != nil {
-			c.noisy.Warn("dial through an unknown node", "node", cmd.Via, "err", err)
-		} else {
-			targets = append(targets, t)
-		}
 	case cmd.Account != "":
 		for _, b := range c.reg.Contacts(cmd.Customer, cmd.Account) {
 			targets = append(targets, target{uri: b.Contact, dest: b.Source})
@@ -70,11 +61,17 @@ func (c *Core) startDial(cmd *events.Command, targets []target, internal bool) (
 	var origin *channel
 	if cmd.Call != "" {
 		origin = c.channel(cmd.Call)
-		if origin == nil {
+		if n := events.NodeOf(cmd.Call); origin == nil && (n == "" || n == c.cfg.Node) {
 			return nil, errNotFound
 		}
+		// Else Call is on another node: the account registered through
+		// this one, and the answered leg is joined with Call there.
 	}
 	b := c.newChannel(c.newID(), events.Outbound)
+	b.dialedFor = cmd.Call
+	if cmd.Call != "" {
+		b.linked = cmd.Call
+	}
 	if origin != nil {
 		b.linked = origin.linked
 	}
@@ -152,9 +149,7 @@ func (c *Core) forkFailed(cmd *events.Command, r forkResult) {
 
 func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd *events.Command) {
 	e := b.event(events.CallStarted)
-	if origin != nil {
-		e.Peer = origin.id
-	}
+	e.Peer = b.dialedFor
 	c.publish(e)
 	if len(targets) == 0 {
 		c.dialFailed(b, origin, sip.StatusTemporarilyUnavailable, "not registered")
@@ -179,9 +174,7 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 	onRing := func() {
 		ringOnce.Do(func() {
 			re := b.event(events.CallRinging)
-			if origin != nil {
-				re.Peer = origin.id
-			}
+			re.Peer = b.dialedFor
 			c.publish(re)
 			if cmd.Bridge && origin != nil && origin.srv != nil && !origin.isAnswered() {
 				if err := origin.srv.Ringing(); err != nil {
@@ -287,9 +280,7 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 	// Publish before the ACK: the phone may send a REFER or a hold as soon
 	// as it has the ACK, and those events must come after this one.
 	ae := b.event(events.CallAnswered)
-	if origin != nil {
-		ae.Peer = origin.id
-	}
+	ae.Peer = b.dialedFor
 	c.publish(ae)
 	b.announced()
 	if err := d.Ack(context.Background()); err != nil {
@@ -306,31 +297,30 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 			b.hangup(0, "")
 			return
 		}
-		if err := origin.answer(); err != nil {
-			c.log.Warn("answer caller failed", "call", origin.id, "err", err)
-			b.hangup(0, "")
-			return
+		if origin.srv != nil {
+			if err := origin.answer(); err != nil {
+				c.log.Warn("answer caller failed", "call", origin.id, "err", err)
+				b.hangup(0, "")
+				return
+			}
 		}
 		c.bridge(origin, b)
+	} else if cmd.Bridge && b.dialedFor != "" {
+		// The caller is on another node: join it there.
+		if err := c.join(b, b.dialedFor); err != nil {
+			c.log.Warn("join with the caller's node failed", "call", b.id, "peer", b.dialedFor, "err", err)
+			b.hangup(0, "")
+		}
 	}
 }
 
 func (c *Core) dialFailed(b, origin *channel, code int, reason string) {
 	e := b.event(events.CallDialFailed)
-	if origin != nil {
-		e.Peer = origin.id
-	}
+	e.Peer = b.dialedFor
 	e.Code = code
 	e.Reason = reason
 	c.publish(e)
 	b.finish(code, reason)
-	if origin != nil && origin.internal {
-		// The node that asked gets the failure as the final response.
-		if code < 400 {
-			code = sip.StatusTemporarilyUnavailable
-		}
-		origin.hangup(code, reasonPhrase(code))
-	}
 }
 
 // invite sends one fork of a dial.
@@ -371,9 +361,6 @@ func (c *Core) invite(ctx context.Context, t target, domain string, origin *chan
 		callID := sip.CallIDHeader(uuid.NewString())
 		d.InviteRequest.AppendHeader(&callID)
 		opts.Headers = append(opts.Headers, c.internalHeader(t.internal, cmd.Customer, string(callID), uri.User))
-		if cmd.TimeoutMs > 0 {
-			opts.Headers = append(opts.Headers, sip.NewHeader("Expires", strconv.Itoa((cmd.TimeoutMs+999)/1000)))
-		}
 	}
 	dm, err := d.Invite(ctx, opts)
 	if err != nil {

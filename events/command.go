@@ -54,9 +54,10 @@ type Command struct {
 	Op       string `json:"op"`
 	Customer string `json:"customer,omitempty"`
 	// Node is the core the command is for; empty means the node owning
-	// Call (NodeOf), or AllNodes for presence. A dial names the node the
-	// account registered through; a bridge of legs on two nodes is joined
-	// by an internal leg between them (the core does it).
+	// Call (NodeOf), or AllNodes for presence. A dial goes to the node the
+	// account registered through, which joins the answered leg with Call
+	// on Call's node; a bridge of legs on two nodes is joined the same way
+	// (an internal leg between the cores).
 	Node string `json:"node,omitempty"`
 	// Call is the leg the command acts on.
 	Call string `json:"call,omitempty"`
@@ -79,9 +80,6 @@ type Command struct {
 	AlertInfo string `json:"alert_info,omitempty"`
 	TimeoutMs int    `json:"timeout_ms,omitempty"`
 	Bridge    bool   `json:"bridge,omitempty"`
-	// Via is the node Account registered through, when it is not the node
-	// the dial is for: the core reaches the contacts through that node.
-	Via string `json:"via,omitempty"`
 	// ReferID names the REFER to notify.
 	ReferID string `json:"refer_id,omitempty"`
 	// Target is the entity of presence.

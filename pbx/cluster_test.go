@@ -7,9 +7,12 @@ package pbx_test
 // its own calls with it.
 
 import (
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/callpark/callpark/dialplans"
 	"github.com/callpark/callpark/events"
 	"github.com/callpark/callpark/pbx/pbxtest"
 )
@@ -56,5 +59,227 @@ func TestClusterParkOnARetrieveOnB(t *testing.T) {
 	cc.ExpectEnded(t, 5*time.Second)
 	for _, n := range nodes {
 		n.WaitNoLegs(t, 5*time.Second)
+	}
+}
+
+// TestClusterLampOnCFollowsParkOnA: a slot key on a phone registered
+// through node C lights when a call is parked into the slot on node A, and
+// goes out when the call is retrieved through C.
+func TestClusterLampOnCFollowsParkOnA(t *testing.T) {
+	nodes := pbxtest.StartCluster(t, 3)
+	a, c := nodes[0], nodes[2]
+	waitLampKnown(t, c, "711")
+	w := c.Watcher(t, "demo", "202")
+	w.Subscribe(t, "711", 0)
+
+	client := a.Phone(t, "demo", "201")
+	john := a.Phone(t, "demo", "333")
+	cc, cj := connect(t, client, john)
+	sent := time.Now()
+	if code := cj.Transfer(t, "711"); code != 200 {
+		t.Fatalf("REFER to 711: final NOTIFY %d, want 200", code)
+	}
+	l := w.WaitLamp(t, "711", true, 3*time.Second)
+	t.Logf("lamp on node c lit %s after the REFER on node a", l.At.Sub(sent).Round(time.Millisecond))
+	if l.Identity != "sip:201@demo.callpark.test" {
+		t.Fatalf("busy lamp: %+v", l)
+	}
+
+	// The same key retrieves: 202 dials 711 through C.
+	doctor := c.Phone(t, "demo", "202")
+	cr := doctor.Dial(t, "711")
+	c.Events.Wait(t, 5*time.Second, "call.retrieved", parked(events.CallRetrieved, "1"))
+	w.WaitLamp(t, "711", false, 3*time.Second)
+	talk(t, cc, cr)
+	cr.Hangup()
+	cc.ExpectEnded(t, 5*time.Second)
+}
+
+// TestClusterRetrieveRaceOneWinner: phones on nodes B and C retrieve the
+// same call, parked on node A, at the same moment: exactly one gets it,
+// 50 times.
+func TestClusterRetrieveRaceOneWinner(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long")
+	}
+	nodes := pbxtest.StartCluster(t, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	client := a.Phone(t, "demo", "201")
+	john := a.Phone(t, "demo", "333")
+	left := b.Phone(t, "demo", "202")
+	right := c.Phone(t, "demo", "200")
+	owner := pbxtest.Owner(nodes, "demo")
+
+	const rounds, perRound = 5, 10
+	for round := range rounds {
+		var callers []*pbxtest.Call
+		for range perRound {
+			cc, cj := connect(t, client, john)
+			if code := cj.Transfer(t, "*70"); code != 200 {
+				t.Fatalf("round %d: park: %d", round, code)
+			}
+			callers = append(callers, cc)
+		}
+		var numbers []string
+		waitFor(t, 5*time.Second, "parks", func() bool {
+			numbers = numbers[:0]
+			for _, rec := range owner.Control().State().ParkedList("demo") {
+				numbers = append(numbers, rec.Number)
+			}
+			return len(numbers) == perRound
+		})
+		results := make([][2]*pbxtest.Call, perRound)
+		errs := make(chan error, 2*perRound)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i, n := range numbers {
+			for side, ph := range []*pbxtest.Phone{left, right} {
+				wg.Go(func() {
+					<-start
+					call, err := ph.DialErr(t.Context(), "*71*"+n)
+					results[i][side] = call
+					if err != nil {
+						errs <- err
+					}
+				})
+			}
+		}
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("round %d: dial failed: %v", round, err)
+		}
+		for i, n := range numbers {
+			waitFor(t, 10*time.Second, "a loser", func() bool { return ended(results[i][0]) || ended(results[i][1]) })
+			time.Sleep(50 * time.Millisecond)
+			if winners := btoi(!ended(results[i][0])) + btoi(!ended(results[i][1])); winners != 1 {
+				t.Fatalf("round %d number %s: %d winners", round, n, winners)
+			}
+		}
+		if got, want := len(count(a, events.CallRetrieved)), (round+1)*perRound; got != want {
+			t.Fatalf("after round %d: %d call.retrieved, want %d", round, got, want)
+		}
+		for i := range results {
+			results[i][0].Hangup()
+			results[i][1].Hangup()
+		}
+		for _, cc := range callers {
+			cc.ExpectEnded(t, 5*time.Second)
+		}
+	}
+	t.Logf("%d retrievals raced across nodes b and c, one winner each", rounds*perRound)
+}
+
+// TestClusterAutoReturnAcrossNodes: the caller on node A reaches John
+// through node B (a dial across nodes), John parks it; the automatic return
+// rings John through B with the distinctive Alert-Info.
+func TestClusterAutoReturnAcrossNodes(t *testing.T) {
+	dir := writeDialplans(t, filepath.Join("customers", "demo.yaml"),
+		"after: 120s", "after: 2s", "dial_timeout: 30s", "dial_timeout: 4s", "ring: normal", "ring: distinctive")
+	nodes := pbxtest.StartCluster(t, 3, pbxtest.WithDialplans(dir))
+	a, b := nodes[0], nodes[1]
+	client := a.Phone(t, "demo", "201")
+	john := b.Phone(t, "demo", "333")
+
+	cc, pe := parkOwn(t, a, client, john)
+	if events.NodeOf(pe.Call) != "a" {
+		t.Fatalf("parked leg %s, want one of node a", pe.Call)
+	}
+	parkedAt := time.Now()
+	ring := john.Ringing(t, 5*time.Second)
+	t.Logf("return rang John through node b %s after the park", time.Since(parkedAt).Round(time.Millisecond))
+	checkReturnInvite(t, ring, pe.Park, dialplans.DefaultAlertInfo)
+	ring.Answer(t)
+	a.Events.Wait(t, 5*time.Second, "call.returned", parked(events.CallReturned, "333"))
+	talk(t, cc, ring)
+	ring.Hangup()
+	cc.ExpectEnded(t, 5*time.Second)
+}
+
+// TestClusterNodeLoss kills the node deciding for demo (no BYE, no
+// goodbye). A call parked on it is reported lost and its slot freed; a call
+// parked on another node is taken over with its automatic return, which
+// still rings; the other nodes keep serving.
+func TestClusterNodeLoss(t *testing.T) {
+	dir := writeDialplans(t, filepath.Join("customers", "demo.yaml"),
+		"after: 120s", "after: 8s", "dial_timeout: 30s", "dial_timeout: 4s")
+	nodes := pbxtest.StartCluster(t, 3, pbxtest.WithDialplans(dir))
+	dead := pbxtest.Owner(nodes, "demo")
+	var alive []*pbxtest.PBX
+	for _, n := range nodes {
+		if n != dead {
+			alive = append(alive, n)
+		}
+	}
+	m, k := alive[0], alive[1]
+	t.Logf("node %s decides for demo and will die; %s and %s stay", dead.Config.Node, m.Config.Node, k.Config.Node)
+
+	// On the doomed node: a call parked in slot 1, watched from node k.
+	waitLampKnown(t, k, "711")
+	w := k.Watcher(t, "demo", "200")
+	w.Subscribe(t, "711", 0)
+	dc, dj := connect(t, dead.Phone(t, "demo", "201"), dead.Phone(t, "demo", "202"))
+	if code := dj.Transfer(t, "711"); code != 200 {
+		t.Fatalf("REFER to 711: %d", code)
+	}
+	w.WaitLamp(t, "711", true, 3*time.Second)
+	_ = dc
+
+	// On node m: John parks a call on his own extension; it returns in 8 s.
+	client := m.Phone(t, "demo", "999")
+	john := m.Phone(t, "demo", "333")
+	cc, _ := parkOwn(t, m, client, john)
+	parkedAt := time.Now()
+
+	killed := time.Now()
+	dead.Kill(t)
+
+	lost := m.Events.Wait(t, 10*time.Second, "call.lost", pbxtest.Type(events.CallLost, "demo"))
+	t.Logf("call.lost %s after the kill", time.Since(killed).Round(time.Millisecond))
+	if lost.Park == nil || lost.Park.Number != "1" {
+		t.Fatalf("call.lost %+v", lost)
+	}
+	m.Events.Wait(t, 5*time.Second, "slot.free", slotEvent(events.SlotFree, "1"))
+	w.WaitLamp(t, "711", false, 5*time.Second)
+	if pbxtest.Owner(alive, "demo") == nil {
+		t.Fatal("nobody took demo's partition over")
+	}
+	t.Logf("demo taken over by node %s", pbxtest.Owner(alive, "demo").Config.Node)
+
+	// The caller parked on m kept its music, and its return still fires.
+	cc.ExpectAudio(t, time.Second)
+	ring := john.Ringing(t, 12*time.Second)
+	if d := time.Since(parkedAt); d < 7*time.Second {
+		t.Fatalf("returned after %s, before its 8s", d)
+	}
+	ring.Answer(t)
+	talk(t, cc, ring)
+	ring.Hangup()
+	cc.ExpectEnded(t, 5*time.Second)
+
+	// The survivors keep serving new calls across them.
+	x, y := connect(t, m.Phone(t, "demo", "201"), k.Phone(t, "demo", "202"))
+	talk(t, x, y)
+	x.Hangup()
+	y.ExpectEnded(t, 5*time.Second)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// waitFor polls cond until it holds or within passes.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, within)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -385,6 +385,30 @@ func (s *Store) Registration(customer, account, node string) *Registration {
 	return r
 }
 
+// DeleteRegistrationsVia forgets every registration through node (it is
+// gone) and returns how many there were.
+func (s *Store) DeleteRegistrationsVia(node string) int {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	var gone []*Registration
+	it, err := txn.Get(TableRegistrations, IndexID)
+	if err != nil {
+		return 0
+	}
+	for o := it.Next(); o != nil; o = it.Next() {
+		if r := o.(*Registration); r.Node == nodeKey(node) {
+			gone = append(gone, r)
+		}
+	}
+	for _, r := range gone {
+		if err := txn.Delete(TableRegistrations, r); err != nil {
+			return 0
+		}
+	}
+	txn.Commit()
+	return len(gone)
+}
+
 // nodeKey is how a node is indexed: memdb indexes no empty string.
 func nodeKey(node string) string {
 	if node == "" {
