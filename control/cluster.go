@@ -67,6 +67,25 @@ func (c *Control) owns(customer string) bool {
 // Owns reports whether this control plane decides for customer now.
 func (c *Control) Owns(customer string) bool { return c.owns(customer) }
 
+// Owner returns the node deciding for customer now: this one (mine), or
+// the holder of its partition's lease ("" when nobody holds it yet).
+func (c *Control) Owner(customer string) (node string, mine bool) {
+	if c.cluster == nil || c.owns(customer) {
+		if c.cluster != nil {
+			return c.cluster.Node, true
+		}
+		return "", true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	p := partitionOf(customer, len(c.parts.held))
+	holder, err := c.cluster.Leases.Holder(ctx, leaseKey(p))
+	if err != nil || holder == c.cluster.Node {
+		return "", false // ours a moment ago or soon: not settled
+	}
+	return holder, false
+}
+
 // Owned returns the partitions this control plane holds (tests, metrics).
 func (c *Control) Owned() []int {
 	if c.cluster == nil {

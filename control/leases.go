@@ -20,6 +20,8 @@ type Leases interface {
 	Renew(ctx context.Context, key, node string, rev uint64) (uint64, error)
 	// Release gives key up.
 	Release(ctx context.Context, key string, rev uint64) error
+	// Holder returns who holds key ("" when nobody does).
+	Holder(ctx context.Context, key string) (string, error)
 }
 
 // LeaseBucket is the JetStream key-value bucket of partition leases.
@@ -89,4 +91,16 @@ func (l *LeasesKV) Renew(ctx context.Context, key, node string, rev uint64) (uin
 // Release implements Leases.
 func (l *LeasesKV) Release(ctx context.Context, key string, rev uint64) error {
 	return l.kv.Delete(ctx, key, jetstream.LastRevision(rev))
+}
+
+// Holder implements Leases.
+func (l *LeasesKV) Holder(ctx context.Context, key string) (string, error) {
+	e, err := l.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return string(e.Value()), nil
 }

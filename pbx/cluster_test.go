@@ -37,6 +37,16 @@ func TestClusterParkOnARetrieveOnB(t *testing.T) {
 	confirmation(t, park, 3*time.Second)
 	cc.ExpectAudio(t, time.Second)
 
+	// Apps see the park through the API of any node: a node that does not
+	// decide for demo forwards the request to the one that does.
+	owner := pbxtest.Owner(nodes, "demo")
+	for _, n := range nodes {
+		got, err := apiClient(t, n, "demo", "demo-api-token-0123456789").Parked(ctx5(t))
+		if err != nil || len(got.Parked) != 1 || got.Parked[0].Number != "333" {
+			t.Fatalf("parked calls through node %s (owner %s): %+v, %v", n.Config.Node, owner.Config.Node, got, err)
+		}
+	}
+
 	// The doctor, registered through node B, retrieves it with *71333.
 	cc.ResetGap()
 	began := time.Now()

@@ -244,7 +244,7 @@ func TestTenantIsolation(t *testing.T) {
 
 // writeDialplans writes a dialplan tree for a test from the sample with
 // edits applied (old -> new) to the named customer file.
-func writeDialplans(t *testing.T, file string, edits ...string) string {
+func writeDialplans(t testing.TB, file string, edits ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	src := pbxtest.SampleDialplans()

@@ -295,12 +295,16 @@ func (p *PBX) Run(ctx context.Context) error {
 		}
 		p.control = ctl
 		g.Go(func() error { return ctl.Run(ctx) })
-		apiSvc, err := api.Start(api.Config{
+		apiCfg := api.Config{
 			Conn:      bus.Conn(),
 			Control:   ctl,
 			Dialplans: p.store.Current,
 			Log:       log.With("component", "api"),
-		})
+		}
+		if cluster != nil {
+			apiCfg.Node, apiCfg.Owner = cfg.Node, ctl.Owner
+		}
+		apiSvc, err := api.Start(apiCfg)
 		if err != nil {
 			return err
 		}

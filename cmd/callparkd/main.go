@@ -77,6 +77,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	banFailures := fs.Int("ban-failures", 10, "authentication failures from one address within --ban-window that ban it (-1: never ban)")
 	banWindow := fs.Duration("ban-window", time.Minute, "window of --ban-failures")
 	banTime := fs.Duration("ban-time", 5*time.Minute, "how long a banned address gets no answer")
+	node := fs.String("node", "n1", "this node's name (lower-case letters, digits, '-'); every node of a cluster needs its own")
+	clusterListen := fs.String("cluster-listen", "", "cluster mode with embedded NATS: this server's NATS route address (host:port)")
+	clusterRoutes := fs.String("cluster-routes", "", "cluster mode: comma-separated NATS routes of the other nodes (nats-route://host:port)")
+	clusterSecret := fs.String("cluster-secret", "", "cluster mode: secret shared by the nodes (signs the internal legs between them); set it to run as one node of a cluster")
+	clusterReplicas := fs.Int("cluster-replicas", 0, "cluster mode: copies of the JetStream KV buckets (default 3, 1 for a single NATS server)")
 	fs.Usage = func() { usage(stderr, fs) }
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -118,6 +123,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Dialplans: *dir, MetricsAddr: *metrics, WebAddr: *web, DrainTimeout: *drain, Log: log,
 		MaxLegs: *maxLegs, KeepAlive: *keepAlive, DialogKeepAlive: *dialogKeepAlive, PlainMusic: !*musicBatch, MaxDecisionDelay: *decisionDelay, DecisionTimeout: *decisionTimeout, ShedAfter: *shedAfter,
 		Bans: ban.Config{Failures: *banFailures, Window: *banWindow, BanFor: *banTime, Trusted: prefixes},
+	}
+	cfg.Node = *node
+	if *clusterSecret != "" {
+		cl := &pbx.Cluster{Secret: *clusterSecret, Replicas: *clusterReplicas}
+		if *clusterListen != "" {
+			_, cport, err := splitHostPort(*clusterListen)
+			if err != nil {
+				fmt.Fprintf(stderr, "callparkd: bad --cluster-listen: %v\n", err)
+				return 2
+			}
+			cl.Port = cport
+		}
+		for _, r := range strings.Split(*clusterRoutes, ",") {
+			if r = strings.TrimSpace(r); r != "" {
+				cl.Routes = append(cl.Routes, r)
+			}
+		}
+		cfg.Cluster = cl
 	}
 	p, err := pbx.New(cfg)
 	if err != nil {

@@ -47,12 +47,18 @@ type Config struct {
 	Timeout time.Duration
 	// Now is the clock for ages; nil means time.Now.
 	Now func() time.Time
+	// Node and Owner, in a cluster: the node this service runs on, and
+	// who decides for a customer now (control.Control.Owner); requests for
+	// a customer of another node are forwarded there (forward.go).
+	Node  string
+	Owner func(customer string) (node string, mine bool)
 }
 
 // Service is the running micro service.
 type Service struct {
 	cfg Config
 	svc micro.Service
+	fwd *nats.Subscription
 }
 
 // Start registers the service and its endpoints on cfg.Conn; they answer
@@ -89,13 +95,21 @@ func Start(cfg Config) (*Service, error) {
 		OpParked:   s.parked,
 		OpCalls:    s.calls,
 	}
+	served := map[string]micro.Handler{}
 	for _, op := range Ops {
-		err := svc.AddEndpoint(op, s.handler(op, handlers[op]),
+		served[op] = s.handler(op, handlers[op])
+		err := svc.AddEndpoint(op, served[op],
 			micro.WithEndpointSubject(Subject("*", op)),
 			micro.WithEndpointMetadata(map[string]string{"format": "application/json"}))
 		if err != nil {
 			_ = svc.Stop()
 			return nil, fmt.Errorf("api: endpoint %s: %w", op, err)
+		}
+	}
+	if cfg.Owner != nil {
+		if s.fwd, err = s.serveForwarded(cfg.Node, served); err != nil {
+			_ = svc.Stop()
+			return nil, fmt.Errorf("api: forwarded requests: %w", err)
 		}
 	}
 	// The subscriptions are in place on the server when Start returns.
@@ -108,7 +122,12 @@ func Start(cfg Config) (*Service, error) {
 }
 
 // Stop unsubscribes the endpoints; idempotent.
-func (s *Service) Stop() error { return s.svc.Stop() }
+func (s *Service) Stop() error {
+	if s.fwd != nil {
+		_ = s.fwd.Unsubscribe()
+	}
+	return s.svc.Stop()
+}
 
 // Info is the micro service's description, as `nats micro info` shows it.
 func (s *Service) Info() micro.Info { return s.svc.Info() }
@@ -127,6 +146,21 @@ func (s *Service) handler(op string, fn func(context.Context, *dialplans.Custome
 				s.respondError(req, &Error{Code: CodeInternal, Message: "internal error"})
 			}
 		}()
+		if s.cfg.Owner != nil {
+			if _, fwd := req.(*forwardedRequest); !fwd {
+				node, mine := s.cfg.Owner(customerOf(req.Subject()))
+				switch {
+				case node == "" && !mine:
+					code = CodeUnavailable
+					s.respondError(req, &Error{Code: CodeUnavailable, Message: "no control plane holds this customer yet; try again"})
+					return
+				case !mine:
+					code = "forwarded"
+					s.forward(req, node)
+					return
+				}
+			}
+		}
 		res, err := s.serve(req, fn)
 		if err != nil {
 			e := toError(err)

@@ -340,6 +340,16 @@ func (c *Call) Unhold(t testing.TB) {
 
 func (c *Call) Transfer(t testing.TB, number string) int {
 	t.Helper()
+	code, err := c.TransferErr(context.Background(), number)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code
+}
+
+// TransferErr is Transfer for any goroutine: it returns the final NOTIFY's
+// status, or an error.
+func (c *Call) TransferErr(ctx context.Context, number string) (int, error) {
 	final := make(chan int, 4)
 	onNotify := func(code int) {
 		if code >= 200 {
@@ -349,7 +359,7 @@ func (c *Call) Transfer(t testing.TB, number string) int {
 			}
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	uri := sip.Uri{User: number, Host: c.phone.Domain}
 	var err error
@@ -359,14 +369,13 @@ func (c *Call) Transfer(t testing.TB, number string) int {
 		err = c.srv.ReferOptions(ctx, uri, diago.ReferServerOptions{OnNotify: onNotify})
 	}
 	if err != nil {
-		t.Fatalf("refer %s: %v", number, err)
+		return 0, fmt.Errorf("refer %s: %w", number, err)
 	}
 	select {
 	case code := <-final:
-		return code
-	case <-time.After(5 * time.Second):
-		t.Fatalf("refer %s: no final NOTIFY", number)
-		return 0
+		return code, nil
+	case <-ctx.Done():
+		return 0, fmt.Errorf("refer %s: no final NOTIFY", number)
 	}
 }
 

@@ -2,6 +2,7 @@ package pbxtest
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -256,6 +257,18 @@ func (ph *Phone) Answer(t testing.TB, within time.Duration) *Call {
 	c := ph.Ringing(t, within)
 	c.Answer(t)
 	return c
+}
+
+// AnswerErr is Answer for any goroutine: it waits for an incoming call
+// until ctx ends and answers it.
+func (ph *Phone) AnswerErr(ctx context.Context) (*Call, error) {
+	select {
+	case c := <-ph.incoming:
+		_ = c.srv.Ringing()
+		return c, c.AnswerErr()
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%s: no incoming call: %w", ph.Ext, ctx.Err())
+	}
 }
 
 // NoCall asserts that no call rings within d.
