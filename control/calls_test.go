@@ -121,7 +121,7 @@ func TestRegistrationMirrored(t *testing.T) {
 
 func TestOwnEventsIgnored(t *testing.T) {
 	h := newHarness(t)
-	h.send(&events.Event{Type: events.CallParked, Customer: "demo", Call: "x", Park: &events.Park{Number: "333"}})
+	h.send(&events.Event{Type: events.CallParked, Source: events.SourceApp, Customer: "demo", Call: "x", Park: &events.Park{Number: "333"}})
 	h.expect()
 	if got := h.metric("callpark_control_events_total", "type", events.CallParked); got != 0 {
 		t.Fatalf("own event counted: %v", got)

@@ -213,8 +213,8 @@ func (c *Control) Run(ctx context.Context) error {
 			}
 		})
 	}
-	sub, err := c.bus.SubscribeEvents(events.AllEvents, func(e *events.Event) {
-		if published(e.Type) || !c.owns(e.Customer) {
+	sub, err := c.bus.SubscribeEvents(events.CoreEvents, func(e *events.Event) {
+		if !c.owns(e.Customer) {
 			return
 		}
 		// A ticket must be queued before any later ticket of its worker,
@@ -227,7 +227,7 @@ func (c *Control) Run(ctx context.Context) error {
 	if err != nil {
 		err = fmt.Errorf("control: subscribe: %w", err)
 	} else {
-		c.log.Info("control plane running", "workers", c.workers, "subject", events.AllEvents)
+		c.log.Info("control plane running", "workers", c.workers, "subject", events.CoreEvents)
 		if c.cluster != nil {
 			first := make(chan struct{})
 			wg.Go(func() { c.runLeases(ctx, first) })
@@ -273,18 +273,6 @@ func worker(call string, n int) int {
 	h := fnv.New32a()
 	h.Write([]byte(call))
 	return int(h.Sum32() % uint32(n))
-}
-
-// published reports whether typ is an event type the control plane itself
-// publishes: those come back on the subscription and are ignored.
-func published(typ string) bool {
-	switch typ {
-	case events.CallParked, events.CallRetrieved, events.CallAbandoned, events.CallReturned,
-		events.CallParkFailed, events.CallConnected, events.SlotBusy, events.SlotFree,
-		events.CallReturnFailed, events.CallForwarded, events.CallLost:
-		return true
-	}
-	return false
 }
 
 // queue is one worker's unbounded FIFO of events: push never blocks, so the
@@ -370,7 +358,7 @@ func (q *queue) run(ctx context.Context, fn func(job)) {
 // HandleEvent acts on one event, synchronously. Run calls it from the
 // workers; unit tests call it directly.
 func (c *Control) HandleEvent(ctx context.Context, e *events.Event) {
-	if e == nil || published(e.Type) {
+	if e == nil || e.Source == events.SourceApp {
 		return
 	}
 	c.metrics.events.WithLabelValues(e.Type).Inc()

@@ -1,7 +1,8 @@
 // Package control is callpark's control plane: the parking application that
 // drives the generic media core, the way an ARI application drives Asterisk.
 //
-// Control subscribes to every event on NATS (events.AllEvents), keeps the
+// Control subscribes to the core's events on NATS (events.CoreEvents: never its
+// own output, which goes out with source "app"), keeps the
 // switch's channels, parked calls and registrations in a state.Store, and
 // answers each event with core commands (events.Command) chosen from the
 // customer's dialplan:

@@ -251,7 +251,7 @@ func describe(c *events.Command) string {
 
 func inbound(customer, call, account, dialed string) *events.Event {
 	return &events.Event{
-		Type: events.CallStarted, Customer: customer, Call: call, Direction: events.Inbound,
+		Type: events.CallStarted, Source: events.SourceCore, Customer: customer, Call: call, Direction: events.Inbound,
 		Account: account, Dialed: dialed,
 		From: events.Party{User: account, Display: "Caller " + account},
 		To:   events.Party{User: dialed},
@@ -260,7 +260,7 @@ func inbound(customer, call, account, dialed string) *events.Event {
 
 func fromTrunk(customer, call, dialed string) *events.Event {
 	return &events.Event{
-		Type: events.CallStarted, Customer: customer, Call: call, Direction: events.Inbound,
+		Type: events.CallStarted, Source: events.SourceCore, Customer: customer, Call: call, Direction: events.Inbound,
 		Trunk: "carrier", Dialed: dialed, From: events.Party{User: "+15559870000", Display: "Client"},
 		To: events.Party{User: dialed},
 	}
@@ -268,13 +268,13 @@ func fromTrunk(customer, call, dialed string) *events.Event {
 
 func outbound(customer, call, peer, account string) *events.Event {
 	return &events.Event{
-		Type: events.CallStarted, Customer: customer, Call: call, Direction: events.Outbound,
+		Type: events.CallStarted, Source: events.SourceCore, Customer: customer, Call: call, Direction: events.Outbound,
 		Peer: peer, Linked: peer, Account: account, To: events.Party{User: account},
 	}
 }
 
 func ev(typ, customer, call string) *events.Event {
-	return &events.Event{Type: typ, Customer: customer, Call: call}
+	return &events.Event{Type: typ, Source: events.SourceCore, Customer: customer, Call: call}
 }
 
 // talk sets up a client call from the trunk (leg client) answered by

@@ -64,7 +64,7 @@ func TestRunDispatch(t *testing.T) {
 		wg.Go(func() {
 			deliver(inbound("demo", id, "200", "333"))
 			deliver(outbound("demo", id+"-out", id, "333"))
-			deliver(&events.Event{Type: events.CallParked, Customer: "demo", Call: id})
+			deliver(&events.Event{Type: events.CallParked, Source: events.SourceApp, Customer: "demo", Call: id})
 		})
 	}
 	wg.Wait()
@@ -120,9 +120,9 @@ func TestRunConversationInOrder(t *testing.T) {
 		deliver(fromTrunk("demo", client, "333"))
 		waitFor(t, "dial", func() bool { return h.c.State().Channel(client) != nil && h.c.State().Channel(client).Dialing == out })
 		deliver(outbound("demo", out, client, "333"))
-		deliver(&events.Event{Type: events.CallAnswered, Customer: "demo", Call: out, Linked: client, Direction: events.Outbound, Peer: client})
-		deliver(&events.Event{Type: events.CallAnswered, Customer: "demo", Call: client, Linked: client, Direction: events.Inbound, Peer: out})
-		deliver(&events.Event{Type: events.CallHeld, Customer: "demo", Call: client, Linked: client})
+		deliver(&events.Event{Type: events.CallAnswered, Source: events.SourceCore, Customer: "demo", Call: out, Linked: client, Direction: events.Outbound, Peer: client})
+		deliver(&events.Event{Type: events.CallAnswered, Source: events.SourceCore, Customer: "demo", Call: client, Linked: client, Direction: events.Inbound, Peer: out})
+		deliver(&events.Event{Type: events.CallHeld, Source: events.SourceCore, Customer: "demo", Call: client, Linked: client})
 	}
 	want := map[string]bool{}
 	for i := range calls {
@@ -166,14 +166,14 @@ func TestRunOverNATS(t *testing.T) {
 			// Like the core: the new leg rings, then John answers.
 			go func() {
 				bus.Publish(outbound("demo", "john", c.Call, c.Account))
-				bus.Publish(&events.Event{Type: events.CallAnswered, Customer: "demo", Call: "john", Linked: c.Call, Account: c.Account, Direction: events.Outbound, Peer: c.Call})
+				bus.Publish(&events.Event{Type: events.CallAnswered, Source: events.SourceCore, Customer: "demo", Call: "john", Linked: c.Call, Account: c.Account, Direction: events.Outbound, Peer: c.Call})
 			}()
 			return &events.Reply{OK: true, Call: "john"}
 		}
 		return &events.Reply{OK: true}
 	})
 	parked := make(chan *events.Event, 4)
-	if _, err := bus.SubscribeEvents(events.EventsPrefix+".demo.*."+events.CallParked, func(e *events.Event) { parked <- e }); err != nil {
+	if _, err := bus.SubscribeEvents(events.EventsPrefix+".demo.app.*."+events.CallParked, func(e *events.Event) { parked <- e }); err != nil {
 		t.Fatal(err)
 	}
 	bus.Conn().Flush()
@@ -187,7 +187,7 @@ func TestRunOverNATS(t *testing.T) {
 	go func() { done <- c.Run(ctx) }()
 	// Wait for the subscription: a registration event shows up in state.
 	waitFor(t, "control subscription", func() bool {
-		bus.Publish(&events.Event{Type: events.RegistrationUpdated, Customer: "demo", Call: "reg", Account: "999",
+		bus.Publish(&events.Event{Type: events.RegistrationUpdated, Source: events.SourceCore, Customer: "demo", Call: "reg", Account: "999",
 			Contacts: []events.Contact{{URI: "sip:999@127.0.0.1"}}})
 		time.Sleep(10 * time.Millisecond)
 		return c.State().Registration("demo", "999", "") != nil

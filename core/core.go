@@ -328,6 +328,7 @@ func (c *Core) publish(e *events.Event) {
 		return
 	}
 	e.Node = c.cfg.Node
+	e.Source = events.SourceCore
 	c.cfg.Publish(e)
 }
 

@@ -40,12 +40,10 @@ const (
 
 // Event types published by the control plane.
 const (
-	CallParked     = "call.parked"
-	CallRetrieved  = "call.retrieved"
-	CallAbandoned  = "call.abandoned"
-	CallReturned   = "call.returned"
-	CallParkFailed = "call.park_failed"
-	CallConnected  = "call.connected"
+	CallParked    = "call.parked"
+	CallRetrieved = "call.retrieved"
+	CallAbandoned = "call.abandoned"
+	CallReturned  = "call.returned"
 	// CallLost: a parked call's media was on a node that died or
 	// restarted; the park is gone (its slot is free).
 	CallLost = "call.lost"
@@ -125,6 +123,8 @@ type Event struct {
 	Call string `json:"call"`
 	// Node is the node whose core published a core event.
 	Node string `json:"node,omitempty"`
+	// Source is who published it: SourceCore or SourceApp (the default).
+	Source string `json:"source,omitempty"`
 	// Peer is a related leg: the inbound leg an outbound one was dialed for,
 	// or the leg this one is bridged with.
 	Peer string `json:"peer,omitempty"`
@@ -163,7 +163,13 @@ type Event struct {
 }
 
 // Subject returns the subject e is published on.
-func (e *Event) Subject() string { return EventSubject(e.Customer, e.Call, e.Type) }
+func (e *Event) Subject() string {
+	src := e.Source
+	if src == "" {
+		src = SourceApp
+	}
+	return EventSubject(e.Customer, src, e.Call, e.Type)
+}
 
 // Encode returns the versioned JSON of e.
 func (e *Event) Encode() ([]byte, error) {
@@ -172,6 +178,9 @@ func (e *Event) Encode() ([]byte, error) {
 	}
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
+	}
+	if e.Source == "" {
+		e.Source = SourceApp
 	}
 	return json.Marshal(e)
 }

@@ -42,7 +42,7 @@ func FuzzDecode(f *testing.F) {
 
 func TestSubjects(t *testing.T) {
 	e := &Event{Type: CallParked, Customer: "de.mo", Call: "a*b"}
-	if got, want := e.Subject(), "callpark.v1.events.de_mo.a_b.call.parked"; got != want {
+	if got, want := e.Subject(), "callpark.v1.events.de_mo.app.a_b.call.parked"; got != want {
 		t.Fatalf("subject %q, want %q", got, want)
 	}
 	if got := CommandSubject("n1", OpDial); got != "callpark.v1.core.n1.cmd.dial" {

@@ -11,7 +11,9 @@ const (
 // Subject prefixes.
 const (
 	// EventsPrefix is the root of all event subjects:
-	// callpark.v1.events.<customer>.<call>.<type>.
+	// callpark.v1.events.<customer>.<source>.<call>.<type>, source "core"
+	// (what happened on a SIP leg) or "app" (what the parking application
+	// made of it).
 	EventsPrefix = "callpark." + subjectVer + ".events"
 	// CorePrefix is the root of the core's subjects: commands
 	// callpark.v1.core.<node>.cmd.<op> and announcements
@@ -21,11 +23,21 @@ const (
 	AllEvents = EventsPrefix + ".>"
 )
 
+// Sources of events (Event.Source, a subject token).
+const (
+	SourceCore = "core" // the media core: call.started, call.held, ...
+	SourceApp  = "app"  // the control plane: call.parked, slot.busy, ...
+)
+
+// CoreEvents matches every core event of every customer: what the control
+// plane consumes (never its own output).
+const CoreEvents = EventsPrefix + ".*." + SourceCore + ".>"
+
 // EventSubject returns the subject an event is published on. The event type
 // ("call.parked") keeps its dot, so subscribers may filter with
-// callpark.v1.events.<customer>.*.call.parked.
-func EventSubject(customer, call, typ string) string {
-	return EventsPrefix + "." + token(customer) + "." + token(call) + "." + typ
+// callpark.v1.events.<customer>.app.*.call.parked.
+func EventSubject(customer, source, call, typ string) string {
+	return EventsPrefix + "." + token(customer) + "." + token(source) + "." + token(call) + "." + typ
 }
 
 // CustomerEvents matches every event of one customer.

@@ -301,7 +301,7 @@ func (c *cli) watch(ctx context.Context, nc *nats.Conn, customer string, asJSON,
 			if err != nil {
 				continue
 			}
-			if !all && !productEvent(e.Type) {
+			if !all && e.Source != events.SourceApp {
 				continue
 			}
 			if asJSON {
@@ -311,14 +311,6 @@ func (c *cli) watch(ctx context.Context, nc *nats.Conn, customer string, asJSON,
 			fmt.Fprintln(c.stdout, describe(e))
 		}
 	}
-}
-
-// productEvent reports whether typ is a control-plane (parking) event.
-func productEvent(typ string) bool {
-	return strings.HasPrefix(typ, "slot.") || map[string]bool{
-		events.CallParked: true, events.CallRetrieved: true, events.CallAbandoned: true,
-		events.CallReturned: true, events.CallParkFailed: true, events.CallConnected: true,
-	}[typ]
 }
 
 // describe is one human-readable line for e.
