@@ -165,6 +165,10 @@ func (ch *channel) hangup(code int, reason string) {
 		// The final response waits for the ACK (up to Timer H, 32 s when
 		// the caller is gone): never hold the command up for it.
 		go func() {
+			// answerMu: sipgo's dialog responses must not be written
+			// concurrently (a 180 may be on its way).
+			ch.answerMu.Lock()
+			defer ch.answerMu.Unlock()
 			if err := ch.srv.Respond(code, reason, nil); err != nil {
 				ch.core.log.Debug("reject failed", "call", ch.id, "err", err)
 			}

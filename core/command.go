@@ -54,10 +54,7 @@ func (c *Core) handleCommand(_ context.Context, cmd *events.Command) *events.Rep
 	ch.decided()
 	switch cmd.Op {
 	case events.OpRing:
-		if ch.srv == nil || ch.isAnswered() {
-			return fail(events.ErrBadState, errors.New("not an unanswered inbound leg"))
-		}
-		if err := ch.srv.Ringing(); err != nil {
+		if err := ch.ring(); err != nil {
 			return fail(events.ErrBadState, err)
 		}
 	case events.OpAnswer:

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"strings"
 	"time"
@@ -258,6 +259,22 @@ func partyOf(h interface {
 		return events.Party{User: v.Address.User, Display: v.DisplayName, URI: v.Address.String()}
 	}
 	return events.Party{}
+}
+
+// ring sends 180 Ringing on an unanswered inbound leg. Responses of one
+// dialog go out one at a time (answerMu): sipgo's are not safe to write
+// concurrently, and a 180 relayed for another node's dial can meet the
+// answer of a join.
+func (ch *channel) ring() error {
+	ch.answerMu.Lock()
+	defer ch.answerMu.Unlock()
+	ch.mu.Lock()
+	ok := ch.srv != nil && !ch.answered && !ch.rejected && !ch.ended
+	ch.mu.Unlock()
+	if !ok {
+		return errors.New("not an unanswered inbound leg")
+	}
+	return ch.srv.Ringing()
 }
 
 // answer answers an inbound leg and starts its media. Safe to call twice.

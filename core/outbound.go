@@ -176,8 +176,8 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 			re := b.event(events.CallRinging)
 			re.Peer = b.dialedFor
 			c.publish(re)
-			if cmd.Bridge && origin != nil && origin.srv != nil && !origin.isAnswered() {
-				if err := origin.srv.Ringing(); err != nil {
+			if cmd.Bridge && origin != nil && origin.srv != nil {
+				if err := origin.ring(); err != nil {
 					c.log.Debug("180 to the caller failed", "call", origin.id, "err", err)
 				}
 			}

@@ -43,7 +43,9 @@ type Announcement struct {
 	Epoch string `json:"epoch"`
 	// SIP is the core's SIP address (host:port), where other nodes send
 	// the internal legs of cross-node calls.
-	SIP     string    `json:"sip"`
+	SIP string `json:"sip"`
+	// Web is the node's receptionist console ("" when it serves none).
+	Web     string    `json:"web,omitempty"`
 	Started time.Time `json:"started"`
 	Time    time.Time `json:"time"`
 	Leaving bool      `json:"leaving,omitempty"`

@@ -76,3 +76,31 @@ func (p *PBX) Crash() {
 		p.control.Crash()
 	}
 }
+
+// announce publishes the core's announcement with this node's console URL.
+func (p *PBX) announce(a *events.Announcement) {
+	if u, ok := p.web.Load().(string); ok {
+		a.Web = u
+	}
+	p.bus.Announce(a)
+}
+
+// consoleElsewhere says, in a cluster, which other node's console serves a
+// customer: the one whose control plane decides for it.
+func (p *PBX) consoleElsewhere(ctl *control.Control) func(string) (string, bool) {
+	if p.cfg.Cluster == nil {
+		return nil
+	}
+	return func(customer string) (string, bool) {
+		node, mine := ctl.Owner(customer)
+		if mine || node == "" {
+			return "", false
+		}
+		for _, a := range p.nodes.List() {
+			if a.Node == node && a.Web != "" {
+				return a.Web, true
+			}
+		}
+		return "", false
+	}
+}

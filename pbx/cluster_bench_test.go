@@ -61,6 +61,9 @@ func BenchmarkParkRetrieve(b *testing.B) {
 					last.Phone(b, "bench", fmt.Sprint(101+2*i)),
 				}
 			}
+			for _, p := range pairs {
+				pbxtest.WaitLocated(b, nodes, last, "bench", p.y.Ext)
+			}
 			apiBefore := jsRequests(b, first)
 			b.ResetTimer()
 			began := time.Now()

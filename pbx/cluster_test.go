@@ -8,9 +8,12 @@ package pbx_test
 
 import (
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/callpark/callpark/dialplans"
 	"github.com/callpark/callpark/events"
@@ -191,6 +194,7 @@ func TestClusterAutoReturnAcrossNodes(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	client := a.Phone(t, "demo", "201")
 	john := b.Phone(t, "demo", "333")
+	pbxtest.WaitLocated(t, nodes, b, "demo", "333")
 
 	cc, pe := parkOwn(t, a, client, john)
 	if events.NodeOf(pe.Call) != "a" {
@@ -269,7 +273,9 @@ func TestClusterNodeLoss(t *testing.T) {
 	cc.ExpectEnded(t, 5*time.Second)
 
 	// The survivors keep serving new calls across them.
-	x, y := connect(t, m.Phone(t, "demo", "201"), k.Phone(t, "demo", "202"))
+	caller, callee := m.Phone(t, "demo", "201"), k.Phone(t, "demo", "202")
+	pbxtest.WaitLocated(t, alive, k, "demo", "202")
+	x, y := connect(t, caller, callee)
 	talk(t, x, y)
 	x.Hangup()
 	y.ExpectEnded(t, 5*time.Second)
@@ -292,4 +298,47 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestClusterConsoleFollowsTheOwner: a receptionist opens the console of a
+// node that does not decide for her customer; signing in sends the page to
+// the console of the node that does, where the board shows a call parked
+// on yet another node.
+func TestClusterConsoleFollowsTheOwner(t *testing.T) {
+	nodes := pbxtest.StartCluster(t, 3, pbxtest.WithDialplans(consoleDialplans(t)), pbxtest.WithConsole())
+	owner := pbxtest.Owner(nodes, "demo")
+	var other *pbxtest.PBX
+	for _, n := range nodes {
+		if n != owner {
+			other = n
+		}
+	}
+	waitFor(t, 5*time.Second, "the owner's console URL announced", func() bool {
+		for _, a := range other.Nodes().List() {
+			if a.Node == owner.Config.Node && a.Web == owner.WebURL() {
+				return true
+			}
+		}
+		return false
+	})
+	browser := pbxtest.NewBrowser(t)
+	s := browser.Session(t, other.WebURL())
+	fillSignIn(t, s, "demo", "200", "secret200")
+	waitFor(t, 5*time.Second, "the page moves to the owner's console", func() bool {
+		return strings.HasPrefix(pbxtest.Eval[string](s, "location.href"), owner.WebURL()+"/")
+	})
+	s.Do(chromedp.WaitVisible(chromedp.CSS("#in-customer")))
+	if c := pbxtest.Eval[string](s, `document.querySelector("#in-customer").value`); c != "demo" {
+		t.Fatalf("customer field %q after the move, want demo", c)
+	}
+	t.Logf("console of node %s sent the sign-in to node %s", other.Config.Node, owner.Config.Node)
+	signIn(t, s, "demo", "200", "secret200")
+
+	client := other.Phone(t, "demo", "202")
+	john := other.Phone(t, "demo", "333")
+	_, cj := connect(t, client, john)
+	if code := cj.Transfer(t, "711"); code != 200 {
+		t.Fatalf("park on slot 1: NOTIFY %d", code)
+	}
+	s.WaitText("#slot-1 .caller", "202", 3*time.Second)
 }

@@ -1,6 +1,7 @@
 package pbx_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,10 +15,21 @@ import (
 // connect makes from dial to's extension and to answer; it returns both ends.
 func connect(t *testing.T, from, to *pbxtest.Phone) (caller, callee *pbxtest.Call) {
 	t.Helper()
-	answered := make(chan *pbxtest.Call, 1)
-	go func() { answered <- to.Answer(t, 5*time.Second) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	type answer struct {
+		c   *pbxtest.Call
+		err error
+	}
+	answered := make(chan answer, 1)
+	// No t in the goroutine: it may outlive a failed Dial.
+	go func() { c, err := to.AnswerErr(ctx); answered <- answer{c, err} }()
 	caller = from.Dial(t, to.Ext)
-	return caller, <-answered
+	a := <-answered
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	return caller, a.c
 }
 
 // talk checks that tones pass both ways between a and b.

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -42,7 +43,9 @@ type PBX struct {
 	console *console.Server
 	webAddr net.Addr
 	nodes   *events.Nodes
-	ready   chan struct{}
+	// web is the console's URL once it listens, for the announcements.
+	web   atomic.Value
+	ready chan struct{}
 }
 
 // New builds the parts. Nothing listens until Run.
@@ -227,7 +230,7 @@ func (p *PBX) Run(ctx context.Context) error {
 			TCP:             cfg.SIPTCP,
 			Directory:       dialplans.NewDirectory(p.store.Current),
 			Node:            cfg.Node,
-			Announce:        bus.Announce,
+			Announce:        p.announce,
 			Peers:           nodes.Addr,
 			ClusterSecret:   clusterSecret(cfg.Cluster),
 			Sounds:          lib,
@@ -393,8 +396,9 @@ func (p *PBX) serveConsole(ctx context.Context, g *errgroup.Group, ctl *control.
 			}
 			return func() { _ = sub.Unsubscribe() }, nil
 		},
-		Log:  cfg.Log.With("component", "console"),
-		Bans: bans,
+		Log:       cfg.Log.With("component", "console"),
+		Bans:      bans,
+		Elsewhere: p.consoleElsewhere(ctl),
 	})
 	if err != nil {
 		return err
@@ -404,6 +408,7 @@ func (p *PBX) serveConsole(ctx context.Context, g *errgroup.Group, ctl *control.
 		return fmt.Errorf("console listen: %w", err)
 	}
 	p.console, p.webAddr = con, ln.Addr()
+	p.web.Store("http://" + ln.Addr().String())
 	// No WriteTimeout: the event streams are long-lived (each write has
 	// its own deadline).
 	serveHTTP(ctx, g, ln, &http.Server{Handler: con, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}, con.Close)

@@ -56,6 +56,11 @@ type Config struct {
 	Coalesce time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Elsewhere, in a cluster, says whether another node's console serves
+	// customer now (the node whose control plane decides for it) and its
+	// URL: sign-ins and requests for that customer are sent there (421
+	// with the URL; the page follows it). Nil: everything is served here.
+	Elsewhere func(customer string) (url string, ok bool)
 }
 
 // Server is the console's HTTP handler.
@@ -174,6 +179,9 @@ func (s *Server) authed(fn func(http.ResponseWriter, *http.Request, *session)) h
 			writeError(w, http.StatusUnauthorized, "signed_out", "sign in first")
 			return
 		}
+		if s.moved(w, x.customer) {
+			return
+		}
 		fn(w, r, x)
 	}
 }
@@ -281,10 +289,32 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cfg.Bans.Succeed(addr, x.customer+"/"+x.account)
+	if s.moved(w, x.customer) {
+		s.sessions.drop(x.id)
+		return
+	}
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: x.id, Path: "/", HttpOnly: true,
 		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	s.cfg.Log.Info("console sign-in", "addr", addr, "customer", x.customer, "account", x.account)
 	writeJSON(w, map[string]any{"customer": x.customer, "account": x.account, "csrf": x.csrf})
+}
+
+// moved answers 421 with the URL of the console that serves customer, if
+// that is another node's.
+func (s *Server) moved(w http.ResponseWriter, customer string) bool {
+	if s.cfg.Elsewhere == nil {
+		return false
+	}
+	u, ok := s.cfg.Elsewhere(customer)
+	if !ok {
+		return false
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusMisdirectedRequest)
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": "elsewhere",
+		"message": "this customer is served by another node's console: " + u, "url": u}})
+	return true
 }
 
 // lookupCustomer finds a customer by name or SIP domain.

@@ -61,3 +61,25 @@ func Owner(nodes []*PBX, customer string) *PBX {
 	}
 	return nil
 }
+
+// WaitLocated waits until the control plane deciding for customer knows
+// that ext registered through node via: a call to ext placed on another
+// node before that is dialed where ext is not (the location is learnt
+// from an event, a few milliseconds after the REGISTER).
+func WaitLocated(t testing.TB, nodes []*PBX, via *PBX, customer, ext string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if o := Owner(nodes, customer); o != nil {
+			for _, n := range o.Control().State().RegisteredVia(customer, ext) {
+				if n == via.Config.Node {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s@%s through node %s: not known to the control plane within 5s", ext, customer, via.Config.Node)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

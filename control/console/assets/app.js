@@ -27,6 +27,17 @@ let source = null;    // the EventSource
 
 // --- sign-in ---------------------------------------------------------------
 
+// In a cluster another node's console may serve the customer (421 with its
+// URL): go there, the customer filled in.
+function elsewhere(r, j) {
+  if (r.status !== 421 || !j.error || !j.error.url) return false;
+  const u = new URL(j.error.url);
+  const c = $("#in-customer").value.trim();
+  if (c) u.searchParams.set("customer", c);
+  location.assign(u.toString());
+  return true;
+}
+
 async function signIn(ev) {
   ev.preventDefault();
   const err = $("#signin-error");
@@ -38,6 +49,7 @@ async function signIn(ev) {
   };
   const r = await fetch("/login", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
   const j = await r.json().catch(() => ({}));
+  if (elsewhere(r, j)) return;
   if (!r.ok) {
     err.textContent = (j.error && j.error.message) || ("sign-in failed: " + r.status);
     return;
@@ -86,6 +98,7 @@ function start() {
     if (source && source.readyState === EventSource.CLOSED) {
       const r = await fetch("/api/board").catch(() => null);
       if (r && r.status === 401) showSignIn();
+      else if (r && r.status === 421) elsewhere(r, await r.json().catch(() => ({})));
       else setTimeout(start, 1000);
     }
   });
@@ -98,6 +111,7 @@ async function post(path, body) {
     body: JSON.stringify(body),
   });
   const j = await r.json().catch(() => ({}));
+  if (elsewhere(r, j)) return null;
   if (!r.ok) {
     notify({kind: "error", text: (j.error && j.error.message) || ("failed: " + r.status)});
     return null;
@@ -288,6 +302,8 @@ $("#logout").addEventListener("click", signOut);
 $("#sound").checked = localStorage.getItem("callpark.sound") === "1";
 $("#sound").addEventListener("change", () => localStorage.setItem("callpark.sound", $("#sound").checked ? "1" : "0"));
 
+const asked = new URLSearchParams(location.search).get("customer");
+if (asked) $("#in-customer").value = asked;
 fetch("/api/board").then((r) => r.ok ? r.json() : null).then((b) => {
   if (b) { render(b); start(); } else showSignIn();
 }).catch(showSignIn);
