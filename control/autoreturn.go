@@ -375,6 +375,15 @@ func (c *Control) returnAnswered(ctx context.Context, rb *ringBack, e *events.Ev
 		c.publish(events.CallReturned, rec.Customer, rec.Channel, park)
 	}
 	c.publish(events.CallRetrieved, rec.Customer, rec.Channel, park)
+	// The caller's phone shows who took the call back (the answering
+	// phone already saw the caller in the return's From).
+	who := events.Party{User: rb.target}
+	if cust := c.customer(rec.Customer); cust != nil {
+		if a := cust.Account(rb.target); a != nil {
+			who.Display = a.Name
+		}
+	}
+	c.do(ctx, rec.Customer, &events.Command{Op: events.OpIdentity, Call: rec.Channel, From: who})
 }
 
 // returnFailed: a return reached nobody. The parker's answering mode says

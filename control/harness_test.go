@@ -383,3 +383,9 @@ func (h *harness) metric(name string, labels ...string) float64 {
 	}
 	return 0
 }
+
+// retrievedBy is what a retrieval by leg r of the call parked on leg parked
+// sends the core: answer, bridge, then each phone is told who it talks to.
+func retrievedBy(r, parked string) []string {
+	return []string{"answer " + r, "bridge " + r + " " + parked, "identity " + r, "identity " + parked}
+}

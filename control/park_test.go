@@ -144,7 +144,7 @@ func TestParkRandomAndRetrieve(t *testing.T) {
 	h.send(inbound("demo", "r0", "201", "*71"+n))
 	h.expect("answer r0", "play r0 not-parked +hangup")
 	h.send(inbound("demo", "r1", "201", "*71*"+n))
-	h.expect("answer r1", "bridge r1 "+client)
+	h.expect(retrievedBy("r1", client)...)
 	if e := h.onlyEvent(events.CallRetrieved); e.Park.Number != n || e.Park.By != "201" || e.Park.Kind != "random" {
 		t.Fatalf("retrieved %+v", e.Park)
 	}
@@ -171,7 +171,7 @@ func TestRetrieveOther(t *testing.T) {
 	h := newHarness(t)
 	client, _ := h.parked333("demo")
 	h.send(inbound("demo", "r", "201", "*71333"))
-	h.expect("answer r", "bridge r "+client)
+	h.expect(retrievedBy("r", client)...)
 	e := h.onlyEvent(events.CallRetrieved)
 	if e.Park.By != "201" || e.Park.Number != "333" || e.Park.Parker != "333" || e.Call != client {
 		t.Fatalf("retrieved %+v %+v", e, e.Park)
@@ -196,7 +196,7 @@ func TestRetrieveOwn(t *testing.T) {
 	h := newHarness(t)
 	client, _ := h.parked333("demo")
 	h.send(inbound("demo", "r", "333", "*71"))
-	h.expect("answer r", "bridge r "+client)
+	h.expect(retrievedBy("r", client)...)
 	h.onlyEvent(events.CallRetrieved)
 }
 
@@ -275,9 +275,9 @@ func TestTenantIsolation(t *testing.T) {
 	}
 	// Each retrieves its own.
 	h.send(inbound("acme", "r3", "200", "*71333"))
-	h.expect("answer r3", "bridge r3 "+acmeClient)
+	h.expect(retrievedBy("r3", acmeClient)...)
 	h.send(inbound("demo", "r4", "200", "*71333"))
-	h.expect("answer r4", "bridge r4 "+demoClient)
+	h.expect(retrievedBy("r4", demoClient)...)
 	for _, e := range h.events() {
 		if e.Type == events.CallRetrieved && e.Customer == "acme" && e.Call != acmeClient {
 			t.Fatalf("acme retrieved %s", e.Call)

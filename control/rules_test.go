@@ -27,7 +27,7 @@ func TestCustomerCodes(t *testing.T) {
 	h.send(inbound("sixty", "r0", "200", "*714999"))
 	h.expect("reject r0 404")
 	h.send(inbound("sixty", "r", "200", "654999"))
-	h.expect("answer r", "bridge r "+client)
+	h.expect(retrievedBy("r", client)...)
 	h.onlyEvent(events.CallRetrieved)
 
 	client2, _ := h.talkAndHold("sixty", "client2", "333")
@@ -38,7 +38,7 @@ func TestCustomerCodes(t *testing.T) {
 	}
 	h.take()
 	h.send(inbound("sixty", "r2", "200", "65*"+e.Park.Number))
-	h.expect("answer r2", "bridge r2 "+client2)
+	h.expect(retrievedBy("r2", client2)...)
 }
 
 // TestSampleDialplans parks and retrieves with the sample dialplans that
@@ -67,6 +67,6 @@ func TestSampleDialplans(t *testing.T) {
 		h.send(inbound(cust, "j2-"+cust, "333", "*70333"))
 		h.expect("unbridge "+client, "answer j2-"+cust, "play j2-"+cust+" "+strings.Join(append([]string{"parked"}, spell("*71333")...), ",")+" +hangup", "hangup "+john)
 		h.send(inbound(cust, "r-"+cust, "201", "*71333"))
-		h.expect("answer r-"+cust, "bridge r-"+cust+" "+client)
+		h.expect(retrievedBy("r-"+cust, client)...)
 	}
 }

@@ -64,7 +64,7 @@ func TestReferSlotAndRetrieve(t *testing.T) {
 	h.send(inbound("demo", "r", "201", "*711"))
 	h.expect("answer r", "play r not-parked +hangup")
 	h.send(inbound("demo", "r2", "201", "711"))
-	h.expect("answer r2", "bridge r2 "+client)
+	h.expect(retrievedBy("r2", client)...)
 	if e := h.onlyEvent(events.CallRetrieved); e.Park.Kind != "slot" || e.Park.By != "201" {
 		t.Fatalf("retrieved %+v", e.Park)
 	}

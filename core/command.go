@@ -104,6 +104,11 @@ func (c *Core) handleCommand(_ context.Context, cmd *events.Command) *events.Rep
 		c.bridge(ch, peer)
 	case events.OpUnbridge:
 		c.unbridge(ch)
+	case events.OpIdentity:
+		if !ch.isAnswered() {
+			return fail(events.ErrBadState, errors.New("leg is not up"))
+		}
+		go ch.sendIdentity(cmd.From)
 	case events.OpReferNotify:
 		if err := ch.referNotify(cmd.ReferID, cmd.Code); err != nil {
 			return fail(events.ErrBadState, err)

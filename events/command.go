@@ -46,6 +46,12 @@ const (
 	// in state confirmed), From the far party shown on phones. The core
 	// NOTIFYs every dialog-event (BLF) subscriber of the entity. No Call.
 	OpPresence = "presence"
+	// OpIdentity tells the phone on Call who it now talks to (From): an
+	// in-dialog UPDATE carrying P-Asserted-Identity and Remote-Party-ID
+	// (RFC 3325; the connected identity of RFC 4916), e.g. the caller's
+	// number on the phone that retrieved a parked call. Best effort: the
+	// reply comes at once, a phone that refuses UPDATE changes nothing.
+	OpIdentity = "identity"
 )
 
 // Command is one request to the core. Only the fields of its Op matter.
@@ -157,6 +163,11 @@ func (c *Command) Validate() error {
 		return fmt.Errorf("command without op")
 	case OpRing, OpAnswer, OpHangup, OpMusic, OpUnbridge:
 		return need(c.Call != "", "call")
+	case OpIdentity:
+		if err := need(c.Call != "", "call"); err != nil {
+			return err
+		}
+		return need(c.From.User != "", "from.user")
 	case OpReject:
 		if err := need(c.Call != "", "call"); err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,6 +120,9 @@ func TestAutoReturnDistinctiveRing(t *testing.T) {
 	got := p.Events.Wait(t, 5*time.Second, "call.retrieved", parked(events.CallRetrieved, "333"))
 	if ret.Park.By != "333" || got.Park.By != "333" || got.Call != pe.Call {
 		t.Fatalf("returned %+v, retrieved %+v", ret.Park, got.Park)
+	}
+	if id := cc.WaitIdentity(t, 3*time.Second); !strings.Contains(id, "<sip:333@") {
+		t.Errorf("caller shown %q after the return, want 333", id)
 	}
 	talk(t, cc, ring)
 	if l := p.Control().State().ParkedList("demo"); len(l) != 0 {

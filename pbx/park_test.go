@@ -98,6 +98,14 @@ func TestParkByHoldAndDialThenRetrieve(t *testing.T) {
 	if r.Park.By != "202" {
 		t.Fatalf("retrieved by %q, want 202", r.Park.By)
 	}
+	// The retriever's phone is told it talks to the caller (not to
+	// "*71333"), the caller's that 202 picked up.
+	if id := cr.WaitIdentity(t, 3*time.Second); !strings.Contains(id, "<sip:201@") {
+		t.Errorf("retriever shown %q, want the caller 201", id)
+	}
+	if id := cc.WaitIdentity(t, 3*time.Second); !strings.Contains(id, "<sip:202@") {
+		t.Errorf("caller shown %q, want the retriever 202", id)
+	}
 	talk(t, cc, cr)
 	cr.Hangup()
 	cc.ExpectEnded(t, 5*time.Second)

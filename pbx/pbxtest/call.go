@@ -434,3 +434,28 @@ func (c *Call) Dialog() (callID, localTag, remoteTag string) {
 	}
 	return callID, localTag, remoteTag
 }
+
+// WaitIdentity waits for an UPDATE in the call's dialog telling the phone
+// who it talks to, and returns its P-Asserted-Identity.
+func (c *Call) WaitIdentity(t testing.TB, within time.Duration) string {
+	t.Helper()
+	callID, _, _ := c.Dialog()
+	deadline := time.Now().Add(within)
+	for {
+		c.phone.mu.Lock()
+		for _, u := range c.phone.updates {
+			if u.CallID() != nil && u.CallID().Value() == callID {
+				if h := u.GetHeader("P-Asserted-Identity"); h != nil {
+					c.phone.mu.Unlock()
+					return h.Value()
+				}
+			}
+		}
+		c.phone.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no identity UPDATE within %s", c.phone.Ext, within)
+			return ""
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

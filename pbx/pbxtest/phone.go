@@ -34,6 +34,9 @@ type Phone struct {
 	dg       *diago.Diago
 	incoming chan *Call
 	ctx      context.Context
+
+	mu      sync.Mutex
+	updates []*sip.Request // in-dialog UPDATEs received
 }
 
 // Phone starts a phone for customer's account ext and registers it.
@@ -123,10 +126,22 @@ func (ph *Phone) start(t testing.TB) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv, err := sipgo.NewServer(ua)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ph.dg = diago.NewDiago(ua,
+		diago.WithServer(srv),
 		diago.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
 		diago.WithTransport(diago.Transport{Transport: "udp", BindHost: ph.Host, BindPort: ph.Port}),
 		diago.WithMediaConfig(diago.MediaConfig{Codecs: ph.codecs()}))
+	// After diago's own handlers: in-dialog UPDATEs (connected identity) are recorded and accepted.
+	srv.OnUpdate(func(req *sip.Request, tx sip.ServerTransaction) {
+		ph.mu.Lock()
+		ph.updates = append(ph.updates, req)
+		ph.mu.Unlock()
+		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	ph.ctx = ctx
 	var once sync.Once

@@ -1,0 +1,66 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callpark/callpark/events"
+)
+
+// sendIdentity tells the phone on the leg who it talks to now: an in-dialog
+// UPDATE without a body carrying P-Asserted-Identity (RFC 3325, which most
+// desk phones show) and Remote-Party-ID (the older draft some still read).
+// The answer does not matter: a phone that does not do UPDATE keeps its
+// display.
+func (ch *channel) sendIdentity(p events.Party) {
+	defer ch.core.recoverGoroutine("identity")
+	ch.mu.Lock()
+	srv, cli := ch.srv, ch.cli
+	remotes := ch.remotes
+	ch.mu.Unlock()
+	domain, _ := ch.core.cfg.Directory.Domain(ch.customer)
+	uri := p.URI
+	if uri == "" || !strings.HasPrefix(uri, "sip") {
+		uri = "sip:" + p.User + "@" + domain
+	}
+	name := ""
+	if p.Display != "" {
+		name = fmt.Sprintf("%q ", strings.ReplaceAll(p.Display, `"`, ""))
+	}
+	id := name + "<" + uri + ">"
+
+	var target sip.Uri
+	switch {
+	case srv != nil && srv.InviteRequest.Contact() != nil:
+		target = *srv.InviteRequest.Contact().Address.Clone()
+	case cli != nil && cli.InviteResponse != nil && cli.InviteResponse.Contact() != nil:
+		target = *cli.InviteResponse.Contact().Address.Clone()
+	default:
+		return
+	}
+	req := sip.NewRequest(sip.UPDATE, target)
+	req.AppendHeader(sip.NewHeader("P-Asserted-Identity", id))
+	req.AppendHeader(sip.NewHeader("Remote-Party-ID", id+";party=calling;screen=yes;privacy=off"))
+	if len(remotes) > 0 {
+		// Where the phone sends from (NAT), as for every in-dialog request.
+		req.SetDestination(remotes[0].String())
+	}
+	ctx, cancel := context.WithTimeout(ch.ctx, 5*time.Second)
+	defer cancel()
+	var res *sip.Response
+	var err error
+	if srv != nil {
+		res, err = srv.Do(ctx, req)
+	} else {
+		res, err = cli.Do(ctx, req)
+	}
+	if err != nil {
+		ch.core.log.Debug("identity update failed", "call", ch.id, "err", err)
+		return
+	}
+	ch.core.log.Debug("identity update answered", "call", ch.id, "status", res.StatusCode)
+}
