@@ -459,3 +459,15 @@ func (c *Call) WaitIdentity(t testing.TB, within time.Duration) string {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// RemoteSDP is the far end's session description: callpark's answer to
+// the phone's INVITE, or the offer of an INVITE the phone received.
+func (c *Call) RemoteSDP() string {
+	switch {
+	case c.cli != nil && c.cli.InviteResponse != nil:
+		return string(c.cli.InviteResponse.Body())
+	case c.srv != nil:
+		return string(c.srv.InviteRequest.Body())
+	}
+	return ""
+}
