@@ -383,7 +383,7 @@ func (c *Control) returnAnswered(ctx context.Context, rb *ringBack, e *events.Ev
 			who.Display = a.Name
 		}
 	}
-	c.do(ctx, rec.Customer, &events.Command{Op: events.OpIdentity, Call: rec.Channel, From: who})
+	c.tellIdentity(ctx, rec.Customer, rec.Channel, who)
 }
 
 // returnFailed: a return reached nobody. The parker's answering mode says

@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"time"
 
 	"github.com/callpark/callpark/control/state"
 	"github.com/callpark/callpark/dialplans"
@@ -79,6 +80,13 @@ func (c *Control) onStarted(ctx context.Context, e *events.Event) {
 		c.parkByDial(ctx, e, cust, acct, route)
 	case dialplans.RouteRetrieve, dialplans.RouteRetrieveOwn, dialplans.RouteRetrieveRandom, dialplans.RouteSlot:
 		c.retrieve(ctx, e, cust, acct, route)
+	case dialplans.RouteOutside:
+		if !acct.Can(dialplans.PermOutside) {
+			log.Info("rejecting call: the account may not call outside")
+			c.reject(ctx, e.Customer, e.Call, 403)
+			return
+		}
+		c.dialOutside(ctx, e.Customer, e.Call, cust, acct, route.Number, 0)
 	default:
 		log.Info("rejecting call: nothing dialed matches")
 		c.reject(ctx, e.Customer, e.Call, 404)
@@ -213,6 +221,15 @@ func (c *Control) onDialFailed(ctx context.Context, e *events.Event) {
 	if err != nil || !mine || a.State != state.StateRinging {
 		return
 	}
+	if a.Outside != "" && carrierFailure(e.Code) {
+		cust := c.customer(a.Customer)
+		if next := a.OutsideTry + 1; cust != nil && next < len(cust.OutsideTrunks()) {
+			c.log.Info("outside call fails over to the next trunk", "customer", a.Customer, "call", a.ID,
+				"code", e.Code, "trunk", cust.OutsideTrunks()[next].Name)
+			c.dialOutside(ctx, a.Customer, a.ID, cust, cust.Account(a.Account), a.Outside, next)
+			return
+		}
+	}
 	code := 480
 	if e.Code == 486 {
 		code = 486
@@ -282,4 +299,60 @@ func (c *Control) peerOf(x *state.Channel) *state.Channel {
 // parked reports whether leg ch is parked.
 func (c *Control) parked(ch *state.Channel) bool {
 	return ch.State == state.StateParked || c.store.ParkedByChannel(ch.ID) != nil
+}
+
+// outsideRingTime is how long an outside call may ring at the far end.
+const outsideRingTime = 60 * time.Second
+
+// dialOutside calls number through the customer's try-th outside trunk for
+// inbound leg call; the core answers the carrier's challenge with the
+// trunk's credentials and bridges on answer. A carrier failure (5xx, a
+// timeout) moves to the next trunk (onDialFailed).
+func (c *Control) dialOutside(ctx context.Context, customer, call string, cust *dialplans.Customer, acct *dialplans.Account, number string, try int) {
+	trunks := cust.OutsideTrunks()
+	if try >= len(trunks) {
+		c.log.Info("rejecting outside call: no trunk takes outbound calls", "customer", customer, "call", call)
+		c.reject(ctx, customer, call, 404)
+		return
+	}
+	t := trunks[try]
+	uri, ok := t.OutsideURI(number)
+	if !ok {
+		c.reject(ctx, customer, call, 484)
+		return
+	}
+	from := events.Party{User: cust.CallerIDOf(t)}
+	if acct != nil {
+		from.Display = acct.Name
+	}
+	if from.User == "" && acct != nil {
+		from.User = acct.Extension
+	}
+	r, err := c.do(ctx, customer, &events.Command{
+		Op:        events.OpDial,
+		Call:      call,
+		URI:       uri,
+		Trunk:     t.Name,
+		From:      from,
+		TimeoutMs: int(outsideRingTime.Milliseconds()),
+		Bridge:    true,
+	})
+	if err != nil || r.Call == "" {
+		if !notFound(err) {
+			c.reject(ctx, customer, call, 503)
+		}
+		return
+	}
+	if _, err := c.store.UpdateChannel(call, func(ch *state.Channel) {
+		ch.Dialing, ch.Outside, ch.OutsideTry = r.Call, number, try
+	}); err != nil {
+		c.log.Warn("inbound leg vanished while dialing out", "call", call, "err", err)
+	}
+}
+
+// carrierFailure reports whether a failed outside dial should try the
+// next trunk: the carrier's trouble (5xx, 408, no answer at all), not the
+// callee's (busy, declined, a wrong number).
+func carrierFailure(code int) bool {
+	return code == 0 || code == 408 || code >= 500 && code < 600
 }

@@ -36,6 +36,15 @@ func (c *Control) do(ctx context.Context, customer string, cmd *events.Command) 
 	return r, err
 }
 
+// tellIdentity tells the phone on leg who it talks to now (OpIdentity);
+// a leg of no account (a carrier's) is told nothing.
+func (c *Control) tellIdentity(ctx context.Context, customer, leg string, who events.Party) {
+	if ch := c.store.Channel(leg); ch == nil || ch.Account == "" {
+		return
+	}
+	c.do(ctx, customer, &events.Command{Op: events.OpIdentity, Call: leg, From: who})
+}
+
 // notFound reports whether err is the core saying the leg is gone.
 func notFound(err error) bool {
 	var re *events.ReplyError

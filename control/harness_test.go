@@ -385,7 +385,8 @@ func (h *harness) metric(name string, labels ...string) float64 {
 }
 
 // retrievedBy is what a retrieval by leg r of the call parked on leg parked
-// sends the core: answer, bridge, then each phone is told who it talks to.
+// (a trunk's caller) sends the core: answer, bridge, then the retriever's
+// phone is told who it talks to (a carrier is told nothing).
 func retrievedBy(r, parked string) []string {
-	return []string{"answer " + r, "bridge " + r + " " + parked, "identity " + r, "identity " + parked}
+	return []string{"answer " + r, "bridge " + r + " " + parked, "identity " + r}
 }

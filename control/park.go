@@ -276,10 +276,9 @@ func (c *Control) retrieve(ctx context.Context, e *events.Event, cust *dialplans
 	park.By = acct.Extension
 	c.publish(events.CallRetrieved, rec.Customer, rec.Channel, park)
 	// The retriever's phone shows the caller, not "*71333"; the caller's
-	// shows who picked up.
+	// shows who picked up (a phone's: a carrier is told nothing).
 	c.do(ctx, e.Customer, &events.Command{Op: events.OpIdentity, Call: e.Call, From: rec.Party})
-	c.do(ctx, e.Customer, &events.Command{Op: events.OpIdentity, Call: rec.Channel,
-		From: events.Party{User: acct.Extension, Display: acct.Name}})
+	c.tellIdentity(ctx, e.Customer, rec.Channel, events.Party{User: acct.Extension, Display: acct.Name})
 }
 
 // badState reports whether err is the core refusing a command in the leg's

@@ -104,7 +104,7 @@ func (c *Core) join(ch *channel, peer string) error {
 		return err
 	}
 	_, err = c.startDial(&events.Command{Op: events.OpDial, Customer: ch.customer, Call: ch.id, Bridge: true,
-		TimeoutMs: 10000}, []target{t}, true)
+		TimeoutMs: 10000}, []target{t}, events.Party{User: peer}, true)
 	return err
 }
 

@@ -16,4 +16,7 @@ type Directory interface {
 	TrunkMatches(customer, trunk string, src netip.AddrPort) bool
 	// Domain returns the customer's SIP domain.
 	Domain(customer string) (string, bool)
+	// TrunkAuth returns the digest credentials a customer's trunk answers
+	// a carrier's challenge with (ok false: none).
+	TrunkAuth(customer, trunk string) (username, password string, ok bool)
 }

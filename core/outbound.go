@@ -34,6 +34,7 @@ type target struct {
 // go out in the background.
 func (c *Core) dial(cmd *events.Command) (*channel, error) {
 	var targets []target
+	to := events.Party{User: cmd.Account, URI: cmd.URI}
 	if domain, ok := c.cfg.Directory.Domain(cmd.Customer); !ok || domain == "" {
 		return nil, fmt.Errorf("unknown customer %q", cmd.Customer)
 	}
@@ -48,15 +49,16 @@ func (c *Core) dial(cmd *events.Command) (*channel, error) {
 			return nil, fmt.Errorf("bad uri: %w", err)
 		}
 		targets = append(targets, target{uri: u})
+		to = events.Party{User: u.User, URI: cmd.URI}
 	default:
 		return nil, errors.New("dial needs account or uri")
 	}
-	return c.startDial(cmd, targets, false)
+	return c.startDial(cmd, targets, to, false)
 }
 
 // startDial starts an outbound leg to targets (an internal one when
 // internal: no events) for cmd.
-func (c *Core) startDial(cmd *events.Command, targets []target, internal bool) (*channel, error) {
+func (c *Core) startDial(cmd *events.Command, targets []target, to events.Party, internal bool) (*channel, error) {
 	domain, _ := c.cfg.Directory.Domain(cmd.Customer)
 	var origin *channel
 	if cmd.Call != "" {
@@ -80,7 +82,7 @@ func (c *Core) startDial(cmd *events.Command, targets []target, internal bool) (
 	b.customer = cmd.Customer
 	b.account = cmd.Account
 	b.from = cmd.From
-	b.to = events.Party{User: cmd.Account, URI: cmd.URI}
+	b.to = to
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	c.register(b)
 	c.metrics.calls.WithLabelValues("outbound").Inc()
@@ -216,7 +218,11 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 			break
 		}
 		c.forkFailed(cmd, r)
-		best = betterCode(best, failureCode(r.err, ctx))
+		code := failureCode(r.err, ctx)
+		if !r.answered && ctx.Err() == nil {
+			code = sip.StatusRequestTimeout // nothing came back (Timer B)
+		}
+		best = betterCode(best, code)
 	}
 	for _, f := range forks {
 		f.stop(started) // CANCEL the others
@@ -353,6 +359,13 @@ func (c *Core) invite(ctx context.Context, t target, domain string, origin *chan
 		},
 	}
 	opts.WithCaller(cmd.From.Display, fromUser, domain)
+	if cmd.Trunk != "" {
+		if user, pass, ok := c.cfg.Directory.TrunkAuth(cmd.Customer, cmd.Trunk); ok {
+			opts.Username, opts.Password = user, pass
+		}
+		opts.Headers = append(opts.Headers, sip.NewHeader("P-Asserted-Identity",
+			"<sip:"+fromUser+"@"+domain+">"))
+	}
 	if cmd.AlertInfo != "" {
 		opts.Headers = append(opts.Headers, sip.NewHeader("Alert-Info", cmd.AlertInfo))
 	}

@@ -12,6 +12,7 @@ const (
 	PermPark        = "park"         // park calls (*70, *70N)
 	PermRetrieve    = "retrieve"     // retrieve parked calls (*71, *71N, slots)
 	PermCallControl = "call_control" // be driven through the call-control API
+	PermOutside     = "outside"      // call outside numbers through the trunks
 )
 
 // Answering modes: what happens to a call for an account.
@@ -39,7 +40,7 @@ func (a *Account) Can(perm string) bool {
 }
 
 var (
-	allPerms = []string{PermPark, PermRetrieve, PermCallControl}
+	allPerms = []string{PermPark, PermRetrieve, PermCallControl, PermOutside}
 	numberRE = regexp.MustCompile(`^\+?[0-9]{1,20}$`)
 	dialRE   = regexp.MustCompile(`^\+?[0-9*#]{1,32}$`)
 )
@@ -61,7 +62,7 @@ func (d *decoder) account(n *yaml.Node) *Account {
 	a.Password = d.str(f, "password", true)
 
 	if _, set := f.vals["permissions"]; !set {
-		a.Permissions = []string{PermPark, PermRetrieve}
+		a.Permissions = []string{PermPark, PermRetrieve, PermOutside}
 	} else {
 		a.Permissions = []string{} // an explicit empty list means none
 	}

@@ -37,6 +37,9 @@ type Features struct {
 	DialTimeout  time.Duration // ring time for extension calls
 	Music        string        // "" for built-in music on hold, else a directory of 8 kHz mono 16-bit WAV files
 	AutoRetrieve AutoRetrieve
+	// OutsidePrefix is dialed before an outside number ("9"); numbers
+	// starting with + are outside numbers too.
+	OutsidePrefix string
 }
 
 // API holds a customer's call-control API credentials. Apps send Token
@@ -179,17 +182,33 @@ func (d *decoder) customer(f fields) *Customer {
 	}
 
 	for _, n := range d.seq(f, "trunks") {
-		tf, ok := d.mapping(n, "trunk", "name", "address")
+		tf, ok := d.mapping(n, "trunk", "name", "address", "outbound", "username", "password", "caller_id")
 		if !ok {
 			continue
 		}
-		t := &Trunk{Name: d.str(tf, "name", true), Address: d.str(tf, "address", true)}
+		t := &Trunk{Name: d.str(tf, "name", true), Address: d.str(tf, "address", true),
+			Outbound: d.str(tf, "outbound", false), Username: d.str(tf, "username", false),
+			Password: d.str(tf, "password", false), CallerID: d.str(tf, "caller_id", false)}
 		if t.Address != "" {
 			var err error
 			if t.prefix, t.port, err = parseTrunkAddress(t.Address); err != nil {
 				d.errorf(tf.vals["address"], "trunk %q: address %q: %v", t.Name, t.Address, err)
 				continue
 			}
+		}
+		if t.Outbound != "" {
+			ap, err := parseOutbound(t.Outbound)
+			if err != nil {
+				d.errorf(tf.vals["outbound"], "trunk %q: outbound %q: %v", t.Name, t.Outbound, err)
+				continue
+			}
+			t.out = ap
+		}
+		if (t.Username == "") != (t.Password == "") {
+			d.errorf(tf.line("name"), "trunk %q: username and password go together", t.Name)
+		}
+		if t.CallerID != "" && !numberRE.MatchString(t.CallerID) {
+			d.errorf(tf.vals["caller_id"], "trunk %q: caller_id %q must be digits, optionally after +", t.Name, t.CallerID)
 		}
 		for _, o := range c.Trunks {
 			if t.Name != "" && o.Name == t.Name {
@@ -224,12 +243,17 @@ func (d *decoder) customer(f fields) *Customer {
 }
 
 func (d *decoder) features(n *yaml.Node) Features {
-	f, _ := d.mapping(n, "features", "parking", "api", "dial_timeout", "music", "auto_retrieve")
+	f, _ := d.mapping(n, "features", "parking", "api", "dial_timeout", "music", "auto_retrieve", "outside_prefix")
 	ft := Features{
-		Parking:     d.boolean(f, "parking", true),
-		API:         d.boolean(f, "api", false),
-		DialTimeout: d.duration(f, "dial_timeout", DefaultDialTimeout),
-		Music:       d.str(f, "music", false),
+		Parking:       d.boolean(f, "parking", true),
+		API:           d.boolean(f, "api", false),
+		DialTimeout:   d.duration(f, "dial_timeout", DefaultDialTimeout),
+		Music:         d.str(f, "music", false),
+		OutsidePrefix: d.str(f, "outside_prefix", false),
+	}
+	if p := ft.OutsidePrefix; p != "" && (!isDigits(p) || len(p) > 3) {
+		d.errorf(f.vals["outside_prefix"], "outside_prefix: %q must be 1 to 3 digits", p)
+		ft.OutsidePrefix = ""
 	}
 	ar, _ := d.mapping(f.vals["auto_retrieve"], "auto_retrieve", "enabled", "after", "ring", "alert_info", "attempts")
 	ft.AutoRetrieve = AutoRetrieve{

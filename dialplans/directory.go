@@ -50,3 +50,17 @@ func (d Directory) Domain(customer string) (string, bool) {
 	}
 	return cust.Domain, true
 }
+
+// TrunkAuth returns the outbound credentials of customer's trunk.
+func (d Directory) TrunkAuth(customer, trunk string) (string, string, bool) {
+	cust := d.current().Customer(customer)
+	if cust == nil {
+		return "", "", false
+	}
+	for _, t := range cust.Trunks {
+		if t.Name == trunk && t.Username != "" {
+			return t.Username, t.Password, true
+		}
+	}
+	return "", "", false
+}

@@ -122,7 +122,11 @@ func dumpCustomer(c *Customer) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "customer %s (%s:%d) domain=%s rule=%s\n", c.Name, c.File, c.Line, c.Domain, c.RuleName)
 	f := c.Features
-	fmt.Fprintf(&b, "  features parking=%t api=%t dial_timeout=%v music=%q\n", f.Parking, f.API, f.DialTimeout, f.Music)
+	fmt.Fprintf(&b, "  features parking=%t api=%t dial_timeout=%v music=%q", f.Parking, f.API, f.DialTimeout, f.Music)
+	if f.OutsidePrefix != "" {
+		fmt.Fprintf(&b, " outside_prefix=%q", f.OutsidePrefix)
+	}
+	b.WriteString("\n")
 	ar := f.AutoRetrieve
 	fmt.Fprintf(&b, "  auto_retrieve enabled=%t after=%v ring=%s alert_info=%q attempts=%d\n", ar.Enabled, ar.After, ar.Ring, ar.AlertInfo, ar.Attempts)
 	for _, ext := range slices.Sorted(maps.Keys(c.Accounts)) {
@@ -134,7 +138,11 @@ func dumpCustomer(c *Customer) string {
 		fmt.Fprintf(&b, "  did %s -> %s\n", num, c.DIDs[num])
 	}
 	for _, tr := range c.Trunks {
-		fmt.Fprintf(&b, "  trunk %s address=%s prefix=%v port=%d\n", tr.Name, tr.Address, tr.prefix, tr.port)
+		fmt.Fprintf(&b, "  trunk %s address=%s prefix=%v port=%d", tr.Name, tr.Address, tr.prefix, tr.port)
+		if tr.out.IsValid() || tr.Username != "" || tr.CallerID != "" {
+			fmt.Fprintf(&b, " outbound=%v username=%q caller_id=%q", tr.out, tr.Username, tr.CallerID)
+		}
+		b.WriteString("\n")
 	}
 	for _, n := range slices.Sorted(maps.Keys(c.Slots)) {
 		s := c.Slots[n]

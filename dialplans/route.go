@@ -18,9 +18,10 @@ const (
 	RouteRetrieveOwn                     // retrieve the caller's own parked call (Release)
 	RouteRetrieveRandom                  // retrieve the call parked on random Number (Release+"*"+N)
 	RouteSlot                            // retrieve the call parked on slot Number (SlotRelease+N)
+	RouteOutside                         // call Number outside, through the customer's trunks
 )
 
-var routeKindNames = [...]string{"none", "extension", "park", "park-random", "retrieve", "retrieve-own", "retrieve-random", "slot"}
+var routeKindNames = [...]string{"none", "extension", "park", "park-random", "retrieve", "retrieve-own", "retrieve-random", "slot", "outside"}
 
 func (k RouteKind) String() string {
 	if k >= 0 && int(k) < len(routeKindNames) {
@@ -94,5 +95,29 @@ func (c *Customer) Route(dialed string) Route {
 	try(r.Release, RouteRetrieve)
 	try(r.Release+"*", RouteRetrieveRandom)
 	try(r.SlotRelease, RouteSlot)
+	if best.Kind == RouteNone {
+		if n, ok := c.outsideNumber(dialed); ok {
+			return Route{Kind: RouteOutside, Number: n}
+		}
+	}
 	return best
+}
+
+// outsideNumber normalises a dialed outside number: "+<digits>" as it is;
+// after the outside prefix, "00<digits>" becomes "+<digits>" and anything
+// else stays as dialed (a national number the carrier understands).
+func (c *Customer) outsideNumber(dialed string) (string, bool) {
+	valid := func(n string) bool { return isDigits(n) && len(n) >= 3 && len(n) <= 20 }
+	if rest, ok := strings.CutPrefix(dialed, "+"); ok {
+		return dialed, valid(rest)
+	}
+	p := c.Features.OutsidePrefix
+	rest, ok := strings.CutPrefix(dialed, p)
+	if p == "" || !ok || !valid(rest) {
+		return "", false
+	}
+	if intl, ok := strings.CutPrefix(rest, "00"); ok && valid(intl) {
+		return "+" + intl, true
+	}
+	return rest, true
 }

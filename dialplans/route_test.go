@@ -208,7 +208,7 @@ slots:
 		t.Errorf("features = %+v\nwant %+v", c.Features, want)
 	}
 	a := c.Account("1")
-	if a.AnsweringMode != AnswerRing || !slices.Equal(a.Permissions, []string{PermPark, PermRetrieve}) || a.Line != 6 {
+	if a.AnsweringMode != AnswerRing || !slices.Equal(a.Permissions, []string{PermPark, PermRetrieve, PermOutside}) || a.Line != 6 {
 		t.Errorf("account defaults: %+v", a)
 	}
 	if c.SlotTimeout("5") != 120*time.Second || c.SlotTimeout("6") != 45*time.Second {

@@ -11,9 +11,18 @@ import (
 type Trunk struct {
 	Name    string
 	Address string // as written: IP, IP:port or CIDR
+	// Outbound calls: where INVITEs go (IP or IP:port; default Address
+	// when it names one host), the digest credentials the carrier
+	// challenges for, and the number presented as caller ID (default the
+	// customer's first DID).
+	Outbound string
+	Username string
+	Password string
+	CallerID string
 
 	prefix netip.Prefix
 	port   uint16 // 0: any source port
+	out    netip.AddrPort
 }
 
 // parseTrunkAddress accepts an IP address, IP:port ([v6]:port) or a CIDR
@@ -57,6 +66,9 @@ func (t *Trunk) Matches(src netip.AddrPort) bool {
 // names one host (IP or IP:port, port 5060 when none is given); false for
 // a CIDR prefix, which is a range of sources, not a destination.
 func (t *Trunk) Target() (netip.AddrPort, bool) {
+	if t != nil && t.out.IsValid() {
+		return t.out, true
+	}
 	if t == nil || !t.prefix.IsValid() || t.prefix.Bits() != t.prefix.Addr().BitLen() {
 		return netip.AddrPort{}, false
 	}
@@ -80,4 +92,63 @@ func (c *Customer) OutboundURI(number string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// OutsideTrunks returns the customer's trunks that take outbound calls, in
+// the order they are tried (the first, then the next on 5xx or timeout).
+func (c *Customer) OutsideTrunks() []*Trunk {
+	if c == nil {
+		return nil
+	}
+	var out []*Trunk
+	for _, t := range c.Trunks {
+		if _, ok := t.Target(); ok {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// OutsideURI is the Request-URI of a call to number through trunk t.
+func (t *Trunk) OutsideURI(number string) (string, bool) {
+	ap, ok := t.Target()
+	if !ok || number == "" || strings.ContainsAny(number, "@:;<> ") {
+		return "", false
+	}
+	return "sip:" + number + "@" + ap.String(), true
+}
+
+// CallerIDOf is the number presented on an outside call through t.
+func (c *Customer) CallerIDOf(t *Trunk) string {
+	if t != nil && t.CallerID != "" {
+		return t.CallerID
+	}
+	return c.FirstDID()
+}
+
+// parseOutbound accepts an IP address or IP:port ([v6]:port), port 5060
+// when none is given; host names are refused as for trunk addresses.
+func parseOutbound(s string) (netip.AddrPort, error) {
+	s = strings.TrimSpace(s)
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		if ap.Port() == 0 {
+			return netip.AddrPort{}, fmt.Errorf("port must not be 0")
+		}
+		return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port()), nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.AddrPortFrom(a.Unmap().WithZone(""), 5060), nil
+	}
+	return netip.AddrPort{}, fmt.Errorf("want an IP address or IP:port (host names are not resolved)")
+}
+
+// FirstDID is the customer's first DID in its file ("" when none).
+func (c *Customer) FirstDID() string {
+	best, line := "", 0
+	for n, l := range c.didLines {
+		if best == "" || l < line {
+			best, line = n, l
+		}
+	}
+	return best
 }

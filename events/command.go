@@ -86,6 +86,11 @@ type Command struct {
 	AlertInfo string `json:"alert_info,omitempty"`
 	TimeoutMs int    `json:"timeout_ms,omitempty"`
 	Bridge    bool   `json:"bridge,omitempty"`
+	// Trunk names the customer's trunk a dial to URI goes out through: the
+	// core answers the carrier's digest challenge with the trunk's
+	// credentials (from its directory) and asserts From as the caller's
+	// identity (P-Asserted-Identity).
+	Trunk string `json:"trunk,omitempty"`
 	// ReferID names the REFER to notify.
 	ReferID string `json:"refer_id,omitempty"`
 	// Target is the entity of presence.
