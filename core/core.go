@@ -275,6 +275,14 @@ func (c *Core) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { c.announce(ctx); return nil })
 	g.Go(func() error { return c.reg.Run(ctx) })
+	g.Go(func() error {
+		select {
+		case <-c.ready:
+			c.registerTrunks(ctx)
+		case <-ctx.Done():
+		}
+		return nil
+	})
 	g.Go(func() error { return c.blf.Run(ctx) })
 	g.Go(func() error { return c.keepAlive(ctx, c.cfg.KeepAlive) })
 	g.Go(func() error { return c.dialogKeepAlive(ctx, c.cfg.DialogKeepAlive) })

@@ -19,4 +19,7 @@ type Directory interface {
 	// TrunkAuth returns the digest credentials a customer's trunk answers
 	// a carrier's challenge with (ok false: none).
 	TrunkAuth(customer, trunk string) (username, password string, ok bool)
+	// TrunkRegistrations lists the trunks that register to their carrier
+	// (asked again every second: a reload takes effect).
+	TrunkRegistrations() []TrunkRegistration
 }

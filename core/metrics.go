@@ -7,6 +7,8 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	activeCalls    prometheus.Gauge
 	registrations  prometheus.Gauge
+	// trunkRegistered is 1 while a trunk is registered to its carrier.
+	trunkRegistered *prometheus.GaugeVec
 	calls          *prometheus.CounterVec
 	commands       *prometheus.CounterVec
 	commandErrors  *prometheus.CounterVec
@@ -29,6 +31,9 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 		registrations: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "callpark_registrations", Help: "Registered contacts.",
 		}),
+		trunkRegistered: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "callpark_trunk_registered", Help: "1 while a trunk is registered to its carrier (outbound registration), else 0.",
+		}, []string{"customer", "trunk"}),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "callpark_core_legs_total", Help: "SIP legs started, by direction.",
 		}, []string{"direction"}),
@@ -67,7 +72,7 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.decisionDelay, m.activeCalls, m.registrations, m.calls, m.commands, m.commandErrors, m.authFailures, m.badRequests, m.rtpWriteErrors, m.panics, m.unreachable, m.lostLegs, m.musicBatched, m.overload} {
+	for _, c := range []prometheus.Collector{m.decisionDelay, m.activeCalls, m.registrations, m.trunkRegistered, m.calls, m.commands, m.commandErrors, m.authFailures, m.badRequests, m.rtpWriteErrors, m.panics, m.unreachable, m.lostLegs, m.musicBatched, m.overload} {
 		if err := r.Register(c); err != nil {
 			return nil, err
 		}

@@ -182,13 +182,14 @@ func (d *decoder) customer(f fields) *Customer {
 	}
 
 	for _, n := range d.seq(f, "trunks") {
-		tf, ok := d.mapping(n, "trunk", "name", "address", "outbound", "username", "password", "caller_id")
+		tf, ok := d.mapping(n, "trunk", "name", "address", "outbound", "username", "password", "caller_id", "register", "register_expiry")
 		if !ok {
 			continue
 		}
 		t := &Trunk{Name: d.str(tf, "name", true), Address: d.str(tf, "address", true),
 			Outbound: d.str(tf, "outbound", false), Username: d.str(tf, "username", false),
-			Password: d.str(tf, "password", false), CallerID: d.str(tf, "caller_id", false)}
+			Password: d.str(tf, "password", false), CallerID: d.str(tf, "caller_id", false),
+			Register: d.boolean(tf, "register", false), RegisterExpiry: d.duration(tf, "register_expiry", 0)}
 		if t.Address != "" {
 			var err error
 			if t.prefix, t.port, err = parseTrunkAddress(t.Address); err != nil {
@@ -203,6 +204,9 @@ func (d *decoder) customer(f fields) *Customer {
 				continue
 			}
 			t.out = ap
+		}
+		if _, ok := t.Target(); t.Register && (t.Username == "" || !ok) {
+			d.errorf(tf.line("name"), "trunk %q: register needs username, password and an outbound address", t.Name)
 		}
 		if (t.Username == "") != (t.Password == "") {
 			d.errorf(tf.line("name"), "trunk %q: username and password go together", t.Name)

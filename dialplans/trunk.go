@@ -2,6 +2,7 @@ package dialplans
 
 import (
 	"fmt"
+	"time"
 	"net/netip"
 	"strings"
 )
@@ -19,6 +20,10 @@ type Trunk struct {
 	Username string
 	Password string
 	CallerID string
+	// Register: the trunk registers to the carrier at its outbound
+	// address, as Username, every RegisterExpiry (default 300s).
+	Register       bool
+	RegisterExpiry time.Duration
 
 	prefix netip.Prefix
 	port   uint16 // 0: any source port

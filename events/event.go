@@ -36,6 +36,11 @@ const (
 	CallEnded = "call.ended"
 	// RegistrationUpdated: an account's set of registered contacts changed.
 	RegistrationUpdated = "registration.updated"
+	// TrunkRegistered: a trunk's registration to its carrier succeeded
+	// (each refresh too); TrunkRegistrationFailed: it failed (Code, Reason),
+	// retried in 5 s. Call is "trunk", Trunk names it.
+	TrunkRegistered         = "trunk.registered"
+	TrunkRegistrationFailed = "trunk.registration_failed"
 )
 
 // Event types published by the control plane.

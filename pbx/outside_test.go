@@ -93,3 +93,30 @@ func TestOutsideCallBarred(t *testing.T) {
 		t.Fatalf("barred outside call: %v, want 403", err)
 	}
 }
+
+// TestTrunkRegisters: a trunk with register: true registers to the
+// carrier's registrar (sipp), answers its challenge, and refreshes before
+// the 2 s granted run out; the state shows in callpark_trunk_registered
+// and trunk.registered events.
+func TestTrunkRegisters(t *testing.T) {
+	sippBinary(t)
+	port := pbxtest.FreePort(t)
+	registrar := startSipp(t, "uas_registrar.xml", sippOpts{Port: port}, carrierKeys()...)
+	dir := outsideDialplans(t, fmt.Sprintf(
+		"  - name: primary\n    address: 127.0.0.1:%d\n    username: acme\n    password: s3cret\n    register: true\n    register_expiry: 60s\n", port))
+	p := pbxtest.Start(t, pbxtest.WithDialplans(dir))
+	first := p.Events.Wait(t, 5*time.Second, "trunk.registered", pbxtest.Type(events.TrunkRegistered, "demo"))
+	if first.Trunk != "primary" {
+		t.Fatalf("trunk.registered %+v", first)
+	}
+	if v := p.Counter("callpark_trunk_registered", map[string]string{"customer": "demo", "trunk": "primary"}); v != 1 {
+		t.Fatalf("callpark_trunk_registered = %v, want 1", v)
+	}
+	second := nth(t, p, 3*time.Second, events.TrunkRegistered, 2)
+	if d := second.Time.Sub(first.Time); d >= 2*time.Second {
+		t.Fatalf("refreshed after %s, past the 2s granted", d)
+	} else {
+		t.Logf("registration refreshed after %s (2s granted)", d.Round(time.Millisecond))
+	}
+	registrar.wait(t)
+}

@@ -228,7 +228,7 @@ func (p *PBX) Run(ctx context.Context) error {
 			Host:            cfg.SIPHost,
 			Port:            cfg.SIPPort,
 			TCP:             cfg.SIPTCP,
-			Directory:       dialplans.NewDirectory(p.store.Current),
+			Directory:       directory{p.store.Current},
 			Node:            cfg.Node,
 			Announce:        p.announce,
 			Peers:           nodes.Addr,

@@ -1,17 +1,19 @@
-package dialplans
+package pbx
 
-import "net/netip"
+import (
+	"net/netip"
 
-// Directory answers the media core's questions (core.Directory) from the
+	"github.com/callpark/callpark/core"
+	"github.com/callpark/callpark/dialplans"
+)
+
+// directory answers the media core's questions (core.Directory) from the
 // dialplan set in force: current is called on every question, so a reload
 // takes effect at once.
-type Directory struct{ current func() *Set }
-
-// NewDirectory returns the Directory of the sets current returns.
-func NewDirectory(current func() *Set) Directory { return Directory{current: current} }
+type directory struct{ current func() *dialplans.Set }
 
 // Account returns the customer and password of user@domain.
-func (d Directory) Account(domain, user string) (string, string, bool) {
+func (d directory) Account(domain, user string) (string, string, bool) {
 	cust, acct := d.current().Account(domain, user)
 	if cust == nil || acct == nil {
 		return "", "", false
@@ -20,7 +22,7 @@ func (d Directory) Account(domain, user string) (string, string, bool) {
 }
 
 // Trunk returns the customer and trunk a call from src to dialed comes in through.
-func (d Directory) Trunk(src netip.AddrPort, dialed string) (string, string, bool) {
+func (d directory) Trunk(src netip.AddrPort, dialed string) (string, string, bool) {
 	cust, t := d.current().TrunkFor(src, dialed)
 	if cust == nil || t == nil {
 		return "", "", false
@@ -29,7 +31,7 @@ func (d Directory) Trunk(src netip.AddrPort, dialed string) (string, string, boo
 }
 
 // TrunkMatches reports whether src belongs to customer's trunk.
-func (d Directory) TrunkMatches(customer, trunk string, src netip.AddrPort) bool {
+func (d directory) TrunkMatches(customer, trunk string, src netip.AddrPort) bool {
 	cust := d.current().Customer(customer)
 	if cust == nil {
 		return false
@@ -43,7 +45,7 @@ func (d Directory) TrunkMatches(customer, trunk string, src netip.AddrPort) bool
 }
 
 // Domain returns customer's SIP domain.
-func (d Directory) Domain(customer string) (string, bool) {
+func (d directory) Domain(customer string) (string, bool) {
 	cust := d.current().Customer(customer)
 	if cust == nil {
 		return "", false
@@ -52,7 +54,7 @@ func (d Directory) Domain(customer string) (string, bool) {
 }
 
 // TrunkAuth returns the outbound credentials of customer's trunk.
-func (d Directory) TrunkAuth(customer, trunk string) (string, string, bool) {
+func (d directory) TrunkAuth(customer, trunk string) (string, string, bool) {
 	cust := d.current().Customer(customer)
 	if cust == nil {
 		return "", "", false
@@ -63,4 +65,20 @@ func (d Directory) TrunkAuth(customer, trunk string) (string, string, bool) {
 		}
 	}
 	return "", "", false
+}
+
+// TrunkRegistrations lists the trunks that register to their carrier.
+func (d directory) TrunkRegistrations() []core.TrunkRegistration {
+	var out []core.TrunkRegistration
+	for _, c := range d.current().Customers() {
+		for _, t := range c.Trunks {
+			ap, ok := t.Target()
+			if !t.Register || !ok {
+				continue
+			}
+			out = append(out, core.TrunkRegistration{Customer: c.Name, Trunk: t.Name, Registrar: ap.String(),
+				User: t.Username, Username: t.Username, Password: t.Password, Expiry: t.RegisterExpiry})
+		}
+	}
+	return out
 }
