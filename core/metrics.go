@@ -5,22 +5,22 @@ import "github.com/prometheus/client_golang/prometheus"
 // metrics are the core's Prometheus series, registered on the Registerer
 // passed in Config.
 type metrics struct {
-	activeCalls    prometheus.Gauge
-	registrations  prometheus.Gauge
+	activeCalls   prometheus.Gauge
+	registrations prometheus.Gauge
 	// trunkRegistered is 1 while a trunk is registered to its carrier.
 	trunkRegistered *prometheus.GaugeVec
-	calls          *prometheus.CounterVec
-	commands       *prometheus.CounterVec
-	commandErrors  *prometheus.CounterVec
-	authFailures   *prometheus.CounterVec
-	badRequests    *prometheus.CounterVec
-	rtpWriteErrors prometheus.Counter
-	panics         prometheus.Counter
-	unreachable    prometheus.Counter
-	lostLegs       prometheus.Counter
-	musicBatched   prometheus.Counter
-	overload       *prometheus.CounterVec
-	decisionDelay  prometheus.Histogram
+	calls           *prometheus.CounterVec
+	commands        *prometheus.CounterVec
+	commandErrors   *prometheus.CounterVec
+	authFailures    *prometheus.CounterVec
+	badRequests     *prometheus.CounterVec
+	rtpWriteErrors  prometheus.Counter
+	panics          prometheus.Counter
+	unreachable     prometheus.Counter
+	lostLegs        prometheus.Counter
+	musicBatched    prometheus.Counter
+	overload        *prometheus.CounterVec
+	decisionDelay   prometheus.Histogram
 }
 
 func newMetrics(r prometheus.Registerer) (*metrics, error) {

@@ -2,9 +2,9 @@ package dialplans
 
 import (
 	"fmt"
-	"time"
 	"net/netip"
 	"strings"
+	"time"
 )
 
 // Trunk is a carrier connection of a customer. Inbound INVITEs from the
