@@ -43,7 +43,16 @@ const DefaultPartitions = 8
 type partitions struct {
 	mu   sync.Mutex
 	held []uint64 // lease revision per partition; 0: not ours
+	// until is when each held lease may have expired on the server: the
+	// last renewal's start plus LeaseTTL, less a margin for clock rates.
+	// Past it, this control plane stops deciding for the partition even
+	// before a failed renewal says so (a paused process must not act on a
+	// lease another node may hold by now).
+	until []time.Time
 }
+
+// leaseMargin is taken off a lease's life when judging it still ours.
+const leaseMargin = 500 * time.Millisecond
 
 // partitionOf returns the partition of customer among n.
 func partitionOf(customer string, n int) int {
@@ -61,7 +70,8 @@ func (c *Control) owns(customer string) bool {
 	}
 	c.parts.mu.Lock()
 	defer c.parts.mu.Unlock()
-	return c.parts.held[partitionOf(customer, len(c.parts.held))] != 0
+	p := partitionOf(customer, len(c.parts.held))
+	return c.parts.held[p] != 0 && time.Now().Before(c.parts.until[p])
 }
 
 // Owns reports whether this control plane decides for customer now.
@@ -138,6 +148,7 @@ func (c *Control) leaseRound(ctx context.Context) {
 		rev := c.parts.held[p]
 		c.parts.mu.Unlock()
 		lctx, cancel := context.WithTimeout(ctx, LeaseTTL/3)
+		sent := time.Now()
 		if rev != 0 {
 			next, err := cl.Leases.Renew(lctx, leaseKey(p), cl.Node, rev)
 			cancel()
@@ -149,6 +160,7 @@ func (c *Control) leaseRound(ctx context.Context) {
 			}
 			c.parts.mu.Lock()
 			c.parts.held[p] = next
+			c.parts.until[p] = sent.Add(LeaseTTL - leaseMargin)
 			c.parts.mu.Unlock()
 			continue
 		}
@@ -159,6 +171,7 @@ func (c *Control) leaseRound(ctx context.Context) {
 		}
 		c.parts.mu.Lock()
 		c.parts.held[p] = next
+		c.parts.until[p] = sent.Add(LeaseTTL - leaseMargin)
 		c.parts.mu.Unlock()
 		c.takePartition(ctx, p)
 	}

@@ -146,6 +146,7 @@ func New(cfg Config) (*Control, error) {
 	}
 	if cfg.Cluster != nil {
 		c.parts.held = make([]uint64, cfg.Cluster.Partitions)
+		c.parts.until = make([]time.Time, cfg.Cluster.Partitions)
 	}
 	if c.shedAfter == 0 {
 		c.shedAfter = time.Second

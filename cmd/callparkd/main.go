@@ -154,14 +154,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	reload := func() {
+		if err := p.Store().Reload(); err != nil {
+			log.Error("dialplan reload refused", "err", err)
+		} else {
+			log.Info("dialplans reloaded")
+		}
+	}
 	go func() {
 		for s := range sigs {
 			if s == syscall.SIGHUP {
-				if err := p.Store().Reload(); err != nil {
-					log.Error("dialplan reload refused", "err", err)
-				} else {
-					log.Info("dialplans reloaded")
-				}
+				reload()
 				continue
 			}
 			log.Info("shutting down: lame duck", "signal", s.String(), "limit", cfg.DrainTimeout)
@@ -171,9 +174,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 				dcancel()
 				cancel()
 			}()
-			if s2 := <-sigs; s2 != nil {
+			// During the lame duck SIGHUP still reloads; another
+			// SIGTERM/SIGINT stops at once.
+			for s2 := range sigs {
+				if s2 == syscall.SIGHUP {
+					reload()
+					continue
+				}
 				log.Warn("second signal: stopping now")
 				cancel()
+				break
 			}
 		}
 	}()
