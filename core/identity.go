@@ -14,8 +14,8 @@ import (
 // sendIdentity tells the phone on the leg who it talks to now: an in-dialog
 // UPDATE without a body carrying P-Asserted-Identity (RFC 3325, which most
 // desk phones show) and Remote-Party-ID (the older draft some still read).
-// The answer does not matter: a phone that does not do UPDATE keeps its
-// display.
+// Only to a phone whose Allow lists UPDATE (RFC 3311 5.1); the answer does
+// not matter: a phone that refuses keeps its display.
 func (ch *channel) sendIdentity(p events.Party) {
 	defer ch.core.recoverGoroutine("identity")
 	ch.mu.Lock()
@@ -34,12 +34,19 @@ func (ch *channel) sendIdentity(p events.Party) {
 	id := name + "<" + uri + ">"
 
 	var target sip.Uri
+	var allow sip.Header
 	switch {
 	case srv != nil && srv.InviteRequest.Contact() != nil:
 		target = *srv.InviteRequest.Contact().Address.Clone()
+		allow = srv.InviteRequest.GetHeader("Allow")
 	case cli != nil && cli.InviteResponse != nil && cli.InviteResponse.Contact() != nil:
 		target = *cli.InviteResponse.Contact().Address.Clone()
+		allow = cli.InviteResponse.GetHeader("Allow")
 	default:
+		return
+	}
+	if !allows(allow, sip.UPDATE) {
+		ch.core.log.Debug("identity not sent: the phone does not allow UPDATE", "call", ch.id)
 		return
 	}
 	req := sip.NewRequest(sip.UPDATE, target)
@@ -63,4 +70,17 @@ func (ch *channel) sendIdentity(p events.Party) {
 		return
 	}
 	ch.core.log.Debug("identity update answered", "call", ch.id, "status", res.StatusCode)
+}
+
+// allows reports whether an Allow header lists method.
+func allows(h sip.Header, method sip.RequestMethod) bool {
+	if h == nil {
+		return false
+	}
+	for _, m := range strings.Split(h.Value(), ",") {
+		if strings.EqualFold(strings.TrimSpace(m), string(method)) {
+			return true
+		}
+	}
+	return false
 }

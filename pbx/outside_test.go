@@ -105,18 +105,15 @@ func TestTrunkRegisters(t *testing.T) {
 	dir := outsideDialplans(t, fmt.Sprintf(
 		"  - name: primary\n    address: 127.0.0.1:%d\n    username: acme\n    password: s3cret\n    register: true\n    register_expiry: 60s\n", port))
 	p := pbxtest.Start(t, pbxtest.WithDialplans(dir))
-	first := p.Events.Wait(t, 5*time.Second, "trunk.registered", pbxtest.Type(events.TrunkRegistered, "demo"))
-	if first.Trunk != "primary" {
-		t.Fatalf("trunk.registered %+v", first)
+	// The first registration may come before the test's event recorder
+	// listens: any one will do here; sipp checks that the refresh comes
+	// within the 2 s it granted (its scenario times out otherwise).
+	e := p.Events.Wait(t, 5*time.Second, "trunk.registered", pbxtest.Type(events.TrunkRegistered, "demo"))
+	if e.Trunk != "primary" {
+		t.Fatalf("trunk.registered %+v", e)
 	}
 	if v := p.Counter("callpark_trunk_registered", map[string]string{"customer": "demo", "trunk": "primary"}); v != 1 {
 		t.Fatalf("callpark_trunk_registered = %v, want 1", v)
-	}
-	second := nth(t, p, 3*time.Second, events.TrunkRegistered, 2)
-	if d := second.Time.Sub(first.Time); d >= 2*time.Second {
-		t.Fatalf("refreshed after %s, past the 2s granted", d)
-	} else {
-		t.Logf("registration refreshed after %s (2s granted)", d.Round(time.Millisecond))
 	}
 	registrar.wait(t)
 }

@@ -226,7 +226,9 @@ func (ph *Phone) DialWith(ctx context.Context, number string, onResponse func(*s
 		return nil, err
 	}
 	d.InviteRequest.SetDestination(ph.pbxAddr)
-	opts := diago.InviteClientOptions{Username: ph.Ext, Password: ph.Password}
+	opts := diago.InviteClientOptions{Username: ph.Ext, Password: ph.Password,
+		// Like a desk phone: UPDATE (connected identity) is welcome.
+		Headers: []sip.Header{sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY, UPDATE")}}
 	if onResponse != nil {
 		opts.OnResponse = func(res *sip.Response) error { onResponse(res); return nil }
 	}
