@@ -68,17 +68,18 @@ func Owner(nodes []*PBX, customer string) *PBX {
 // from an event, a few milliseconds after the REGISTER).
 func WaitLocated(t testing.TB, nodes []*PBX, via *PBX, customer, ext string) {
 	t.Helper()
+	node := via.Core().Node()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		if o := Owner(nodes, customer); o != nil {
 			for _, n := range o.Control().State().RegisteredVia(customer, ext) {
-				if n == via.Config.Node {
+				if n == node {
 					return
 				}
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s@%s through node %s: not known to the control plane within 5s", ext, customer, via.Config.Node)
+			t.Fatalf("%s@%s through node %s: not known to the control plane within 5s", ext, customer, node)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
