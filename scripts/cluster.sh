@@ -64,7 +64,21 @@ up() {
 			sleep 1
 		done
 	done
+	# Every partition held by someone (the first round waits 3.5 s for the
+	# nodes' announcements; a clustered JetStream elects its leaders first).
+	t=0
+	while [ "$(held)" -lt 8 ] && [ $t -lt 30 ]; do sleep 1; t=$((t + 1)); done
 	status
+}
+
+# held is the number of control partitions held across the nodes.
+held() {
+	sum=0
+	for n in $NODES; do
+		v=$(curl -fs "http://127.0.0.1:907$(idx "$n")/metrics" 2>/dev/null | awk '/^callpark_control_partitions /{print $2}')
+		sum=$((sum + ${v:-0}))
+	done
+	echo "$sum"
 }
 
 status() {
