@@ -13,6 +13,9 @@ func FuzzDecode(f *testing.F) {
 		`{"v":1,"type":"call.started","customer":"demo","call":"c1","from":{"user":"200"}}`,
 		`{"v":1,"op":"dial","call":"c1","account":"201","timeout_ms":2000,"bridge":true}`,
 		`{"v":2,"type":"x"}`, `{"v":1}`, `[]`, `null`, `{"v":1,"type":"call.parked","park":{"number":"333"}}`,
+		`{"v":1,"op":"dial","customer":"demo","call":"a_c1","account":"201","node":"b","bridge":true}`,
+		`{"v":1,"op":"identity","call":"n1_x","from":{"user":"201"}}`,
+		`{"v":1,"node":"a","epoch":"e1","sip":"127.0.0.1:5071","web":"http://127.0.0.1:9181"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -34,6 +37,14 @@ func FuzzDecode(f *testing.F) {
 			if _, err := DecodeCommand(b); err != nil {
 				t.Fatalf("round trip: %v", err)
 			}
+		}
+		if a, err := DecodeAnnouncement(data); err == nil {
+			if _, err := DecodeAnnouncement(a.Encode()); err != nil {
+				t.Fatalf("announcement round trip: %v", err)
+			}
+		}
+		if n := NodeOf(string(data)); n != "" && !ValidNode(n) {
+			t.Fatalf("NodeOf(%q) = %q, not a node name", data, n)
 		}
 		var r Reply
 		_ = json.Unmarshal(data, &r)

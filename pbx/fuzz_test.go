@@ -36,6 +36,13 @@ func FuzzSIPIngress(f *testing.F) {
 	} {
 		f.Add([]byte(fmt.Sprintf(trunk, len(sdp), sdp)))
 	}
+	// A forged internal leg (cluster.go): the signature cannot be right.
+	sdp := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+	internal := "INVITE sip:n1_00000000-0000-0000-0000-000000000000@" + sippDomain + " SIP/2.0\r\nVia: SIP/2.0/UDP LOCAL;branch=z9hG4bK-f2\r\n" +
+		"From: <sip:callpark@LOCAL>;tag=i1\r\nTo: <sip:n1@" + sippDomain + ">\r\nCall-ID: fuzz-internal@corpus\r\nCSeq: 1 INVITE\r\n" +
+		"Max-Forwards: 70\r\nContact: <sip:callpark@LOCAL>\r\nX-Callpark-Internal: join;customer=demo;sig=00\r\n" +
+		"Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s"
+	f.Add([]byte(fmt.Sprintf(internal, len(sdp), sdp)))
 
 	// One PBX for the whole run. Bans are off: the fuzzer's failed logins
 	// would otherwise ban the address it fuzzes from (core/ban is tested
