@@ -3,7 +3,6 @@ package control
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -39,20 +38,15 @@ type LeasesKV struct{ kv jetstream.KeyValue }
 
 // NewLeasesKV creates (or opens) LeaseBucket with replicas copies.
 func NewLeasesKV(ctx context.Context, nc *nats.Conn, replicas int) (*LeasesKV, error) {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := bucket(ctx, nc, jetstream.KeyValueConfig{
 		Bucket:      LeaseBucket,
 		Description: "callpark control-plane partition leases",
-		History:     1,
 		TTL:         LeaseTTL,
 		Storage:     jetstream.MemoryStorage,
-		Replicas:    max(replicas, 1),
+		Replicas:    replicas,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("control: lease bucket: %w", err)
+		return nil, err
 	}
 	return &LeasesKV{kv: kv}, nil
 }

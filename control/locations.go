@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -26,22 +25,17 @@ type LocationsKV struct{ kv jetstream.KeyValue }
 
 // NewLocationsKV creates (or opens) LocationBucket with replicas copies.
 func NewLocationsKV(ctx context.Context, nc *nats.Conn, replicas int) (*LocationsKV, error) {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := bucket(ctx, nc, jetstream.KeyValueConfig{
 		Bucket:      LocationBucket,
 		Description: "callpark registrations, by account and node",
-		History:     1,
 		// Registrations last an hour at most; a node that died leaves
 		// keys that expire (contacts carry their own expiry too).
 		TTL:      2 * time.Hour,
 		Storage:  jetstream.FileStorage,
-		Replicas: max(replicas, 1),
+		Replicas: replicas,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("control: location bucket: %w", err)
+		return nil, err
 	}
 	return &LocationsKV{kv: kv}, nil
 }

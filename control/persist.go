@@ -36,21 +36,31 @@ type ParkedKV struct{ kv jetstream.KeyValue }
 
 // NewParkedKV creates (or opens) ParkedBucket on nc with replicas copies.
 func NewParkedKV(ctx context.Context, nc *nats.Conn, replicas int) (*ParkedKV, error) {
+	kv, err := bucket(ctx, nc, jetstream.KeyValueConfig{
+		Bucket:      ParkedBucket,
+		Description: "callpark parked calls and their automatic-return deadlines",
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ParkedKV{kv: kv}, nil
+}
+
+// bucket creates (or opens) one of callpark's KV buckets: one value per
+// key (History 1), at least one replica.
+func bucket(ctx context.Context, nc *nats.Conn, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      ParkedBucket,
-		Description: "callpark parked calls and their automatic-return deadlines",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    max(replicas, 1),
-	})
+	cfg.History, cfg.Replicas = 1, max(cfg.Replicas, 1)
+	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("control: parked bucket: %w", err)
+		return nil, fmt.Errorf("control: bucket %s: %w", cfg.Bucket, err)
 	}
-	return &ParkedKV{kv: kv}, nil
+	return kv, nil
 }
 
 // Put stores value under key.

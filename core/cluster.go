@@ -110,18 +110,7 @@ func (c *Core) join(ch *channel, peer string) error {
 
 // serveInternal owns an internal leg another node sent.
 func (c *Core) serveInternal(d *diago.DialogServerSession, id identity) {
-	ch := c.newChannel(c.newID(), events.Inbound)
-	ch.internal = true
-	ch.customer = id.customer
-	ch.srv = d
-	ch.callID = d.InviteRequest.CallID().Value()
-	ch.from = partyOf(d.InviteRequest.From())
-	ch.addRemote(d.InviteRequest.Source())
-	if ct := d.InviteRequest.Contact(); ct != nil {
-		ch.addRemoteURI(ct.Address)
-	}
-	ch.ctx, ch.cancel = context.WithCancel(d.Context())
-	_ = d.Trying()
+	ch := c.inboundLeg(d, id)
 	c.register(ch)
 	c.metrics.calls.WithLabelValues("internal").Inc()
 	c.joinHere(ch, d.InviteRequest.Recipient.User)

@@ -189,22 +189,7 @@ func (c *Core) serveInbound(d *diago.DialogServerSession) {
 		c.serveInternal(d, id)
 		return
 	}
-	ch := c.newChannel(c.newID(), events.Inbound)
-	ch.customer, ch.account, ch.trunk = id.customer, id.account, id.trunk
-	ch.srv = d
-	ch.callID = callID
-	ch.dialed = d.InviteRequest.Recipient.User
-	ch.from = partyOf(d.InviteRequest.From())
-	ch.to = partyOf(d.InviteRequest.To())
-	ch.addRemote(d.InviteRequest.Source())
-	if ct := d.InviteRequest.Contact(); ct != nil {
-		ch.addRemoteURI(ct.Address)
-	}
-	ch.ctx, ch.cancel = context.WithCancel(d.Context())
-	// 100 Trying goes out before the leg is findable: sipgo's dialog
-	// responses are not safe to write concurrently, and a shutdown's
-	// hangupAll (or any command) could otherwise answer at the same time.
-	_ = d.Trying()
+	ch := c.inboundLeg(d, id)
 	c.mu.Lock()
 	c.undecided++
 	c.undecidedQ = append(c.undecidedQ, ch)
@@ -241,6 +226,29 @@ func (c *Core) serveInbound(d *diago.DialogServerSession) {
 		}
 	}
 	ch.finish(code, reason)
+}
+
+// inboundLeg makes the channel of a new inbound dialog from id and sends
+// 100 Trying; the caller registers it.
+func (c *Core) inboundLeg(d *diago.DialogServerSession, id identity) *channel {
+	ch := c.newChannel(c.newID(), events.Inbound)
+	ch.customer, ch.account, ch.trunk = id.customer, id.account, id.trunk
+	ch.internal = id.internal != ""
+	ch.srv = d
+	ch.callID = d.InviteRequest.CallID().Value()
+	ch.dialed = d.InviteRequest.Recipient.User
+	ch.from = partyOf(d.InviteRequest.From())
+	ch.to = partyOf(d.InviteRequest.To())
+	ch.addRemote(d.InviteRequest.Source())
+	if ct := d.InviteRequest.Contact(); ct != nil {
+		ch.addRemoteURI(ct.Address)
+	}
+	ch.ctx, ch.cancel = context.WithCancel(d.Context())
+	// 100 Trying goes out before the leg is findable: sipgo's dialog
+	// responses are not safe to write concurrently, and a shutdown's
+	// hangupAll (or any command) could otherwise answer at the same time.
+	_ = d.Trying()
+	return ch
 }
 
 func partyOf(h interface {

@@ -139,8 +139,10 @@ func dumpCustomer(c *Customer) string {
 	}
 	for _, tr := range c.Trunks {
 		fmt.Fprintf(&b, "  trunk %s address=%s prefix=%v port=%d", tr.Name, tr.Address, tr.prefix, tr.port)
-		if tr.out.IsValid() || tr.Username != "" || tr.CallerID != "" {
-			fmt.Fprintf(&b, " outbound=%v username=%q caller_id=%q", tr.out, tr.Username, tr.CallerID)
+		if tr.out.IsValid() || tr.Username != "" || tr.CallerID != "" || tr.Register {
+			target, _ := tr.Target()
+			fmt.Fprintf(&b, " outbound=%v username=%q caller_id=%q register=%t register_expiry=%v",
+				target, tr.Username, tr.CallerID, tr.Register, tr.RegisterExpiry)
 		}
 		b.WriteString("\n")
 	}

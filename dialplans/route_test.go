@@ -287,3 +287,27 @@ func TestOutboundURI(t *testing.T) {
 		t.Error("a customer without trunks reached out")
 	}
 }
+
+func TestRouteOutside(t *testing.T) {
+	c := &Customer{Accounts: map[string]*Account{"900": {Extension: "900"}}, DIDs: map[string]string{},
+		Slots: map[string]*Slot{}, Features: Features{OutsidePrefix: "9"}}
+	for dialed, want := range map[string]Route{
+		"9004930123456": {Kind: RouteOutside, Number: "+4930123456"},
+		"+15551234567":  {Kind: RouteOutside, Number: "+15551234567"},
+		"902071234567":  {Kind: RouteOutside, Number: "02071234567"},
+		"900":           {Kind: RouteExtension, Number: "900"}, // an extension wins
+		"9":             {},                                    // the prefix alone
+		"912":           {},                                    // too short
+		"9+12345":       {},
+		"+1":            {},
+		"*70":           {Kind: RouteParkRandom},
+	} {
+		if got := c.Route(dialed); got != want {
+			t.Errorf("Route(%q) = %v, want %v", dialed, got, want)
+		}
+	}
+	c.Features.OutsidePrefix = ""
+	if got := c.Route("9004930123456"); got.Kind != RouteNone {
+		t.Errorf("without a prefix: %v", got)
+	}
+}
