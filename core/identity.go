@@ -2,7 +2,6 @@ package core
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
@@ -27,9 +26,13 @@ func (ch *channel) sendIdentity(p events.Party) {
 	if uri == "" || !strings.HasPrefix(uri, "sip") {
 		uri = "sip:" + p.User + "@" + domain
 	}
+	// The display and URI come from phones' own From headers: keep them
+	// to what a header value may hold.
+	clean := strings.NewReplacer(`"`, "", "\\", "", "\r", "", "\n", "", "<", "", ">", "")
+	uri = clean.Replace(uri)
 	name := ""
-	if p.Display != "" {
-		name = fmt.Sprintf("%q ", strings.ReplaceAll(p.Display, `"`, ""))
+	if d := clean.Replace(p.Display); d != "" {
+		name = `"` + d + `" `
 	}
 	id := name + "<" + uri + ">"
 
