@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +36,10 @@ type Config struct {
 	Host string
 	Port int
 	TCP  bool
+	// TLS, when set, serves SIP over TLS on TLSPort (same host) with
+	// SRTP (SDES, RFC 4568) for the calls it carries (tls.go).
+	TLS     *tls.Config
+	TLSPort int
 	// Directory resolves accounts, trunks and domains (directory.go).
 	Directory Directory
 	// Node names this core (events.ValidNode; default "n1"). Every leg id
@@ -233,6 +238,9 @@ func New(cfg Config) (*Core, error) {
 	}
 	if cfg.TCP {
 		opts = append(opts, diago.WithTransport(diago.Transport{Transport: "tcp", BindHost: cfg.Host, BindPort: cfg.Port}))
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, diago.WithTransport(tlsTransport(cfg)))
 	}
 	c.dg = diago.NewDiago(ua, opts...)
 	// Handlers diago does not own, or that we own instead of diago. They

@@ -19,6 +19,9 @@ type Directory interface {
 	// TrunkAuth returns the digest credentials a customer's trunk answers
 	// a carrier's challenge with (ok false: none).
 	TrunkAuth(customer, trunk string) (username, password string, ok bool)
+	// SRTPRequired reports whether the account's calls must be SRTP over
+	// TLS (tls.go).
+	SRTPRequired(customer, account string) bool
 	// TrunkRegistrations lists the trunks that register to their carrier
 	// (asked again every second: a reload takes effect).
 	TrunkRegistrations() []TrunkRegistration

@@ -78,6 +78,12 @@ func (c *Core) admit(req *sip.Request, tx sip.ServerTransaction, next sipgo.Requ
 		}
 		id = identity{customer: who.Customer, account: who.Account}
 	}
+	if !internal {
+		if code, reason := c.checkSRTP(req, id.customer, id.account); code != 0 {
+			c.reject(req, tx, code, reason, "srtp")
+			return
+		}
+	}
 	c.mu.Lock()
 	c.pending[req.CallID().Value()] = id
 	c.mu.Unlock()

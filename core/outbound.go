@@ -40,7 +40,11 @@ func (c *Core) dial(cmd *events.Command) (*channel, error) {
 	}
 	switch {
 	case cmd.Account != "":
+		secureOnly := c.cfg.Directory.SRTPRequired(cmd.Customer, cmd.Account)
 		for _, b := range c.reg.Contacts(cmd.Customer, cmd.Account) {
+			if secureOnly && b.Transport != "tls" && contactTransport(b.Contact) != "tls" {
+				continue // its calls are SRTP over TLS or nothing (tls.go)
+			}
 			targets = append(targets, target{uri: b.Contact, dest: b.Source})
 		}
 	case cmd.URI != "":
@@ -332,13 +336,7 @@ func (c *Core) dialFailed(b, origin *channel, code int, reason string) {
 // invite sends one fork of a dial.
 func (c *Core) invite(ctx context.Context, t target, domain string, origin *channel, cmd *events.Command, onRing func(), f *fork) forkResult {
 	uri := t.uri
-	transport := ""
-	if uri.UriParams != nil {
-		if tr, ok := uri.UriParams.Get("transport"); ok {
-			transport = tr
-		}
-	}
-	d, err := c.dg.NewDialog(uri, diago.NewDialogOptions{Transport: transport})
+	d, err := c.dg.NewDialog(uri, diago.NewDialogOptions{Transport: contactTransport(uri)})
 	if err != nil {
 		return forkResult{target: t, err: err}
 	}

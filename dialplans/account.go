@@ -30,7 +30,10 @@ type Account struct {
 	Permissions   []string
 	AnsweringMode string
 	ForwardTo     string // extension or number, for the forward modes
-	Line          int    // line of the account in its file
+	// SRTP is the account's media encryption policy, SRTPOptional or
+	// SRTPRequired; "" follows the customer's features.srtp.
+	SRTP string
+	Line int // line of the account in its file
 }
 
 // Can reports whether the account holds perm (PermPark, PermRetrieve or
@@ -48,7 +51,7 @@ var (
 const maxExtension = 15
 
 func (d *decoder) account(n *yaml.Node) *Account {
-	f, ok := d.mapping(n, "account", "extension", "name", "password", "permissions", "answering_mode", "forward_to")
+	f, ok := d.mapping(n, "account", "extension", "name", "password", "permissions", "answering_mode", "forward_to", "srtp")
 	if !ok {
 		return nil
 	}
@@ -84,6 +87,7 @@ func (d *decoder) account(n *yaml.Node) *Account {
 
 	a.AnsweringMode = d.enum(f, "answering_mode", AnswerRing, AnswerRing, AnswerForward, AnswerRingThenForward)
 	a.ForwardTo = d.str(f, "forward_to", false)
+	a.SRTP = d.enum(f, "srtp", "", SRTPOptional, SRTPRequired)
 	switch {
 	case a.ForwardTo != "" && !dialRE.MatchString(a.ForwardTo):
 		d.errorf(f.vals["forward_to"], "forward_to: %q is not an extension or number", a.ForwardTo)

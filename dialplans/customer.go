@@ -40,6 +40,27 @@ type Features struct {
 	// OutsidePrefix is dialed before an outside number ("9"); numbers
 	// starting with + are outside numbers too.
 	OutsidePrefix string
+	// SRTP is the media encryption policy of the customer's accounts
+	// (SRTPOptional by default; an account's own srtp key wins).
+	SRTP string
+}
+
+// Media encryption policies (features.srtp, an account's srtp).
+const (
+	// SRTPOptional: SRTP (SDES) when the phone offers it over TLS, plain
+	// RTP otherwise.
+	SRTPOptional = "optional"
+	// SRTPRequired: the account's calls are SRTP over TLS or nothing; a
+	// plain offer gets 488 and only its TLS contacts are rung.
+	SRTPRequired = "required"
+)
+
+// SRTPRequired reports whether calls from and to a must be encrypted.
+func (c *Customer) SRTPRequired(a *Account) bool {
+	if a != nil && a.SRTP != "" {
+		return a.SRTP == SRTPRequired
+	}
+	return c.Features.SRTP == SRTPRequired
 }
 
 // API holds a customer's call-control API credentials. Apps send Token
@@ -247,13 +268,14 @@ func (d *decoder) customer(f fields) *Customer {
 }
 
 func (d *decoder) features(n *yaml.Node) Features {
-	f, _ := d.mapping(n, "features", "parking", "api", "dial_timeout", "music", "auto_retrieve", "outside_prefix")
+	f, _ := d.mapping(n, "features", "parking", "api", "dial_timeout", "music", "auto_retrieve", "outside_prefix", "srtp")
 	ft := Features{
 		Parking:       d.boolean(f, "parking", true),
 		API:           d.boolean(f, "api", false),
 		DialTimeout:   d.duration(f, "dial_timeout", DefaultDialTimeout),
 		Music:         d.str(f, "music", false),
 		OutsidePrefix: d.str(f, "outside_prefix", false),
+		SRTP:          d.enum(f, "srtp", SRTPOptional, SRTPOptional, SRTPRequired),
 	}
 	if p := ft.OutsidePrefix; p != "" && (!isDigits(p) || len(p) > 3) {
 		d.errorf(f.vals["outside_prefix"], "outside_prefix: %q must be 1 to 3 digits", p)

@@ -126,6 +126,9 @@ func dumpCustomer(c *Customer) string {
 	if f.OutsidePrefix != "" {
 		fmt.Fprintf(&b, " outside_prefix=%q", f.OutsidePrefix)
 	}
+	if f.SRTP != SRTPOptional {
+		fmt.Fprintf(&b, " srtp=%s", f.SRTP)
+	}
 	b.WriteString("\n")
 	ar := f.AutoRetrieve
 	fmt.Fprintf(&b, "  auto_retrieve enabled=%t after=%v ring=%s alert_info=%q attempts=%d\n", ar.Enabled, ar.After, ar.Ring, ar.AlertInfo, ar.Attempts)
@@ -133,6 +136,9 @@ func dumpCustomer(c *Customer) string {
 		a := c.Accounts[ext]
 		fmt.Fprintf(&b, "  account %s (line %d) name=%q password=%q permissions=%v answering_mode=%s forward_to=%q\n",
 			a.Extension, a.Line, a.Name, a.Password, a.Permissions, a.AnsweringMode, a.ForwardTo)
+		if a.SRTP != "" {
+			fmt.Fprintf(&b, "    srtp=%s (required: %t)\n", a.SRTP, c.SRTPRequired(a))
+		}
 	}
 	for _, num := range slices.Sorted(maps.Keys(c.DIDs)) {
 		fmt.Fprintf(&b, "  did %s -> %s\n", num, c.DIDs[num])

@@ -203,6 +203,7 @@ slots:
 			AlertInfo: "<http://127.0.0.1/Bellcore-dr2>;info=Bellcore-dr2",
 			Attempts:  3,
 		},
+		SRTP: SRTPOptional,
 	}
 	if c.Features != want {
 		t.Errorf("features = %+v\nwant %+v", c.Features, want)

@@ -53,6 +53,14 @@ type Config struct {
 	SIPHost string
 	SIPPort int
 	SIPTCP  bool
+	// SIPTLSPort serves SIP over TLS (with SRTP) on SIPHost when TLSCertFile
+	// and TLSKeyFile are set (default 5061).
+	SIPTLSPort int
+	// TLSCertFile and TLSKeyFile are the PEM certificate chain and key of
+	// the TLS listener, and of the web console with WebTLS.
+	TLSCertFile, TLSKeyFile string
+	// WebTLS serves the console over HTTPS with that certificate.
+	WebTLS bool
 	// NATSURL of an external server; empty starts an embedded one on
 	// NATSHost:NATSPort (port -1 picks a free one) with JetStream in
 	// NATSStoreDir (a temporary directory when empty).
@@ -161,6 +169,15 @@ func (c *Config) Validate() error {
 	}
 	if c.SIPPort == 0 {
 		c.SIPPort = 5060
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return errors.New("TLS needs both a certificate and a key file")
+	}
+	if c.WebTLS && c.TLSCertFile == "" {
+		return errors.New("an HTTPS console needs a TLS certificate and key")
+	}
+	if c.TLSCertFile != "" && c.SIPTLSPort == 0 {
+		c.SIPTLSPort = 5061
 	}
 	if c.NATSHost == "" {
 		c.NATSHost = "127.0.0.1"

@@ -67,6 +67,15 @@ func (d directory) TrunkAuth(customer, trunk string) (string, string, bool) {
 	return "", "", false
 }
 
+// SRTPRequired reports whether customer's account must use SRTP.
+func (d directory) SRTPRequired(customer, account string) bool {
+	cust := d.current().Customer(customer)
+	if cust == nil {
+		return false
+	}
+	return cust.SRTPRequired(cust.Account(account))
+}
+
 // TrunkRegistrations lists the trunks that register to their carrier.
 func (d directory) TrunkRegistrations() []core.TrunkRegistration {
 	var out []core.TrunkRegistration

@@ -3,6 +3,7 @@ package pbx
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -43,6 +44,8 @@ type PBX struct {
 	console *console.Server
 	webAddr net.Addr
 	nodes   *events.Nodes
+	// cert is the TLS certificate (nil: no TLS), tls.go.
+	cert *certificate
 	// web is the console's URL once it listens, for the announcements.
 	web   atomic.Value
 	ready chan struct{}
@@ -59,6 +62,11 @@ func New(cfg Config) (*PBX, error) {
 		return nil, err
 	}
 	p.store = store
+	if cfg.TLSCertFile != "" {
+		if p.cert, err = loadCertificate(cfg.TLSCertFile, cfg.TLSKeyFile); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
 }
 
@@ -228,6 +236,8 @@ func (p *PBX) Run(ctx context.Context) error {
 			Host:            cfg.SIPHost,
 			Port:            cfg.SIPPort,
 			TCP:             cfg.SIPTCP,
+			TLS:             p.sipTLS(),
+			TLSPort:         cfg.SIPTLSPort,
 			Directory:       directory{p.store.Current},
 			Node:            cfg.Node,
 			Announce:        p.announce,
@@ -377,6 +387,14 @@ func serveHTTP(ctx context.Context, g *errgroup.Group, ln net.Listener, hs *http
 	})
 }
 
+// sipTLS is the SIP listener's TLS config (nil: no TLS listener).
+func (p *PBX) sipTLS() *tls.Config {
+	if p.cert == nil {
+		return nil
+	}
+	return p.cert.config()
+}
+
 // serveConsole starts the web console on cfg.WebAddr.
 func (p *PBX) serveConsole(ctx context.Context, g *errgroup.Group, ctl *control.Control, bus *events.Bus) error {
 	cfg := p.cfg
@@ -407,8 +425,12 @@ func (p *PBX) serveConsole(ctx context.Context, g *errgroup.Group, ctl *control.
 	if err != nil {
 		return fmt.Errorf("console listen: %w", err)
 	}
+	scheme := "http"
+	if cfg.WebTLS {
+		ln, scheme = tls.NewListener(ln, p.cert.config()), "https"
+	}
 	p.console, p.webAddr = con, ln.Addr()
-	p.web.Store("http://" + ln.Addr().String())
+	p.web.Store(scheme + "://" + ln.Addr().String())
 	// No WriteTimeout: the event streams are long-lived (each write has
 	// its own deadline).
 	serveHTTP(ctx, g, ln, &http.Server{Handler: con, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}, con.Close)

@@ -43,6 +43,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			role = pbx.RoleControl
 		case "check":
 			return check(args[1:], stdout, stderr)
+		case "cert":
+			return cert(args[1:], stdout, stderr)
 		case "help":
 			usage(stderr, nil)
 			return 0
@@ -56,6 +58,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	sip := fs.String("sip", "127.0.0.1:5060", "SIP listen address (UDP)")
 	tcp := fs.Bool("tcp", true, "also listen on TCP at the same address")
+	tlsPort := fs.Int("tls-port", 5061, "SIP over TLS (with SRTP) on this port of the --sip host, when --tls-cert and --tls-key are set")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate (chain) of the TLS listener and of the HTTPS console; re-read when it changes")
+	tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert")
+	webTLS := fs.Bool("web-tls", false, "serve the console over HTTPS with --tls-cert (session cookies are then Secure)")
 	natsURL := fs.String("nats", "", "external NATS server URL; empty embeds one")
 	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "embedded NATS listen address")
 	natsStore := fs.String("nats-store", "", "embedded JetStream storage directory (default: temporary)")
@@ -118,6 +124,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg := pbx.Config{
 		Role: role, SIPHost: host, SIPPort: port, SIPTCP: *tcp,
+		SIPTLSPort: *tlsPort, TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey, WebTLS: *webTLS,
 		NATSURL: *natsURL, NATSHost: nhost, NATSPort: nport, NATSStoreDir: *natsStore,
 		NATSUser: *natsUser, NATSSecretFile: *natsSecret,
 		Dialplans: *dir, MetricsAddr: *metrics, WebAddr: *web, DrainTimeout: *drain, Log: log,
@@ -211,6 +218,24 @@ func check(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// cert writes a self-signed test certificate (see the README's TLS section).
+func cert(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("callparkd cert", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	certFile := fs.String("cert", "callpark.crt", "certificate file to write")
+	keyFile := fs.String("key", "callpark.key", "key file to write")
+	hosts := fs.String("hosts", "127.0.0.1,localhost", "comma-separated IP addresses and names the certificate is for")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := pbx.WriteTestCertificate(*certFile, *keyFile, strings.Split(*hosts, ",")...); err != nil {
+		fmt.Fprintf(stderr, "callparkd cert: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "wrote %s and %s (self-signed, for %s)\n", *certFile, *keyFile, *hosts)
+	return 0
+}
+
 func usage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprint(w, `callparkd: call-parking PBX
 
@@ -220,6 +245,7 @@ usage:
   callparkd control --nats URL [flags]
                               control plane only, against the core's NATS server
   callparkd check DIR         validate dialplan files; prints file:line: message
+  callparkd cert [--hosts H]  write a self-signed test certificate (callpark.crt, callpark.key)
 
 flags (env CALLPARK_<NAME>):
 `)

@@ -2,6 +2,8 @@ package pbxtest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,7 +27,9 @@ import (
 // PBX is a running callpark under test.
 type PBX struct {
 	*pbx.PBX
-	Addr     string // SIP host:port
+	Addr string // SIP host:port
+	// TLSAddr is the SIP over TLS host:port (WithTLS), else "".
+	TLSAddr  string
 	Registry *prometheus.Registry
 	Events   *Recorder
 	Config   pbx.Config
@@ -62,6 +66,38 @@ func WithNATS(url string) Option { return func(c *pbx.Config) { c.NATSURL = url 
 
 // WithMetrics serves /metrics on addr.
 func WithMetrics(addr string) Option { return func(c *pbx.Config) { c.MetricsAddr = addr } }
+
+// WithTLS serves SIP over TLS (and SRTP) on a free port with a fresh
+// self-signed certificate for 127.0.0.1 and ::1 (PBX.TLSAddr; PhoneTLS).
+func WithTLS(t testing.TB) Option {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "callpark.crt"), filepath.Join(dir, "callpark.key")
+	if err := pbx.WriteTestCertificate(certFile, keyFile, "127.0.0.1", "::1", "localhost"); err != nil {
+		t.Fatal(err)
+	}
+	port := FreePort(t)
+	return func(c *pbx.Config) { c.TLSCertFile, c.TLSKeyFile, c.SIPTLSPort = certFile, keyFile, port }
+}
+
+// clientTLS is what a phone of this PBX uses over TLS: it trusts the
+// PBX's test certificate (and nothing else) and serves it on its own
+// listener.
+func (p *PBX) clientTLS(t testing.TB) *tls.Config {
+	t.Helper()
+	pemBytes, err := os.ReadFile(p.Config.TLSCertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pemBytes) {
+		t.Fatal("test certificate: no PEM certificate")
+	}
+	cert, err := tls.LoadX509KeyPair(p.Config.TLSCertFile, p.Config.TLSKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+}
 
 // WithConsole serves the web console on a free loopback port (PBX.WebURL).
 func WithConsole() Option { return func(c *pbx.Config) { c.WebAddr = "127.0.0.1:0" } }
@@ -146,6 +182,9 @@ func launch(t testing.TB, cfg pbx.Config) *PBX {
 	reg, _ := cfg.Registerer.(*prometheus.Registry)
 	tp := &PBX{PBX: p, Addr: net.JoinHostPort(cfg.SIPHost, itoa(cfg.SIPPort)), Registry: reg, Config: cfg,
 		cancel: cancel, done: done}
+	if cfg.TLSCertFile != "" {
+		tp.TLSAddr = net.JoinHostPort(cfg.SIPHost, itoa(cfg.SIPTLSPort))
+	}
 	t.Cleanup(func() { tp.stop(t) })
 	return tp
 }

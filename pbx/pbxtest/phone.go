@@ -2,6 +2,7 @@ package pbxtest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,6 +29,11 @@ type Phone struct {
 	Display string
 	// Host is the loopback address the phone binds (default 127.0.0.1).
 	Host string
+	// TLS makes the phone talk SIP over TLS to the PBX's TLS listener and
+	// offer SRTP (PhoneTLS); it trusts the PBX's test certificate only.
+	TLS *tls.Config
+	// SRTP makes a UDP phone offer SRTP (SDES) too; TLS phones always do.
+	SRTP bool
 
 	pbxAddr  string
 	unplug   func()
@@ -66,6 +72,29 @@ func (ph *Phone) codecs() []media.Codec {
 	return []media.Codec{media.CodecAudioUlaw, media.CodecAudioAlaw, media.CodecTelephoneEvent8000}
 }
 
+// PhoneTLS starts a phone that registers and calls over TLS and offers
+// SRTP (the PBX must run WithTLS).
+func (p *PBX) PhoneTLS(t testing.TB, customer, ext string) *Phone {
+	t.Helper()
+	if p.TLSAddr == "" {
+		t.Fatal("PhoneTLS: the PBX has no TLS listener (WithTLS)")
+	}
+	cust := p.Store().Current().Customer(customer)
+	if cust == nil {
+		t.Fatalf("no customer %q", customer)
+	}
+	ph := &Phone{Ext: ext, Domain: cust.Domain, Customer: customer, pbxAddr: p.TLSAddr, incoming: make(chan *Call, 64),
+		TLS: p.clientTLS(t)}
+	if a := cust.Account(ext); a != nil {
+		ph.Password = a.Password
+	}
+	ph.start(t)
+	if err := ph.Register(t.Context(), ph.Password, time.Hour); err != nil {
+		t.Fatalf("%s@%s registers over TLS: %v", ext, customer, err)
+	}
+	return ph
+}
+
 // NewPhone starts a phone without registering it.
 func (p *PBX) NewPhone(t testing.TB, customer, ext string) *Phone {
 	t.Helper()
@@ -88,7 +117,23 @@ func (p *PBX) newPhone(t testing.TB, customer, ext string, codecs []media.Codec)
 	return p.newPhoneOn(t, "", customer, ext, codecs)
 }
 
+// PhoneWith starts a phone changed by setup before it starts (such as
+// SRTP over UDP), and registers it.
+func (p *PBX) PhoneWith(t testing.TB, customer, ext string, setup func(*Phone)) *Phone {
+	t.Helper()
+	ph := p.newPhoneSetup(t, "", customer, ext, nil, setup)
+	if err := ph.Register(t.Context(), ph.Password, time.Hour); err != nil {
+		t.Fatalf("register %s@%s: %v", ext, ph.Domain, err)
+	}
+	return ph
+}
+
 func (p *PBX) newPhoneOn(t testing.TB, host, customer, ext string, codecs []media.Codec) *Phone {
+	t.Helper()
+	return p.newPhoneSetup(t, host, customer, ext, codecs, nil)
+}
+
+func (p *PBX) newPhoneSetup(t testing.TB, host, customer, ext string, codecs []media.Codec, setup func(*Phone)) *Phone {
 	t.Helper()
 	cust := p.Store().Current().Customer(customer)
 	if cust == nil {
@@ -97,6 +142,9 @@ func (p *PBX) newPhoneOn(t testing.TB, host, customer, ext string, codecs []medi
 	ph := &Phone{Ext: ext, Domain: cust.Domain, Customer: customer, Codecs: codecs, Host: host, pbxAddr: p.Addr, incoming: make(chan *Call, 64)}
 	if a := cust.Account(ext); a != nil {
 		ph.Password = a.Password
+	}
+	if setup != nil {
+		setup(ph)
 	}
 	ph.start(t)
 	return ph
@@ -122,7 +170,17 @@ func (ph *Phone) start(t testing.TB) {
 	if ph.Host == "" {
 		ph.Host = "127.0.0.1"
 	}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("pbxtest-"+ph.Ext), sipgo.WithUserAgentHostname(ph.Host))
+	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent("pbxtest-" + ph.Ext), sipgo.WithUserAgentHostname(ph.Host)}
+	tr := diago.Transport{Transport: "udp", BindHost: ph.Host, BindPort: ph.Port}
+	if ph.SRTP {
+		tr.MediaSRTP = 1
+	}
+	if ph.TLS != nil {
+		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(ph.TLS))
+		// The phone's own listener serves the same test certificate.
+		tr = diago.Transport{Transport: "tls", BindHost: ph.Host, BindPort: ph.Port, TLSConf: ph.TLS, MediaSRTP: 1}
+	}
+	ua, err := sipgo.NewUA(uaOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +191,7 @@ func (ph *Phone) start(t testing.TB) {
 	ph.dg = diago.NewDiago(ua,
 		diago.WithServer(srv),
 		diago.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
-		diago.WithTransport(diago.Transport{Transport: "udp", BindHost: ph.Host, BindPort: ph.Port}),
+		diago.WithTransport(tr),
 		diago.WithMediaConfig(diago.MediaConfig{Codecs: ph.codecs()}))
 	// After diago's own handlers: in-dialog UPDATEs (connected identity) are recorded and accepted.
 	srv.OnUpdate(func(req *sip.Request, tx sip.ServerTransaction) {
@@ -176,6 +234,22 @@ func (ph *Phone) start(t testing.TB) {
 // its cable is pulled: whatever is sent to it from now on goes unanswered.
 func (ph *Phone) Unplug() { ph.unplug() }
 
+func (ph *Phone) transport() string {
+	if ph.TLS != nil {
+		return "tls"
+	}
+	return "udp"
+}
+
+func (ph *Phone) uriParams() sip.HeaderParams {
+	if ph.TLS == nil {
+		return nil
+	}
+	params := sip.NewParams()
+	params.Add("transport", "tls")
+	return params
+}
+
 // Register sends REGISTER with the given password and expiry.
 func (ph *Phone) Register(ctx context.Context, password string, expiry time.Duration) error {
 	var err error
@@ -194,7 +268,7 @@ func (ph *Phone) Register(ctx context.Context, password string, expiry time.Dura
 func (ph *Phone) register(ctx context.Context, password string, expiry time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	tx, err := ph.dg.RegisterTransaction(ctx, sip.Uri{User: ph.Ext, Host: ph.Domain}, diago.RegisterOptions{
+	tx, err := ph.dg.RegisterTransaction(ctx, sip.Uri{User: ph.Ext, Host: ph.Domain, UriParams: ph.uriParams()}, diago.RegisterOptions{
 		Username: ph.Ext, Password: password, ProxyHost: ph.pbxAddr, Expiry: expiry,
 	})
 	if err != nil {
@@ -221,7 +295,7 @@ func (ph *Phone) DialErr(ctx context.Context, number string) (*Call, error) {
 
 // DialWith is DialErr with a callback per response (to see 180, 183).
 func (ph *Phone) DialWith(ctx context.Context, number string, onResponse func(*sip.Response)) (*Call, error) {
-	d, err := ph.dg.NewDialog(sip.Uri{User: number, Host: ph.Domain}, diago.NewDialogOptions{})
+	d, err := ph.dg.NewDialog(sip.Uri{User: number, Host: ph.Domain}, diago.NewDialogOptions{Transport: ph.transport()})
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,73 @@
+package pbx_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/callpark/callpark/events"
+	"github.com/callpark/callpark/pbx/pbxtest"
+)
+
+// TestTLSCallParkAndRetrieve: a phone on TLS with SRTP calls a plain UDP
+// phone (a bridge between SRTP and RTP), tones pass both ways; the TLS
+// phone is parked, hears music over SRTP, and is retrieved by another TLS
+// phone.
+func TestTLSCallParkAndRetrieve(t *testing.T) {
+	p := pbxtest.Start(t, pbxtest.WithTLS(t))
+	alice := p.PhoneTLS(t, "demo", "200")
+	bob := p.Phone(t, "demo", "201")
+	carol := p.PhoneTLS(t, "demo", "202")
+
+	ca, cb := connect(t, alice, bob)
+	if sdp := ca.RemoteSDP(); !strings.Contains(sdp, "RTP/SAVP") || !strings.Contains(sdp, "a=crypto:") {
+		t.Fatalf("answer to an SRTP offer over TLS is not SRTP:\n%s", sdp)
+	}
+	talk(t, ca, cb)
+
+	if code := cb.Transfer(t, "*70333"); code != 200 {
+		t.Fatalf("park: NOTIFY %d", code)
+	}
+	p.Events.Wait(t, 5*time.Second, "call.parked", parked(events.CallParked, "333"))
+	ca.ExpectAudio(t, time.Second)
+
+	cc := carol.Dial(t, "*71333")
+	p.Events.Wait(t, 5*time.Second, "call.retrieved", parked(events.CallRetrieved, "333"))
+	talk(t, ca, cc)
+	cc.Hangup()
+	ca.ExpectEnded(t, 5*time.Second)
+}
+
+// TestSRTPRequired: 202's calls must be SRTP over TLS. Its plain phone's
+// call gets 488 and is never rung; its TLS phone calls and is called. An
+// SRTP offer over plain UDP is refused: keys in clear protect nothing.
+func TestSRTPRequired(t *testing.T) {
+	dir := writeDialplans(t, "customers/demo.yaml", `    name: Support
+    password: "secret202"`, `    name: Support
+    password: "secret202"
+    srtp: required`)
+	p := pbxtest.Start(t, pbxtest.WithTLS(t), pbxtest.WithDialplans(dir))
+	plain := p.Phone(t, "demo", "202")
+	bob := p.Phone(t, "demo", "201")
+
+	if _, err := plain.DialErr(t.Context(), "201"); pbxtest.StatusOf(err) != 488 {
+		t.Fatalf("plain call from an SRTP-only account: %v, want 488", err)
+	}
+	bob.NoCall(t, 300*time.Millisecond)
+
+	secure := p.PhoneTLS(t, "demo", "202")
+	cb, cs := connect(t, bob, secure)
+	talk(t, cb, cs)
+	plain.NoCall(t, 300*time.Millisecond)
+	cb.Hangup()
+	cs.ExpectEnded(t, 5*time.Second)
+
+	cs, cb = connect(t, secure, bob)
+	talk(t, cs, cb)
+	cs.Hangup()
+
+	keysInClear := p.PhoneWith(t, "demo", "200", func(ph *pbxtest.Phone) { ph.SRTP = true })
+	if _, err := keysInClear.DialErr(t.Context(), "201"); pbxtest.StatusOf(err) != 488 {
+		t.Fatalf("SRTP offer over UDP: %v, want 488", err)
+	}
+}
