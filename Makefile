@@ -15,11 +15,14 @@ run: ## run callparkd with embedded NATS and the sample dialplans (SIP on 127.0.
 build: ## build bin/callparkd and bin/parkctl
 	$(GO) build -o bin/ ./cmd/...
 
-deps: ## install what the tests need when missing: sipp (sip-tester), sipvicious, chromium
+deps: ## install what the tests need when missing: sipp (sip-tester), sipvicious, chromium, baresip, linphone-cli, tshark
 	@need=""; \
 	  command -v sipp >/dev/null 2>&1 || need="$$need sip-tester"; \
 	  command -v svcrack >/dev/null 2>&1 || need="$$need sipvicious"; \
 	  command -v chromium >/dev/null 2>&1 || need="$$need chromium"; \
+	  command -v baresip >/dev/null 2>&1 || need="$$need baresip"; \
+	  command -v linphonec >/dev/null 2>&1 || need="$$need linphone-cli"; \
+	  command -v tshark >/dev/null 2>&1 || need="$$need tshark"; \
 	  if [ -n "$$need" ]; then \
 	    echo "installing$$need"; \
 	    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; \
@@ -27,6 +30,7 @@ deps: ## install what the tests need when missing: sipp (sip-tester), sipvicious
 	@command -v sipp >/dev/null 2>&1 || { echo "sipp is required: apt-get install -y sip-tester"; exit 1; }
 	@command -v svcrack >/dev/null 2>&1 || { echo "sipvicious is required: apt-get install -y sipvicious"; exit 1; }
 	@command -v chromium >/dev/null 2>&1 || { echo "chromium is required (console tests): apt-get install -y chromium"; exit 1; }
+	@for p in baresip:baresip linphonec:linphone-cli tshark:tshark; do command -v $${p%%:*} >/dev/null 2>&1 || { echo "$${p%%:*} is required (softphone interop tests): apt-get install -y $${p#*:}"; exit 1; }; done
 
 vet: ## go vet
 	$(GO) vet $(PKGS)
@@ -42,8 +46,8 @@ lint: ## staticcheck (installed at $(STATICCHECK_VERSION) through the Go module 
 	@test -x $(STATICCHECK) && $(STATICCHECK) -version | grep -q "$(STATICCHECK_VERSION:v%=%)" || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(STATICCHECK) $(PKGS)
 
-test: deps fmt-check vet lint ## every test: unit, end-to-end (diago phones), sipp scenarios, all with -race
-	CALLPARK_REQUIRE_SIPP=1 CALLPARK_REQUIRE_BROWSER=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
+test: deps fmt-check vet lint ## every test: unit, end-to-end (diago phones), sipp, baresip and linphone interop, the console in Chromium, all with -race
+	CALLPARK_REQUIRE_SIPP=1 CALLPARK_REQUIRE_BROWSER=1 CALLPARK_REQUIRE_PHONES=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 unit: ## quick tests without -race
 	$(GO) test -count=1 $(PKGS)

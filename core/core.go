@@ -225,6 +225,12 @@ func New(cfg Config) (*Core, error) {
 		ropts.Limiter = cfg.Bans
 	}
 	ropts.LocalAddrs = append(ropts.LocalAddrs, c.Addr())
+	if cfg.TLS != nil {
+		ropts.LocalAddrs = append(ropts.LocalAddrs, net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.TLSPort)))
+	}
+	if ropts.Algorithms == nil {
+		ropts.Algorithms = func(realm string) []string { return cfg.Directory.DigestAlgorithms(realm) }
+	}
 	c.reg = registrar.New(func() registrar.Directory { return cfg.Directory }, ropts)
 	if c.blf, err = c.newPresence(); err != nil {
 		return nil, err

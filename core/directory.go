@@ -19,6 +19,9 @@ type Directory interface {
 	// TrunkAuth returns the digest credentials a customer's trunk answers
 	// a carrier's challenge with (ok false: none).
 	TrunkAuth(customer, trunk string) (username, password string, ok bool)
+	// DigestAlgorithms lists the digest algorithms the phones of the
+	// customer with SIP domain are challenged with (nil: MD5 and SHA-256).
+	DigestAlgorithms(domain string) []string
 	// SRTPRequired reports whether the account's calls must be SRTP over
 	// TLS (tls.go).
 	SRTPRequired(customer, account string) bool

@@ -34,8 +34,12 @@ func tlsTransport(cfg Config) diago.Transport {
 	// RewriteContact: in-dialog requests (BYE, re-INVITE, UPDATE) go back
 	// over the connection the phone opened, as RFC 5923 reuse and every
 	// NATed TLS phone need; a phone's own listener, if any, is never dialed.
+	// TLSURINoSIPS: our Contact is sip:…;transport=tls, not sips: (RFC
+	// 5630 3.3 allows it): phones such as baresip 1.0 cannot route to a
+	// sips: Contact and drop the call at the 200 OK. sips: URIs from phones
+	// are still taken (registrar, contactTransport).
 	return diago.Transport{Transport: "tls", BindHost: cfg.Host, BindPort: cfg.TLSPort, TLSConf: conf, MediaSRTP: 1,
-		RewriteContact: true}
+		RewriteContact: true, TLSURINoSIPS: true}
 }
 
 // secureTransport reports whether a request came over TLS.

@@ -43,6 +43,32 @@ type Features struct {
 	// SRTP is the media encryption policy of the customer's accounts
 	// (SRTPOptional by default; an account's own srtp key wins).
 	SRTP string
+	// Digest is the set of digest algorithms its phones are challenged
+	// with (default both; some phones, such as baresip 1.0, fail on a
+	// challenge they cannot answer instead of skipping it).
+	Digest Digest
+}
+
+// Digest is a set of digest authentication algorithms.
+type Digest uint8
+
+// The digest algorithms.
+const (
+	DigestMD5    Digest = 1 << iota // RFC 2617
+	DigestSHA256                    // RFC 8760
+)
+
+// Algorithms lists the set's algorithms as SIP names, MD5 first (many
+// phones read only the first challenge).
+func (d Digest) Algorithms() []string {
+	var out []string
+	if d&DigestMD5 != 0 {
+		out = append(out, "MD5")
+	}
+	if d&DigestSHA256 != 0 {
+		out = append(out, "SHA-256")
+	}
+	return out
 }
 
 // Media encryption policies (features.srtp, an account's srtp).
@@ -267,8 +293,41 @@ func (d *decoder) customer(f fields) *Customer {
 	return c
 }
 
+// digest reads features.digest: a list of md5 and sha-256 (default both).
+func (d *decoder) digest(f fields) Digest {
+	if _, set := f.vals["digest"]; !set {
+		return DigestMD5 | DigestSHA256
+	}
+	var set Digest
+	for _, n := range d.seq(f, "digest") {
+		v := resolve(n)
+		var a Digest
+		switch {
+		case v == nil || v.Kind != yaml.ScalarNode:
+			d.errorf(n, "digest: want a list of md5 and sha-256")
+			continue
+		case strings.EqualFold(v.Value, "md5"):
+			a = DigestMD5
+		case strings.EqualFold(v.Value, "sha-256"):
+			a = DigestSHA256
+		default:
+			d.errorf(v, "digest: unknown algorithm %q (want md5 or sha-256)", v.Value)
+			continue
+		}
+		if set&a != 0 {
+			d.errorf(v, "digest: %q listed twice", v.Value)
+		}
+		set |= a
+	}
+	if set == 0 {
+		d.errorf(f.line("digest"), "digest: needs at least one of md5 and sha-256")
+		return DigestMD5 | DigestSHA256
+	}
+	return set
+}
+
 func (d *decoder) features(n *yaml.Node) Features {
-	f, _ := d.mapping(n, "features", "parking", "api", "dial_timeout", "music", "auto_retrieve", "outside_prefix", "srtp")
+	f, _ := d.mapping(n, "features", "parking", "api", "dial_timeout", "music", "auto_retrieve", "outside_prefix", "srtp", "digest")
 	ft := Features{
 		Parking:       d.boolean(f, "parking", true),
 		API:           d.boolean(f, "api", false),
@@ -276,6 +335,7 @@ func (d *decoder) features(n *yaml.Node) Features {
 		Music:         d.str(f, "music", false),
 		OutsidePrefix: d.str(f, "outside_prefix", false),
 		SRTP:          d.enum(f, "srtp", SRTPOptional, SRTPOptional, SRTPRequired),
+		Digest:        d.digest(f),
 	}
 	if p := ft.OutsidePrefix; p != "" && (!isDigits(p) || len(p) > 3) {
 		d.errorf(f.vals["outside_prefix"], "outside_prefix: %q must be 1 to 3 digits", p)

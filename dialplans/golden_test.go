@@ -129,6 +129,9 @@ func dumpCustomer(c *Customer) string {
 	if f.SRTP != SRTPOptional {
 		fmt.Fprintf(&b, " srtp=%s", f.SRTP)
 	}
+	if f.Digest != DigestMD5|DigestSHA256 {
+		fmt.Fprintf(&b, " digest=%v", f.Digest.Algorithms())
+	}
 	b.WriteString("\n")
 	ar := f.AutoRetrieve
 	fmt.Fprintf(&b, "  auto_retrieve enabled=%t after=%v ring=%s alert_info=%q attempts=%d\n", ar.Enabled, ar.After, ar.Ring, ar.AlertInfo, ar.Attempts)

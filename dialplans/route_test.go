@@ -203,7 +203,8 @@ slots:
 			AlertInfo: "<http://127.0.0.1/Bellcore-dr2>;info=Bellcore-dr2",
 			Attempts:  3,
 		},
-		SRTP: SRTPOptional,
+		SRTP:   SRTPOptional,
+		Digest: DigestMD5 | DigestSHA256,
 	}
 	if c.Features != want {
 		t.Errorf("features = %+v\nwant %+v", c.Features, want)

@@ -67,6 +67,14 @@ func (d directory) TrunkAuth(customer, trunk string) (string, string, bool) {
 	return "", "", false
 }
 
+// DigestAlgorithms lists the digest algorithms of the customer with domain.
+func (d directory) DigestAlgorithms(domain string) []string {
+	if cust := d.current().CustomerByDomain(domain); cust != nil {
+		return cust.Features.Digest.Algorithms()
+	}
+	return nil
+}
+
 // SRTPRequired reports whether customer's account must use SRTP.
 func (d directory) SRTPRequired(customer, account string) bool {
 	cust := d.current().Customer(customer)

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -69,6 +70,12 @@ func (r *Registrar) authenticate(req *sip.Request, tx sip.ServerTransaction, use
 	default:
 		r.failAuth(reason, req, realm, src, account)
 		r.respond(req, tx, sip.StatusBadRequest, "Malformed Authorization header")
+		return Identity{}, false
+	}
+	if found && !slices.Contains(r.algorithms(realm), creds.algorithm) {
+		// An algorithm this realm does not offer: offer what it does.
+		r.failAuth(ReasonUnsupported, req, realm, src, "")
+		r.challenge(req, tx, now, realm, false)
 		return Identity{}, false
 	}
 	if !found {
@@ -292,13 +299,25 @@ func sha256hex(parts ...string) string {
 	return hex.EncodeToString(h.Sum(sum[:0]))
 }
 
+var bothAlgorithms = []string{"MD5", "SHA-256"}
+
+// algorithms are the digest algorithms offered to realm.
+func (r *Registrar) algorithms(realm string) []string {
+	if r.opts.Algorithms != nil {
+		if algs := r.opts.Algorithms(realm); len(algs) > 0 {
+			return algs
+		}
+	}
+	return bothAlgorithms
+}
+
 // challenge answers 401 with a fresh nonce for realm.
 func (r *Registrar) challenge(req *sip.Request, tx sip.ServerTransaction, now time.Time, realm string, stale bool) {
 	nonce := r.nonces.issue(now, realm)
 	res := sip.NewResponseFromRequest(req, sip.StatusUnauthorized, "Unauthorized", nil)
 	// MD5 first: many phones (and sipp, sipvicious) read only the first
 	// challenge; RFC 8760 clients pick SHA-256 from the second.
-	for _, alg := range [...]string{"MD5", "SHA-256"} {
+	for _, alg := range r.algorithms(realm) {
 		v := "Digest realm=" + quote(realm) + `, nonce="` + nonce + `", algorithm=` + alg + `, qop="auth"`
 		if stale {
 			v += ", stale=true"

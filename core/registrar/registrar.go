@@ -58,6 +58,9 @@ type Options struct {
 	MaxExpires time.Duration
 	// DefaultExpires is granted when the REGISTER names no expiry (default 3600s).
 	DefaultExpires time.Duration
+	// Algorithms lists the digest algorithms realm's phones are challenged
+	// with and may answer in ("MD5", "SHA-256"); nil or empty: both.
+	Algorithms func(realm string) []string
 	// NonceTTL is how long a nonce is accepted (default 30s); an older one is
 	// answered with 401 and stale=true.
 	NonceTTL time.Duration
