@@ -2,7 +2,6 @@ package pbxtest
 
 import (
 	"bufio"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,8 +15,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/callpark/callpark/core/audio"
 )
 
 // Baresip is a real softphone, baresip, registered to the PBX and driven
@@ -293,77 +290,28 @@ func (b *Baresip) Dial(t testing.TB, number string) {
 func (b *Baresip) Hangup(t testing.TB) { t.Helper(); b.Command(t, "hangup", "") }
 
 // heard returns the last d of what baresip has heard in its current (or
-// last) call, as 8 kHz samples from sndfile's recording.
+// last) call, from sndfile's recording.
 func (b *Baresip) heard(d time.Duration) []int16 {
 	files, _ := filepath.Glob(filepath.Join(b.rec, "dump-*-dec.wav"))
 	if len(files) == 0 {
 		return nil
 	}
 	sort.Strings(files)
-	data, err := os.ReadFile(files[len(files)-1])
-	if err != nil || len(data) <= 44 {
-		return nil
-	}
-	rate := int(binary.LittleEndian.Uint32(data[24:28]))
-	channels := int(binary.LittleEndian.Uint16(data[22:24]))
-	pcm := data[44:]
-	var samples []int16
-	step := 2 * max(channels, 1)
-	for i := 0; i+1 < len(pcm); i += step {
-		samples = append(samples, int16(binary.LittleEndian.Uint16(pcm[i:])))
-	}
-	if rate > 8000 {
-		// Keep every n-th sample: enough for tones well below 4 kHz.
-		n := rate / 8000
-		out := samples[:0:0]
-		for i := 0; i < len(samples); i += n {
-			out = append(out, samples[i])
-		}
-		samples = out
-	}
-	want := int(d / time.Millisecond * 8)
-	if len(samples) > want {
-		samples = samples[len(samples)-want:]
-	}
-	return samples
+	return wavTail(files[len(files)-1], d)
 }
 
 // ExpectTone waits until baresip hears freq (the last 300 ms of its call
 // audio are that tone).
 func (b *Baresip) ExpectTone(t testing.TB, freq float64, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		s := b.heard(300 * time.Millisecond)
-		if len(s) >= 2000 {
-			if f, ok := audio.DominantTone(s, freq); ok && f == freq {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("baresip %s: no %.0f Hz tone within %s (heard %d samples, rms %.0f)", b.Ext, freq, within, len(s), audio.RMS(s))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	expectTone(t, "baresip "+b.Ext, b.heard, freq, within)
 }
 
 // ExpectSound waits until baresip hears something that is none of the
 // given tones and not silence (music on hold, a prompt).
 func (b *Baresip) ExpectSound(t testing.TB, within time.Duration, notTones ...float64) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		s := b.heard(300 * time.Millisecond)
-		if len(s) >= 2000 && !audio.IsSilent(s) {
-			if _, ok := audio.DominantTone(s, notTones...); !ok {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("baresip %s: no sound other than %v within %s", b.Ext, notTones, within)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	expectSound(t, "baresip "+b.Ext, b.heard, within, notTones...)
 }
 
 // freePortPair is a free port whose next one is free too (baresip listens

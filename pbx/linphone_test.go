@@ -1,0 +1,48 @@
+package pbx_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/callpark/callpark/events"
+	"github.com/callpark/callpark/pbx/pbxtest"
+)
+
+// TestLinphoneInterop: linphonec, a second real softphone, registers as
+// John (333) and calls 201; tones pass both ways. John parks 201 by blind
+// transfer to *70333 (a Park key), 201 hears music, and John retrieves it
+// with *71 from his own phone; tones pass again (another one to him, so
+// that it is this call he hears).
+func TestLinphoneInterop(t *testing.T) {
+	p := pbxtest.Start(t)
+	john := p.Linphone(t, "demo", "333", 1000)
+	client := p.Phone(t, "demo", "201")
+
+	answered := make(chan *pbxtest.Call, 1)
+	go func() {
+		c, _ := client.AnswerErr(t.Context())
+		answered <- c
+	}()
+	john.Dial(t, "201")
+	cc := <-answered
+	if cc == nil {
+		t.Fatal("201 did not get linphone's call")
+	}
+	cc.SendTone(1400)
+	cc.ExpectTone(t, 1000, 5*time.Second)
+	john.ExpectTone(t, 1400, 5*time.Second)
+
+	cc.StopTone()
+	john.Transfer(t, "*70333")
+	p.Events.Wait(t, 5*time.Second, "call.parked", parked(events.CallParked, "333"))
+	cc.ExpectAudio(t, time.Second)
+
+	john.Dial(t, "*71")
+	p.Events.Wait(t, 5*time.Second, "call.retrieved", parked(events.CallRetrieved, "333"))
+	// Another tone than before: what John hears now is this call's.
+	cc.SendTone(1700)
+	cc.ExpectTone(t, 1000, 5*time.Second)
+	john.ExpectTone(t, 1700, 5*time.Second)
+	john.Hangup(t)
+	cc.ExpectEnded(t, 5*time.Second)
+}
