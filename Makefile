@@ -10,7 +10,7 @@ help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 run: ## run callparkd with embedded NATS and the sample dialplans (SIP on 127.0.0.1:5060)
-	$(GO) run ./cmd/callparkd --sip $(SIP) --dialplans $(DIALPLANS)
+	$(GO) run ./cmd/callparkd --sip $(SIP) --dialplans $(DIALPLANS) $(ARGS)
 
 build: ## build bin/callparkd and bin/parkctl
 	$(GO) build -o bin/ ./cmd/...
