@@ -42,7 +42,6 @@ type PBX struct {
 	core    *core.Core
 	control *control.Control
 	console *console.Server
-	webAddr net.Addr
 	nodes   *events.Nodes
 	// cert is the TLS certificate (nil: no TLS), tls.go.
 	cert *certificate
@@ -84,10 +83,8 @@ func (p *PBX) Console() *console.Server { return p.console }
 
 // WebURL is the console's base URL ("" if off), once Ready.
 func (p *PBX) WebURL() string {
-	if p.webAddr == nil {
-		return ""
-	}
-	return "http://" + p.webAddr.String()
+	u, _ := p.web.Load().(string)
+	return u
 }
 
 // Bus is the NATS connection, once Ready.
@@ -429,7 +426,7 @@ func (p *PBX) serveConsole(ctx context.Context, g *errgroup.Group, ctl *control.
 	if cfg.WebTLS {
 		ln, scheme = tls.NewListener(ln, p.cert.config()), "https"
 	}
-	p.console, p.webAddr = con, ln.Addr()
+	p.console = con
 	p.web.Store(scheme + "://" + ln.Addr().String())
 	// No WriteTimeout: the event streams are long-lived (each write has
 	// its own deadline).

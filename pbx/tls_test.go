@@ -1,11 +1,16 @@
 package pbx_test
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/callpark/callpark/events"
+	"github.com/callpark/callpark/pbx"
 	"github.com/callpark/callpark/pbx/pbxtest"
 )
 
@@ -69,5 +74,57 @@ func TestSRTPRequired(t *testing.T) {
 	keysInClear := p.PhoneWith(t, "demo", "200", func(ph *pbxtest.Phone) { ph.SRTP = true })
 	if _, err := keysInClear.DialErr(t.Context(), "201"); pbxtest.StatusOf(err) != 488 {
 		t.Fatalf("SRTP offer over UDP: %v, want 488", err)
+	}
+}
+
+// TestConsoleOverHTTPS: --web-tls serves the console over HTTPS with the
+// SIP listener's certificate, and the session cookie is Secure.
+func TestConsoleOverHTTPS(t *testing.T) {
+	p := pbxtest.Start(t, pbxtest.WithTLS(t), pbxtest.WithConsole(), func(c *pbx.Config) { c.WebTLS = true })
+	base := p.WebURL()
+	if !strings.HasPrefix(base, "https://") {
+		t.Fatalf("console URL %q is not https", base)
+	}
+	pemBytes, err := os.ReadFile(p.Config.TLSCertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pemBytes)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}, Timeout: 5 * time.Second}
+
+	res, err := client.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET / over HTTPS: %s", res.Status)
+	}
+	req, _ := http.NewRequest("POST", base+"/login", strings.NewReader(`{"customer":"demo","user":"200","password":"secret200"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", base)
+	res, err = client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("sign-in over HTTPS: %s", res.Status)
+	}
+	var secure bool
+	for _, c := range res.Cookies() {
+		secure = secure || c.Secure
+	}
+	if !secure {
+		t.Errorf("session cookie over HTTPS is not Secure: %v", res.Header["Set-Cookie"])
+	}
+
+	plain := "http://" + strings.TrimPrefix(base, "https://")
+	if res, err := http.Get(plain + "/"); err == nil {
+		res.Body.Close()
+		if res.StatusCode == http.StatusOK {
+			t.Errorf("plain HTTP to the HTTPS console: %s", res.Status)
+		}
 	}
 }
