@@ -164,6 +164,9 @@ func TestConsoleBoard(t *testing.T) {
 	desk.Block()
 	desk.WaitText("#parked-extension-201 .caller", "202", 5*time.Second)
 	desk.WaitText("#conn", "live", 5*time.Second)
+	// The stream resumed from the last event the page saw: the notice of
+	// the park made while it was down is replayed (JetStream), not lost.
+	desk.WaitText("#notices", "201 parked", 5*time.Second)
 
 	// Hang up the caller parked on 201 from the page.
 	desk.Do(chromedp.Click(chromedp.CSS(`#parked-extension-201 [data-hangup]`)))
@@ -260,5 +263,41 @@ func TestConsoleSignInFailures(t *testing.T) {
 	// Even the right password is refused from that address now.
 	if msg := try("secret200"); !strings.Contains(msg, "too many") {
 		t.Fatalf("right password from a banned address: %q", msg)
+	}
+}
+
+// TestConsoleTablet: on a tablet (768x1024 portrait and 1024x768
+// landscape, touch) the board fits the screen: no sideways scrolling, the
+// slots, parked calls and extensions all on the page, the park buttons big
+// enough for a finger.
+func TestConsoleTablet(t *testing.T) {
+	p := pbxtest.Start(t, pbxtest.WithDialplans(consoleDialplans(t)), pbxtest.WithConsole())
+	p.Phone(t, "demo", "200")
+	client := p.Phone(t, "demo", "202")
+	john := p.Phone(t, "demo", "333")
+	desk := pbxtest.NewBrowser(t).Session(t, p.WebURL())
+	signIn(t, desk, "demo", "200", "secret200")
+	_, cj := connect(t, client, john)
+	if code := cj.Transfer(t, "711"); code != 200 {
+		t.Fatalf("park on slot 1: NOTIFY %d", code)
+	}
+	desk.WaitText("#slot-1 .caller", "202", 3*time.Second)
+	for _, size := range [][2]int64{{768, 1024}, {1024, 768}} {
+		desk.Do(chromedp.EmulateViewport(size[0], size[1], chromedp.EmulateTouch))
+		desk.WaitText("#slot-1 .caller", "202", time.Second)
+		if over := pbxtest.Eval[bool](desk, `document.documentElement.scrollWidth > window.innerWidth`); over {
+			t.Errorf("%dx%d: the board scrolls sideways (%d px wide)", size[0], size[1],
+				pbxtest.Eval[int](desk, `document.documentElement.scrollWidth`))
+		}
+		for _, sel := range []string{"#slots", "#parked", "#extensions"} {
+			w := pbxtest.Eval[float64](desk, `document.querySelector("`+sel+`").getBoundingClientRect().right`)
+			if w > float64(size[0]) {
+				t.Errorf("%dx%d: %s ends at %.0f px, off the screen", size[0], size[1], sel, w)
+			}
+		}
+		small := pbxtest.Eval[int](desk, `[...document.querySelectorAll("button")].filter(b => b.offsetParent && b.getBoundingClientRect().height < 32).length`)
+		if small > 0 {
+			t.Errorf("%dx%d: %d visible buttons under 32 px high: too small to tap", size[0], size[1], small)
+		}
 	}
 }

@@ -404,12 +404,10 @@ func (p *PBX) serveConsole(ctx context.Context, g *errgroup.Group, ctl *control.
 	con, err := console.New(console.Config{
 		Control:   ctl,
 		Dialplans: p.store.Current,
-		Subscribe: func(customer string, fn func(*events.Event)) (func(), error) {
-			sub, err := bus.SubscribeEvents(events.CustomerEvents(customer), fn)
-			if err != nil {
-				return nil, err
-			}
-			return func() { _ = sub.Unsubscribe() }, nil
+		Follow: func(customer string, after uint64, fn func(uint64, *events.Event)) (func(), uint64, error) {
+			fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			return bus.FollowEvents(fctx, events.CustomerEvents(customer), after, fn)
 		},
 		Log:       cfg.Log.With("component", "console"),
 		Bans:      bans,

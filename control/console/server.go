@@ -42,9 +42,11 @@ type Controller interface {
 type Config struct {
 	Control   Controller
 	Dialplans func() *dialplans.Set
-	// Subscribe delivers the events of customer to fn until the returned
-	// stop is called.
-	Subscribe func(customer string, fn func(*events.Event)) (stop func(), err error)
+	// Follow delivers customer's events stored after sequence after (0:
+	// from now on) and then each new one, with its sequence, until stop is
+	// called; from is the sequence it starts after (events.Bus.FollowEvents).
+	// An event stream resumed with the last sequence it saw misses nothing.
+	Follow func(customer string, after uint64, fn func(seq uint64, e *events.Event)) (stop func(), from uint64, err error)
 	Log       *slog.Logger
 	// Bans counts failed sign-ins per address; nil means a private list
 	// with core/ban's defaults.
@@ -76,8 +78,8 @@ type Server struct {
 
 // New builds the console.
 func New(cfg Config) (*Server, error) {
-	if cfg.Control == nil || cfg.Dialplans == nil || cfg.Subscribe == nil || cfg.Log == nil {
-		return nil, errors.New("console: Control, Dialplans, Subscribe and Log are required")
+	if cfg.Control == nil || cfg.Dialplans == nil || cfg.Follow == nil || cfg.Log == nil {
+		return nil, errors.New("console: Control, Dialplans, Follow and Log are required")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -18,6 +19,9 @@ type stream struct {
 
 	mu      sync.Mutex
 	notices []Notice
+	// cursor is the sequence of the last event taken in: the id of what
+	// is sent next, and where a reconnecting browser resumes.
+	cursor uint64
 }
 
 // Notice is something a receptionist should see happen.
@@ -33,25 +37,53 @@ type Notice struct {
 
 func (st *stream) close() { st.once.Do(func() { close(st.done) }) }
 
-func (st *stream) poke(n *Notice) {
-	if n != nil {
-		st.mu.Lock()
-		if len(st.notices) < 100 {
-			st.notices = append(st.notices, *n)
-		}
-		st.mu.Unlock()
+// maxNotices bounds the notices held for one send (a long replay keeps
+// the latest).
+const maxNotices = 100
+
+// noticeAge is how old an event may be and still make a notice (a replay
+// after a long disconnection does not flood the page with old news).
+const noticeAge = 15 * time.Minute
+
+func (st *stream) poke(seq uint64, n *Notice) {
+	st.mu.Lock()
+	if seq > st.cursor {
+		st.cursor = seq
 	}
+	if n != nil {
+		if len(st.notices) == maxNotices {
+			st.notices = append(st.notices[:0], st.notices[1:]...)
+		}
+		st.notices = append(st.notices, *n)
+	}
+	st.mu.Unlock()
 	select {
 	case st.kick <- struct{}{}:
 	default:
 	}
 }
 
-func (st *stream) takeNotices() []Notice {
+// take returns the notices gathered since the last send and the cursor.
+func (st *stream) take() ([]Notice, uint64) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	n := st.notices
 	st.notices = nil
+	return n, st.cursor
+}
+
+// resumeAfter is the sequence a reconnecting browser saw last: EventSource
+// sends it as Last-Event-ID by itself; the page passes ?after= when it
+// opens a new stream after the old one closed. 0: a fresh start.
+func resumeAfter(r *http.Request) uint64 {
+	v := r.Header.Get("Last-Event-ID")
+	if v == "" {
+		v = r.URL.Query().Get("after")
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0
+	}
 	return n
 }
 
@@ -75,27 +107,38 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, x *session) {
 		delete(s.streams, st)
 		s.mu.Unlock()
 	}()
-	stop, err := s.cfg.Subscribe(x.customer, func(e *events.Event) { st.poke(notice(e, x)) })
+	now := s.cfg.Now
+	stop, from, err := s.cfg.Follow(x.customer, resumeAfter(r), func(seq uint64, e *events.Event) {
+		n := notice(e, x)
+		if n != nil && now().Sub(e.Time) > noticeAge {
+			n = nil
+		}
+		st.poke(seq, n)
+	})
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "no event feed: "+err.Error())
 		return
 	}
 	defer stop()
+	st.mu.Lock()
+	st.cursor = max(st.cursor, from)
+	st.mu.Unlock()
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	seq := 0
+	// Every message's id is the cursor: the sequence of the last event
+	// the board and notices sent so far account for.
+	var id uint64
 	send := func(typ string, v any) bool {
 		data, err := json.Marshal(v)
 		if err != nil {
 			return false
 		}
-		seq++
 		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", seq, typ, data); err != nil {
+		if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", id, typ, data); err != nil {
 			return false
 		}
 		return rc.Flush() == nil
@@ -107,8 +150,19 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, x *session) {
 		}
 		return send("board", b)
 	}
-	// A reconnecting browser retries after a second.
-	if _, err := fmt.Fprint(w, "retry: 1000\n\n"); err != nil || !sendBoard() {
+	// A reconnecting browser retries after a second. What it missed is
+	// being replayed: notices so far go now, the rest with the next board.
+	if _, err := fmt.Fprint(w, "retry: 1000\n\n"); err != nil {
+		return
+	}
+	notices, cursor := st.take()
+	id = cursor
+	for _, n := range notices {
+		if !send("notice", n) {
+			return
+		}
+	}
+	if !sendBoard() {
 		return
 	}
 	beat := time.NewTicker(heartbeat)
@@ -142,7 +196,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, x *session) {
 			if s.sessions.get(x.id) == nil {
 				return
 			}
-			for _, n := range st.takeNotices() {
+			notices, cursor := st.take()
+			id = cursor
+			for _, n := range notices {
 				if !send("notice", n) {
 					return
 				}

@@ -24,6 +24,7 @@ let board = null;     // the last snapshot
 let csrf = "";
 let skew = 0;         // server clock minus ours, ms
 let source = null;    // the EventSource
+let lastEventId = ""; // id of the last message it delivered
 
 // --- sign-in ---------------------------------------------------------------
 
@@ -72,6 +73,7 @@ function showSignIn() {
   $("#board").hidden = true;
   $("#logout").hidden = true;
   $("#who").textContent = "";
+  lastEventId = "";
   setConn(false, "signed out");
 }
 
@@ -88,10 +90,13 @@ function start() {
   $("#board").hidden = false;
   $("#logout").hidden = false;
   if (source) source.close();
-  source = new EventSource("/api/events");
+  // A new stream resumes where the last one stopped (the id of the last
+  // message is the event stream's sequence): notices meanwhile are replayed.
+  // EventSource's own reconnects send it as Last-Event-ID.
+  source = new EventSource("/api/events" + (lastEventId ? "?after=" + encodeURIComponent(lastEventId) : ""));
   source.addEventListener("open", () => setConn(true));
-  source.addEventListener("board", (m) => { setConn(true); render(JSON.parse(m.data)); });
-  source.addEventListener("notice", (m) => notify(JSON.parse(m.data)));
+  source.addEventListener("board", (m) => { lastEventId = m.lastEventId || lastEventId; setConn(true); render(JSON.parse(m.data)); });
+  source.addEventListener("notice", (m) => { lastEventId = m.lastEventId || lastEventId; notify(JSON.parse(m.data)); });
   source.addEventListener("error", async () => {
     setConn(false);
     // Signed out (session expired, logged out elsewhere): stop retrying.
