@@ -91,7 +91,7 @@ func BenchmarkBoard200x50(b *testing.B) {
 	s, err := New(Config{
 		Control:   bigControl{cust: set.Customer("big")},
 		Dialplans: func() *dialplans.Set { return set },
-		Follow: func(string, uint64, func(uint64, *events.Event)) (func(), uint64, error) { return func() {}, 0, nil },
+		Follow:    func(string, uint64, func(uint64, *events.Event)) (func(), uint64, error) { return func() {}, 0, nil },
 		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

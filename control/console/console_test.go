@@ -44,7 +44,7 @@ func newTestServer(t testing.TB, now func() time.Time) *Server {
 	s, err := New(Config{
 		Control:   stubControl{},
 		Dialplans: func() *dialplans.Set { return set },
-		Follow: func(string, uint64, func(uint64, *events.Event)) (func(), uint64, error) { return func() {}, 0, nil },
+		Follow:    func(string, uint64, func(uint64, *events.Event)) (func(), uint64, error) { return func() {}, 0, nil },
 		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now:       now,
 	})

@@ -47,7 +47,7 @@ type Config struct {
 	// called; from is the sequence it starts after (events.Bus.FollowEvents).
 	// An event stream resumed with the last sequence it saw misses nothing.
 	Follow func(customer string, after uint64, fn func(seq uint64, e *events.Event)) (stop func(), from uint64, err error)
-	Log       *slog.Logger
+	Log    *slog.Logger
 	// Bans counts failed sign-ins per address; nil means a private list
 	// with core/ban's defaults.
 	Bans *ban.List
