@@ -5,17 +5,17 @@ import (
 	"sync"
 	"time"
 
-	"github.com/callpark/callpark/control/retrieval"
 	"github.com/callpark/callpark/control/state"
 	"github.com/callpark/callpark/dialplans"
 	"github.com/callpark/callpark/events"
+	"github.com/callpark/callpark/internal/deadline"
 )
 
 // Automatic retrieval ("auto return"): a call parked longer than the
 // customer's auto_retrieve.after (a slot's timeout for slot parks) rings
 // back the account that parked it.
 //
-// The deadline is Parked.Due, scheduled in one retrieval.Scheduler keyed by
+// The deadline is Parked.Due, scheduled in one deadline.Scheduler keyed by
 // the parked leg's id. When it comes, the core dials every registered
 // contact of the parker with Bridge and Call = the parked leg: the caller
 // keeps its music while the phone rings, and the core bridges the two when
@@ -62,7 +62,7 @@ type ringBack struct {
 
 // returns tracks the automatic returns of a Control.
 type returns struct {
-	sched *retrieval.Scheduler
+	sched *deadline.Scheduler
 
 	mu       sync.Mutex
 	byParked map[string]*ringBack // the ringing return of a parked leg
@@ -71,7 +71,7 @@ type returns struct {
 
 func newReturns() *returns {
 	return &returns{
-		sched:    retrieval.New(),
+		sched:    deadline.NewScheduler(),
 		byParked: map[string]*ringBack{},
 		byLeg:    map[string]*ringBack{},
 	}

@@ -1,7 +1,6 @@
 package presence
 
 import (
-	"container/heap"
 	"context"
 	"errors"
 	"log/slog"
@@ -12,6 +11,8 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/callpark/callpark/internal/deadline"
 )
 
 // Defaults of Config.
@@ -70,7 +71,7 @@ type Server struct {
 	mu       sync.Mutex
 	subs     map[dialogKey]*sub
 	entities map[entityKey]*entity
-	expiry   expiryHeap
+	expiry   deadline.Queue[*sub] // subscriptions by expiry
 }
 
 type entityKey struct{ customer, user string }
@@ -95,7 +96,6 @@ type sub struct {
 	to        sip.ToHeader // the subscriber's From, as our To
 	routes    []string     // Route set from Record-Route
 	expiresAt atomic.Int64 // unix nanoseconds
-	gen       uint64       // guarded by Server.mu: bumps on refresh
 
 	mu        sync.Mutex
 	remote    sip.Uri // subscriber's Contact: the NOTIFY Request-URI
@@ -332,10 +332,9 @@ func (s *Server) Subscribe(req *sip.Request, respond func(*sip.Response) error, 
 		ent.subs[sb] = struct{}{}
 		s.metrics.subscriptions.Set(float64(len(s.subs)))
 	}
-	sb.gen++
 	at := time.Now().Add(expires)
 	sb.expiresAt.Store(at.UnixNano())
-	heap.Push(&s.expiry, expiryItem{at: at, sb: sb, gen: sb.gen})
+	s.expiry.Set(sb, at)
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -357,6 +356,7 @@ func (s *Server) entityLocked(k entityKey) *entity {
 // removeLocked takes sb out of the tables (it may still send its last
 // NOTIFY).
 func (s *Server) removeLocked(sb *sub) {
+	s.expiry.Remove(sb)
 	if s.subs[sb.key] == sb {
 		delete(s.subs, sb.key)
 		s.metrics.subscriptions.Set(float64(len(s.subs)))

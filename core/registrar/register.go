@@ -2,7 +2,6 @@ package registrar
 
 import (
 	"cmp"
-	"container/heap"
 	"errors"
 	"math"
 	"slices"
@@ -176,17 +175,17 @@ func (r *Registrar) applyLocked(aor aorKey, req *sip.Request, contacts []contact
 		}
 		if found != nil {
 			found.b, found.params, found.seq = b, c.params, r.seq
-			heap.Fix(&r.queue, found.index)
+			r.queue.Set(found, b.Expires)
 		} else {
 			e := &entry{aor: aor, key: c.key, params: c.params, b: b, seq: r.seq}
-			heap.Push(&r.queue, e)
+			r.queue.Set(e, b.Expires)
 			r.aors[aor] = append(r.aors[aor], e)
 			r.log.Info("new binding", "customer", aor.customer, "account", aor.account,
 				"contact", c.uri.String(), "source", source, "transport", transport)
 		}
 		changed = true
 	}
-	if changed && len(r.queue) > 0 {
+	if changed && r.queue.Len() > 0 {
 		select {
 		case r.wake <- struct{}{}:
 		default:

@@ -30,7 +30,6 @@
 package registrar
 
 import (
-	"container/heap"
 	"context"
 	"crypto/rand"
 	"log/slog"
@@ -40,6 +39,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/callpark/callpark/internal/deadline"
 )
 
 // Directory resolves credentials. The realm of an account is its customer's
@@ -152,7 +153,7 @@ type Registrar struct {
 
 	mu    sync.Mutex
 	aors  map[aorKey][]*entry
-	queue expiryQueue
+	queue deadline.Queue[*entry] // bindings by expiry
 	seq   uint64
 
 	notifyMu sync.Mutex
@@ -163,14 +164,13 @@ type Registrar struct {
 type aorKey struct{ customer, account string }
 
 // entry is a Binding as stored: its key, the Contact's header parameters (for
-// the 200 OK) and its place in the expiry queue.
+// the 200 OK) and the order of its registration (seq).
 type entry struct {
 	aor    aorKey
 	key    string
 	params sip.HeaderParams
 	b      Binding
 	seq    uint64 // higher is newer
-	index  int    // in expiryQueue
 }
 
 type changeEvent struct {
@@ -231,7 +231,7 @@ func (r *Registrar) Contacts(customer, account string) []Binding {
 func (r *Registrar) Count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.queue)
+	return r.queue.Len()
 }
 
 // Run removes bindings as they expire and calls OnChange for each account
@@ -267,8 +267,7 @@ func (r *Registrar) Run(ctx context.Context) error {
 func (r *Registrar) sweep(now time.Time) time.Time {
 	r.mu.Lock()
 	changed := map[aorKey]bool{}
-	for len(r.queue) > 0 && !r.queue[0].b.Expires.After(now) {
-		e := r.queue[0]
+	for _, e := range r.queue.PopDue(now) {
 		r.removeLocked(e)
 		changed[e.aor] = true
 		r.log.Debug("registration expired", "customer", e.aor.customer, "account", e.aor.account,
@@ -277,10 +276,7 @@ func (r *Registrar) sweep(now time.Time) time.Time {
 	for aor := range changed {
 		r.enqueueLocked(aor, now)
 	}
-	var next time.Time
-	if len(r.queue) > 0 {
-		next = r.queue[0].b.Expires
-	}
+	next, _ := r.queue.Next()
 	r.mu.Unlock()
 	if len(changed) > 0 {
 		r.notify()
@@ -290,7 +286,7 @@ func (r *Registrar) sweep(now time.Time) time.Time {
 
 // removeLocked deletes e from its account and from the expiry queue.
 func (r *Registrar) removeLocked(e *entry) {
-	heap.Remove(&r.queue, e.index)
+	r.queue.Remove(e)
 	list := r.aors[e.aor]
 	if i := slices.Index(list, e); i >= 0 {
 		list = slices.Delete(list, i, i+1)
@@ -354,30 +350,6 @@ func snapshot(list []*entry, now time.Time) []Binding {
 	return out
 }
 
-// expiryQueue is a min-heap of bindings by expiry (container/heap).
-type expiryQueue []*entry
-
-func (q expiryQueue) Len() int           { return len(q) }
-func (q expiryQueue) Less(i, j int) bool { return q[i].b.Expires.Before(q[j].b.Expires) }
-func (q expiryQueue) Swap(i, j int) {
-	q[i], q[j] = q[j], q[i]
-	q[i].index = i
-	q[j].index = j
-}
-func (q *expiryQueue) Push(x any) {
-	e := x.(*entry)
-	e.index = len(*q)
-	*q = append(*q, e)
-}
-func (q *expiryQueue) Pop() any {
-	old := *q
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*q = old[:len(old)-1]
-	e.index = -1
-	return e
-}
-
 // Remove drops the binding of contact from an account, as when the phone
 // behind it stopped answering (a dial fork or a keep-alive timed out). It
 // reports whether there was such a binding; OnChange is called if so.
@@ -416,7 +388,7 @@ func (r *Registrar) All() []Bound {
 	now := r.now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]Bound, 0, len(r.queue))
+	out := make([]Bound, 0, r.queue.Len())
 	for aor, list := range r.aors {
 		for _, b := range snapshot(list, now) {
 			out = append(out, Bound{Customer: aor.customer, Account: aor.account, Binding: b})

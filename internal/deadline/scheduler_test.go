@@ -1,4 +1,4 @@
-package retrieval
+package deadline
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -34,75 +35,93 @@ func next(t *testing.T, fired <-chan string, within time.Duration) string {
 	}
 }
 
+// The timing tests run in a synctest bubble: the clock is fake and moves
+// only when every goroutine is blocked, so due times are checked exactly
+// and the tests take no real time.
+
 func TestFiresInDueOrder(t *testing.T) {
-	s := New()
-	now := time.Now()
-	s.Schedule("c", now.Add(150*time.Millisecond))
-	s.Schedule("a", now.Add(50*time.Millisecond))
-	s.Schedule("b", now.Add(100*time.Millisecond))
-	fired := run(t, s)
-	for _, want := range []string{"a", "b", "c"} {
-		if got := next(t, fired, time.Second); got != want {
-			t.Fatalf("fired %q, want %q", got, want)
+	synctest.Test(t, func(t *testing.T) {
+		s := NewScheduler()
+		start := time.Now()
+		s.Schedule("c", start.Add(150*time.Millisecond))
+		s.Schedule("a", start.Add(50*time.Millisecond))
+		s.Schedule("b", start.Add(100*time.Millisecond))
+		fired := run(t, s)
+		for i, want := range []string{"a", "b", "c"} {
+			if got := next(t, fired, time.Second); got != want {
+				t.Fatalf("fired %q, want %q", got, want)
+			}
+			if d := time.Since(start); d != time.Duration(i+1)*50*time.Millisecond {
+				t.Fatalf("%s fired at %s", want, d)
+			}
 		}
-	}
-	if s.Len() != 0 {
-		t.Fatalf("%d still pending", s.Len())
-	}
+		if s.Len() != 0 {
+			t.Fatalf("%d still pending", s.Len())
+		}
+	})
 }
 
 func TestScheduleEarlierWakesTheLoop(t *testing.T) {
-	s := New()
-	fired := run(t, s)
-	s.Schedule("late", time.Now().Add(time.Hour))
-	time.Sleep(20 * time.Millisecond) // the loop now sleeps for an hour
-	start := time.Now()
-	s.Schedule("soon", start.Add(30*time.Millisecond))
-	if got := next(t, fired, time.Second); got != "soon" {
-		t.Fatalf("fired %q", got)
-	}
-	if d := time.Since(start); d < 25*time.Millisecond || d > 500*time.Millisecond {
-		t.Fatalf("fired after %s, want about 30ms", d)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		s := NewScheduler()
+		fired := run(t, s)
+		s.Schedule("late", time.Now().Add(time.Hour))
+		synctest.Wait() // the loop now sleeps for an hour
+		start := time.Now()
+		s.Schedule("soon", start.Add(30*time.Millisecond))
+		if got := next(t, fired, time.Second); got != "soon" {
+			t.Fatalf("fired %q", got)
+		}
+		if d := time.Since(start); d != 30*time.Millisecond {
+			t.Fatalf("fired after %s, want 30ms", d)
+		}
+	})
 }
 
 func TestRescheduleAndCancel(t *testing.T) {
-	s := New()
-	fired := run(t, s)
-	now := time.Now()
-	s.Schedule("x", now.Add(40*time.Millisecond))
-	s.Schedule("y", now.Add(60*time.Millisecond))
-	s.Schedule("x", now.Add(120*time.Millisecond)) // moved later
-	if !s.Cancel("y") || s.Cancel("y") {
-		t.Fatal("Cancel did not report pending keys right")
-	}
-	if due, ok := s.Due("x"); !ok || !due.Equal(now.Add(120*time.Millisecond)) {
-		t.Fatalf("Due(x) = %v %v", due, ok)
-	}
-	if got := next(t, fired, time.Second); got != "x" {
-		t.Fatalf("fired %q", got)
-	}
-	if d := time.Since(now); d < 110*time.Millisecond {
-		t.Fatalf("x fired after %s, before its new due time", d)
-	}
-	select {
-	case k := <-fired:
-		t.Fatalf("cancelled key %q fired", k)
-	case <-time.After(100 * time.Millisecond):
-	}
+	synctest.Test(t, func(t *testing.T) {
+		s := NewScheduler()
+		fired := run(t, s)
+		now := time.Now()
+		s.Schedule("x", now.Add(40*time.Millisecond))
+		s.Schedule("y", now.Add(60*time.Millisecond))
+		s.Schedule("x", now.Add(120*time.Millisecond)) // moved later
+		if !s.Cancel("y") || s.Cancel("y") {
+			t.Fatal("Cancel did not report pending keys right")
+		}
+		if due, ok := s.Due("x"); !ok || !due.Equal(now.Add(120*time.Millisecond)) {
+			t.Fatalf("Due(x) = %v %v", due, ok)
+		}
+		if got := next(t, fired, time.Second); got != "x" {
+			t.Fatalf("fired %q", got)
+		}
+		if d := time.Since(now); d != 120*time.Millisecond {
+			t.Fatalf("x fired after %s, not at its new due time", d)
+		}
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		select {
+		case k := <-fired:
+			t.Fatalf("cancelled key %q fired", k)
+		default:
+		}
+	})
 }
 
 func TestPastDueFiresAtOnce(t *testing.T) {
-	s := New()
-	s.Schedule("old", time.Now().Add(-time.Minute)) // e.g. rebuilt after a restart
-	fired := run(t, s)
-	if got := next(t, fired, 200*time.Millisecond); got != "old" {
-		t.Fatalf("fired %q", got)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		s := NewScheduler()
+		start := time.Now()
+		s.Schedule("old", start.Add(-time.Minute)) // e.g. rebuilt after a restart
+		fired := run(t, s)
+		if got := next(t, fired, 200*time.Millisecond); got != "old" || time.Since(start) != 0 {
+			t.Fatalf("fired %q after %s", got, time.Since(start))
+		}
+	})
 }
 
 func TestConcurrentUse(t *testing.T) {
-	s := New()
+	s := NewScheduler()
 	fired := run(t, s)
 	var wg sync.WaitGroup
 	now := time.Now()
@@ -149,7 +168,7 @@ func measure(t testing.TB, n int) (float64, int) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	s := New()
+	s := NewScheduler()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); s.Run(ctx, func(string) {}) }()
@@ -174,7 +193,7 @@ func measure(t testing.TB, n int) (float64, int) {
 // returns, and the cost of scheduling and cancelling one.
 func BenchmarkSchedule10k(b *testing.B) {
 	perEntry, goroutines := measure(b, 10_000)
-	s := New()
+	s := NewScheduler()
 	due := time.Now().Add(time.Hour)
 	for i := range 10_000 {
 		s.Schedule(strconv.Itoa(i), due.Add(time.Duration(i)*time.Millisecond))
