@@ -17,6 +17,7 @@ import (
 	"github.com/callpark/callpark/control/state"
 	"github.com/callpark/callpark/dialplans"
 	"github.com/callpark/callpark/events"
+	"github.com/callpark/callpark/internal/mailbox"
 )
 
 // Bus is what Control needs of NATS; *events.Bus implements it.
@@ -279,15 +280,12 @@ func worker(call string, n int) int {
 // queue is one worker's unbounded FIFO of events: push never blocks, so the
 // NATS delivery goroutine is never held up by a slow worker.
 type queue struct {
-	mu     sync.Mutex
-	items  []job
-	closed bool
-	wake   chan struct{}
+	box *mailbox.Box[job]
 	// current is the event being handled (shed.go).
 	current inProgress
 }
 
-func newQueue() *queue { return &queue{wake: make(chan struct{}, 1)} }
+func newQueue() *queue { return &queue{box: mailbox.New[job]()} }
 
 // job is a queued event and its place in its account's order (order.go).
 type job struct {
@@ -295,38 +293,17 @@ type job struct {
 	t *ticket
 }
 
-func (q *queue) push(j job) {
-	q.mu.Lock()
-	if !q.closed {
-		q.items = append(q.items, j)
-	}
-	q.mu.Unlock()
-	q.signal()
-}
-
-func (q *queue) signal() {
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-}
+func (q *queue) push(j job) { q.box.Put(j) }
 
 // close makes run return once the queue is empty; idempotent.
-func (q *queue) close() {
-	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
-	q.signal()
-}
+func (q *queue) close() { q.box.Close() }
 
 // run hands queued events to fn in order until the queue is closed, or ctx
 // ends (what is left is dropped then).
 func (q *queue) run(ctx context.Context, fn func(job)) {
 	for {
-		q.mu.Lock()
-		batch, closed := q.items, q.closed
-		q.items = nil
-		q.mu.Unlock()
+		closed := q.box.Closed() // before Take: nothing put before Close is missed
+		batch := q.box.Take()
 		for i, j := range batch {
 			if ctx.Err() != nil {
 				return
@@ -349,7 +326,7 @@ func (q *queue) run(ctx context.Context, fn func(job)) {
 			return
 		}
 		select {
-		case <-q.wake:
+		case <-q.box.Wake():
 		case <-ctx.Done():
 			return
 		}

@@ -9,12 +9,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/callpark/callpark/control/state"
 	"github.com/callpark/callpark/dialplans"
 	"github.com/callpark/callpark/events"
+	"github.com/callpark/callpark/internal/mailbox"
 )
 
 // This file is the control plane's surface for the call-control API
@@ -165,7 +165,7 @@ func (c *Control) RetrieveTo(ctx context.Context, customer string, from Spot, to
 	if err != nil {
 		return nil, fmt.Errorf("%w: nothing parked on %s", ErrNotParked, from)
 	}
-	w := &dialWatch{parked: rec.Channel, wake: make(chan struct{}, 1)}
+	w := &dialWatch{parked: rec.Channel, box: mailbox.New[*events.Event]()}
 	sub, err := c.bus.SubscribeEvents(events.CustomerEvents(customer), w.push)
 	if err != nil {
 		c.giveBack(rec, log)
@@ -217,7 +217,7 @@ func (c *Control) finishRetrieval(w *dialWatch, leg string, rec *state.Parked, t
 		})
 	}
 	for {
-		for _, e := range w.take() {
+		for _, e := range w.box.Take() {
 			switch {
 			case e.Call == leg && e.Type == events.CallAnswered:
 				c.store.UpdateChannel(rec.Channel, func(ch *state.Channel) {
@@ -247,7 +247,7 @@ func (c *Control) finishRetrieval(w *dialWatch, leg string, rec *state.Parked, t
 			}
 		}
 		select {
-		case <-w.wake:
+		case <-w.box.Wake():
 		case <-timeout.C:
 			log.Info("retrieval outcome unknown; giving up watching", "parked", rec.Channel, "leg", leg)
 			return
@@ -271,32 +271,14 @@ func (c *Control) giveBack(rec *state.Parked, log *slog.Logger) {
 // delivery goroutine to finishRetrieval.
 type dialWatch struct {
 	parked string
-	mu     sync.Mutex
-	evs    []*events.Event
-	wake   chan struct{}
+	box    *mailbox.Box[*events.Event]
 }
 
 func (w *dialWatch) push(e *events.Event) {
 	switch e.Type {
 	case events.CallAnswered, events.CallDialFailed, events.CallEnded:
-	default:
-		return
+		w.box.Put(e)
 	}
-	w.mu.Lock()
-	w.evs = append(w.evs, e)
-	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (w *dialWatch) take() []*events.Event {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	evs := w.evs
-	w.evs = nil
-	return evs
 }
 
 // SlotState is one configured slot and the call parked on it, if any.

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/callpark/callpark/control/state"
 	"github.com/callpark/callpark/events"
+	"github.com/callpark/callpark/internal/mailbox"
 )
 
 // ParkedStore keeps the parked calls outside the control plane, so that a
@@ -137,13 +137,11 @@ type persister struct {
 	// owns, when set, says whose parks this control plane may write.
 	owns func(customer string) bool
 
-	mu      sync.Mutex
-	pending map[string]parkID
-	wake    chan struct{}
+	dirtyKeys *mailbox.Box[parkID]
 }
 
 func newPersister(store ParkedStore, st *state.Store, log *slog.Logger) *persister {
-	return &persister{store: store, state: st, log: log, pending: map[string]parkID{}, wake: make(chan struct{}, 1)}
+	return &persister{store: store, state: st, log: log, dirtyKeys: mailbox.New[parkID]()}
 }
 
 // dirty notes that the park of p's key changed.
@@ -151,20 +149,14 @@ func (ps *persister) dirty(p *state.Parked) {
 	if ps.owns != nil && !ps.owns(p.Customer) {
 		return // a partition handed over: its new holder keeps the store
 	}
-	ps.mu.Lock()
-	ps.pending[kvKey(p.Customer, p.Key)] = parkID{p.Customer, p.Key}
-	ps.mu.Unlock()
-	select {
-	case ps.wake <- struct{}{}:
-	default:
-	}
+	ps.dirtyKeys.Put(parkID{p.Customer, p.Key})
 }
 
 // run writes dirty keys until ctx ends, then flushes what is left.
 func (ps *persister) run(ctx context.Context) {
 	for {
 		select {
-		case <-ps.wake:
+		case <-ps.dirtyKeys.Wake():
 			ps.flush(ctx)
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -178,10 +170,12 @@ func (ps *persister) run(ctx context.Context) {
 // flush writes every dirty key.
 func (ps *persister) flush(ctx context.Context) {
 	for {
-		ps.mu.Lock()
-		batch := ps.pending
-		ps.pending = map[string]parkID{}
-		ps.mu.Unlock()
+		// A key changed many times is written once, with what the state
+		// holds for it now.
+		batch := map[string]parkID{}
+		for _, id := range ps.dirtyKeys.Take() {
+			batch[kvKey(id.customer, id.key)] = id
+		}
 		if len(batch) == 0 {
 			return
 		}

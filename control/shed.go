@@ -42,10 +42,8 @@ func (q *queue) oldest() time.Time {
 	if ns := q.current.Load(); ns != 0 {
 		return time.Unix(0, ns)
 	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if len(q.items) > 0 {
-		return q.items[0].e.Time
+	if j, ok := q.box.First(); ok {
+		return j.e.Time
 	}
 	return time.Time{}
 }

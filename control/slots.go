@@ -10,6 +10,7 @@ import (
 	"github.com/callpark/callpark/control/state"
 	"github.com/callpark/callpark/dialplans"
 	"github.com/callpark/callpark/events"
+	"github.com/callpark/callpark/internal/mailbox"
 )
 
 // Parking slots on BLF keys. A phone's line key for slot S of a customer
@@ -50,9 +51,7 @@ type lampKey struct{ customer, entity string }
 
 // slotLamps is the queue of slot changes and what the core was told.
 type slotLamps struct {
-	mu      sync.Mutex
-	changes []slotChange
-	wake    chan struct{}
+	changes *mailbox.Box[slotChange]
 
 	// sent maps each entity the core has a state for to its slot; only
 	// the run goroutine touches it.
@@ -62,17 +61,10 @@ type slotLamps struct {
 // startSlots hooks slot changes and starts the lamp goroutine; Run calls
 // it before any event is handled.
 func (c *Control) startSlots(ctx context.Context, wg *sync.WaitGroup) {
-	l := &slotLamps{wake: make(chan struct{}, 1), sent: map[lampKey]string{}}
+	l := &slotLamps{changes: mailbox.New[slotChange](), sent: map[lampKey]string{}}
 	c.store.OnParked(func(p *state.Parked, parked bool) {
-		if p.Kind != state.KindSlot {
-			return
-		}
-		l.mu.Lock()
-		l.changes = append(l.changes, slotChange{p: p, parked: parked})
-		l.mu.Unlock()
-		select {
-		case l.wake <- struct{}{}:
-		default:
+		if p.Kind == state.KindSlot {
+			l.changes.Put(slotChange{p: p, parked: parked})
 		}
 	})
 	wg.Go(func() { c.runSlots(ctx, l) })
@@ -91,12 +83,8 @@ func (c *Control) runSlots(ctx context.Context, l *slotLamps) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-l.wake:
-			l.mu.Lock()
-			batch := l.changes
-			l.changes = nil
-			l.mu.Unlock()
-			for _, ch := range batch {
+		case <-l.changes.Wake():
+			for _, ch := range l.changes.Take() {
 				c.slotChanged(ctx, l, ch)
 			}
 		case <-resync.C:
