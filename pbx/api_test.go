@@ -108,7 +108,7 @@ func TestAPIParkIntoSlotAndRetrieveToAccount(t *testing.T) {
 	if pr.Parked.Kind != "slot" || pr.Parked.Number != "1" || pr.Parked.Code != "711" || pr.Parked.Caller.User != "202" || pr.Parked.Parker != "200" {
 		t.Fatalf("park reply = %+v", pr.Parked)
 	}
-	e := p.Events.Wait(t, 5*time.Second, "call.parked", parked(events.CallParked, "1"))
+	e := p.Events.Next(t, events.CallParked, pbxtest.Park("1"))
 	if e.Park.Kind != "slot" || e.Customer != "demo" {
 		t.Fatalf("call.parked = %+v", e.Park)
 	}
@@ -149,7 +149,7 @@ func TestAPIParkIntoSlotAndRetrieveToAccount(t *testing.T) {
 		t.Fatalf("retrieve reply = %+v", rr)
 	}
 	cs := <-answered
-	r := p.Events.Wait(t, 5*time.Second, "call.retrieved", parked(events.CallRetrieved, "1"))
+	r := p.Events.Next(t, events.CallRetrieved, pbxtest.Park("1"))
 	if r.Park.By != "201" {
 		t.Fatalf("retrieved by %q, want 201", r.Park.By)
 	}
@@ -433,7 +433,7 @@ func TestEventReplayDurable(t *testing.T) {
 		t.Fatal(err)
 	}
 	connect(t, acme1, acme2)
-	p.Events.Wait(t, 5*time.Second, "second call.parked", parked(events.CallParked, "2"))
+	p.Events.Next(t, events.CallParked, pbxtest.Park("2"))
 
 	// Back with the same durable name: both parks are delivered, nothing
 	// that was acked before comes again.
@@ -486,7 +486,7 @@ func TestAPIRetrieveToURI(t *testing.T) {
 	if _, err := cl.Park(ctx5(t), api.ParkRequest{Account: "200", Random: true}); err != nil {
 		t.Fatal(err)
 	}
-	e := p.Events.Wait(t, 5*time.Second, "call.parked", parked(events.CallParked, ""))
+	e := p.Events.Next(t, events.CallParked, pbxtest.Park(""))
 	if e.Park.Kind != "random" {
 		t.Fatalf("parked %+v", e.Park)
 	}
@@ -497,7 +497,7 @@ func TestAPIRetrieveToURI(t *testing.T) {
 		t.Fatal(err)
 	}
 	ca := <-answered
-	r := p.Events.Wait(t, 5*time.Second, "call.retrieved", parked(events.CallRetrieved, e.Park.Number))
+	r := p.Events.Next(t, events.CallRetrieved, pbxtest.Park(e.Park.Number))
 	if r.Park.By != uri {
 		t.Fatalf("retrieved by %q", r.Park.By)
 	}
@@ -524,7 +524,7 @@ func TestAPIParkedCallReturnsToTheAppAccount(t *testing.T) {
 	cr.ExpectEnded(t, 5*time.Second)
 	cc.ExpectAudio(t, 500*time.Millisecond)
 	ring := reception.Answer(t, 5*time.Second)
-	e := p.Events.Wait(t, 5*time.Second, "call.returned", parked(events.CallReturned, "333"))
+	e := p.Events.Next(t, events.CallReturned, pbxtest.Park("333"))
 	if e.Park.Parker != "200" {
 		t.Fatalf("returned to parker %q, want 200", e.Park.Parker)
 	}

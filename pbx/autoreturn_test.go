@@ -49,34 +49,8 @@ func parkOwn(t *testing.T, p *pbxtest.PBX, client, parker *pbxtest.Phone) (*pbxt
 		t.Fatalf("park on %s: NOTIFY %d", parker.Ext, code)
 	}
 	cp.ExpectEnded(t, 5*time.Second)
-	e := p.Events.Wait(t, 5*time.Second, "call.parked", parked(events.CallParked, parker.Ext))
+	e := p.Events.Next(t, events.CallParked, pbxtest.Park(parker.Ext))
 	return cc, e
-}
-
-// nth waits for the n-th event of type typ (1-based) and returns it.
-func nth(t *testing.T, p *pbxtest.PBX, within time.Duration, typ string, n int) *events.Event {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		if got := count(p, typ); len(got) >= n {
-			return got[n-1]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s #%d within %s", typ, n, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// count returns the events of type typ so far.
-func count(p *pbxtest.PBX, typ string) []*events.Event {
-	var out []*events.Event
-	for _, e := range p.Events.All() {
-		if e.Type == typ {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 // checkReturnInvite checks the ring-back's From and Alert-Info.
@@ -117,8 +91,8 @@ func TestAutoReturnDistinctiveRing(t *testing.T) {
 	cc.ExpectAudio(t, 500*time.Millisecond)
 	ring.Answer(t)
 
-	ret := p.Events.Wait(t, 5*time.Second, "call.returned", parked(events.CallReturned, "333"))
-	got := p.Events.Wait(t, 5*time.Second, "call.retrieved", parked(events.CallRetrieved, "333"))
+	ret := p.Events.Next(t, events.CallReturned, pbxtest.Park("333"))
+	got := p.Events.Next(t, events.CallRetrieved, pbxtest.Park("333"))
 	if ret.Park.By != "333" || got.Park.By != "333" || got.Call != pe.Call {
 		t.Fatalf("returned %+v, retrieved %+v", ret.Park, got.Park)
 	}
@@ -158,9 +132,9 @@ func TestAutoReturnNormalRingIgnoresOverrideIdentity(t *testing.T) {
 	// ...holds it and parks it on 202's extension (the park code goes out
 	// under the override identity too).
 	cj.Hold(t)
-	p.Events.Wait(t, 3*time.Second, "call.held", pbxtest.Type(events.CallHeld, "demo"))
+	p.Events.NextWithin(t, 3*time.Second, events.CallHeld, pbxtest.Customer("demo"))
 	pc := john.Dial(t, "*70202")
-	pe := p.Events.Wait(t, 5*time.Second, "call.parked", parked(events.CallParked, "202"))
+	pe := p.Events.Next(t, events.CallParked, pbxtest.Park("202"))
 	pc.Hangup() // no need to hear the confirmation to the end
 	if pe.Park.Parker != "333" {
 		t.Fatalf("parker %q", pe.Park.Parker)
@@ -169,7 +143,7 @@ func TestAutoReturnNormalRingIgnoresOverrideIdentity(t *testing.T) {
 	checkReturnInvite(t, ring, pe.Park, "")
 	other.NoCall(t, 10*time.Millisecond) // not the extension it was parked on
 	ring.Answer(t)
-	r := p.Events.Wait(t, 5*time.Second, "call.retrieved", parked(events.CallRetrieved, "202"))
+	r := p.Events.Next(t, events.CallRetrieved, pbxtest.Park("202"))
 	if r.Park.By != "333" {
 		t.Fatalf("retrieved by %q", r.Park.By)
 	}
@@ -189,7 +163,7 @@ func TestAutoReturnRingModeBusyNoAnswerGoodbye(t *testing.T) {
 	if err := ring.Reject(486, "Busy Here"); err != nil {
 		t.Fatal(err)
 	}
-	f := nth(t, p, 5*time.Second, events.CallReturnFailed, 1)
+	f := p.Events.Nth(t, 5*time.Second, events.CallReturnFailed, 1)
 	if f.Reason != "busy" || f.Account != "200" {
 		t.Fatalf("first failure: reason %q account %q", f.Reason, f.Account)
 	}
@@ -202,11 +176,11 @@ func TestAutoReturnRingModeBusyNoAnswerGoodbye(t *testing.T) {
 	// Second attempt after the timeout: nobody answers within 2 s.
 	ring = rec.Ringing(t, 4*time.Second)
 	ring.ExpectEnded(t, 4*time.Second)
-	f = nth(t, p, 5*time.Second, events.CallReturnFailed, 2)
+	f = p.Events.Nth(t, 5*time.Second, events.CallReturnFailed, 2)
 	if f.Reason != "no_answer" {
 		t.Fatalf("second failure: reason %q", f.Reason)
 	}
-	g := nth(t, p, 5*time.Second, events.CallReturnFailed, 3)
+	g := p.Events.Nth(t, 5*time.Second, events.CallReturnFailed, 3)
 	if g.Reason != "gave_up" {
 		t.Fatalf("final event: reason %q", g.Reason)
 	}
@@ -217,7 +191,7 @@ func TestAutoReturnRingModeBusyNoAnswerGoodbye(t *testing.T) {
 		t.Fatalf("still parked after goodbye: %+v", l)
 	}
 	rec.NoCall(t, 1500*time.Millisecond) // no third attempt
-	if n := len(count(p, events.CallAbandoned)); n != 0 {
+	if n := p.Events.Count(events.CallAbandoned); n != 0 {
 		t.Fatalf("%d call.abandoned after goodbye", n)
 	}
 }
@@ -234,24 +208,24 @@ func TestAutoReturnForwardMode(t *testing.T) {
 	cc, _ := parkOwn(t, p, client, rec)
 	ring := fwd.Ringing(t, 4*time.Second)
 	ring.Reject(486, "Busy Here")
-	if f := nth(t, p, 5*time.Second, events.CallReturnFailed, 1); f.Reason != "busy" || f.Account != "202" {
+	if f := p.Events.Nth(t, 5*time.Second, events.CallReturnFailed, 1); f.Reason != "busy" || f.Account != "202" {
 		t.Fatalf("failure 1: %q %q", f.Reason, f.Account)
 	}
 	ring = fwd.Ringing(t, 4*time.Second)
 	ring.ExpectEnded(t, 4*time.Second)
-	if f := nth(t, p, 5*time.Second, events.CallReturnFailed, 2); f.Reason != "no_answer" || f.Code != 480 {
+	if f := p.Events.Nth(t, 5*time.Second, events.CallReturnFailed, 2); f.Reason != "no_answer" || f.Code != 480 {
 		t.Fatalf("failure 2: %q", f.Reason)
 	}
 	ring = fwd.Answer(t, 4*time.Second)
-	r := p.Events.Wait(t, 5*time.Second, "call.retrieved", parked(events.CallRetrieved, "200"))
+	r := p.Events.Next(t, events.CallRetrieved, pbxtest.Park("200"))
 	if r.Park.By != "202" {
 		t.Fatalf("retrieved by %q", r.Park.By)
 	}
 	talk(t, cc, ring)
-	if n := len(count(p, events.CallForwarded)); n != 3 {
+	if n := p.Events.Count(events.CallForwarded); n != 3 {
 		t.Fatalf("%d call.forwarded, want 3", n)
 	}
-	if n := len(count(p, events.CallReturned)); n != 0 {
+	if n := p.Events.Count(events.CallReturned); n != 0 {
 		t.Fatalf("call.returned for a forwarded return")
 	}
 	rec.NoCall(t, 10*time.Millisecond) // the parker's phone never rang
@@ -275,11 +249,11 @@ func TestAutoReturnRingThenForward(t *testing.T) {
 	ring := rec.Ringing(t, 4*time.Second)
 	ring.ExpectEnded(t, 4*time.Second)
 	fring = fwd.Answer(t, 3*time.Second)
-	p.Events.Wait(t, 5*time.Second, "call.retrieved", parked(events.CallRetrieved, "200"))
+	p.Events.Next(t, events.CallRetrieved, pbxtest.Park("200"))
 	talk(t, cc, fring)
 
 	var reasons []string
-	for _, e := range count(p, events.CallReturnFailed) {
+	for _, e := range p.Events.Of(events.CallReturnFailed) {
 		reasons = append(reasons, e.Account+":"+e.Reason)
 	}
 	want := []string{"200:busy", "202:no_answer", "200:no_answer"}
@@ -291,7 +265,7 @@ func TestAutoReturnRingThenForward(t *testing.T) {
 			t.Fatalf("return failures %q, want %q", reasons, want)
 		}
 	}
-	if n := len(count(p, events.CallForwarded)); n != 2 {
+	if n := p.Events.Count(events.CallForwarded); n != 2 {
 		t.Fatalf("%d call.forwarded, want 2", n)
 	}
 }
@@ -308,13 +282,13 @@ func TestAutoReturnLosesToManualRetrieval(t *testing.T) {
 	cc, _ := parkOwn(t, p, client, john)
 	ring := john.Ringing(t, 4*time.Second)
 	cr := other.Dial(t, "*71333")
-	r := p.Events.Wait(t, 5*time.Second, "call.retrieved", parked(events.CallRetrieved, "333"))
+	r := p.Events.Next(t, events.CallRetrieved, pbxtest.Park("333"))
 	if r.Park.By != "202" {
 		t.Fatalf("retrieved by %q", r.Park.By)
 	}
 	ring.ExpectEnded(t, 3*time.Second) // CANCEL: no ghost call
 	talk(t, cc, cr)
-	if n := len(count(p, events.CallReturned)); n != 0 {
+	if n := p.Events.Count(events.CallReturned); n != 0 {
 		t.Fatal("call.returned although the manual retrieval won")
 	}
 	john.NoCall(t, 1500*time.Millisecond) // and no new return later
@@ -349,7 +323,7 @@ func TestAutoReturnRaceAnswerAndRetrieve(t *testing.T) {
 	}
 	// Whoever the state says got the call keeps the caller, the other is
 	// hung up (the retriever after a "not parked" prompt).
-	r := p.Events.Wait(t, 5*time.Second, "call.retrieved", parked(events.CallRetrieved, "333"))
+	r := p.Events.Next(t, events.CallRetrieved, pbxtest.Park("333"))
 	winner, loser := ring, cr
 	if r.Park.By == "202" {
 		winner, loser = cr, ring
@@ -362,7 +336,7 @@ func TestAutoReturnRaceAnswerAndRetrieve(t *testing.T) {
 		loser.AudioUntilEnd(t, 10*time.Second)
 	}
 	talk(t, cc, winner)
-	if n := len(count(p, events.CallRetrieved)); n != 1 {
+	if n := p.Events.Count(events.CallRetrieved); n != 1 {
 		t.Fatalf("%d call.retrieved", n)
 	}
 }
@@ -379,7 +353,7 @@ func TestAutoReturnCallerHangsUp(t *testing.T) {
 	ring := john.Ringing(t, 4*time.Second)
 	cc.Hangup()
 	ring.ExpectEnded(t, 3*time.Second)
-	p.Events.Wait(t, 5*time.Second, "call.abandoned", parked(events.CallAbandoned, "333"))
+	p.Events.Next(t, events.CallAbandoned, pbxtest.Park("333"))
 	if l := p.Control().State().ParkedList("demo"); len(l) != 0 {
 		t.Fatalf("still parked: %+v", l)
 	}
@@ -421,7 +395,7 @@ func TestAutoReturnSurvivesControlRestart(t *testing.T) {
 		t.Fatalf("returned after %s, want about 3s", d)
 	}
 	ring.Answer(t)
-	r := core.Events.Wait(t, 5*time.Second, "call.retrieved", parked(events.CallRetrieved, "333"))
+	r := core.Events.Next(t, events.CallRetrieved, pbxtest.Park("333"))
 	if r.Park.By != "333" {
 		t.Fatalf("retrieved by %q", r.Park.By)
 	}
@@ -483,7 +457,7 @@ func TestSippAutoReturnDistinctive(t *testing.T) {
 	port := pbxtest.FreePort(t)
 	runSipp(t, "register.xml", sippOpts{Remote: p.Addr, Port: port}, account(t, p, "333")...)
 	uas := startSipp(t, "uas_return_distinctive.xml", sippOpts{Port: port}, account(t, p, "333")...)
-	p.Events.Wait(t, 8*time.Second, "call.returned", parked(events.CallReturned, "333"))
+	p.Events.NextWithin(t, 8*time.Second, events.CallReturned, pbxtest.Park("333"))
 	cc.Hangup()
 	uas.wait(t)
 }
@@ -508,7 +482,7 @@ func TestAutoReturnForwardToExternalNumber(t *testing.T) {
 	if u := out.Invite().Recipient.User; u != "+15559990000" {
 		t.Fatalf("carrier got a call for %q", u)
 	}
-	p.Events.Wait(t, 3*time.Second, "call.forwarded", pbxtest.Type(events.CallForwarded, "demo"))
+	p.Events.NextWithin(t, 3*time.Second, events.CallForwarded, pbxtest.Customer("demo"))
 	talk(t, cc, out)
 	john.NoCall(t, 200*time.Millisecond)
 }

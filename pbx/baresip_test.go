@@ -47,11 +47,11 @@ func TestBaresipTLSAndSRTP(t *testing.T) {
 	if code := cb.Transfer(t, "*70333"); code != 200 {
 		t.Fatalf("park baresip's call: NOTIFY %d", code)
 	}
-	p.Events.Wait(t, 5*time.Second, "call.parked", parked(events.CallParked, "333"))
+	p.Events.Next(t, events.CallParked, pbxtest.Park("333"))
 	reception.ExpectSound(t, 5*time.Second, 1000, 1400)
 
 	cc := carol.Dial(t, "*71333")
-	p.Events.Wait(t, 5*time.Second, "call.retrieved", parked(events.CallRetrieved, "333"))
+	p.Events.Next(t, events.CallRetrieved, pbxtest.Park("333"))
 	cc.SendTone(1700)
 	cc.ExpectTone(t, 1000, 5*time.Second)
 	reception.ExpectTone(t, 1700, 5*time.Second)

@@ -17,29 +17,6 @@ import (
 	"github.com/callpark/callpark/pbx/pbxtest"
 )
 
-// waitLampKnown waits until the control plane has told the core the state
-// of a demo slot entity (it does so at start).
-func waitLampKnown(t testing.TB, p *pbxtest.PBX, entity string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, known := p.Core().Presence().Lookup("demo", entity); known {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the core never learnt the state of %s", entity)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// slotEvent matches slot.busy / slot.free of a demo slot.
-func slotEvent(typ, slot string) func(*events.Event) bool {
-	return func(e *events.Event) bool {
-		return e.Type == typ && e.Customer == "demo" && e.Slot == slot && e.Park != nil
-	}
-}
-
 // lastLamp waits until every watcher shows entity busy (or free) and
 // returns when the last of them got its NOTIFY.
 func lastLamp(t *testing.T, ws []*pbxtest.Watcher, entity string, busy bool) (last time.Time, lamps []pbxtest.Lamp) {
@@ -57,8 +34,8 @@ func lastLamp(t *testing.T, ws []*pbxtest.Watcher, entity string, busy bool) (la
 func TestBLFSlots(t *testing.T) {
 	t.Parallel()
 	p := pbxtest.Start(t)
-	waitLampKnown(t, p, "711")
-	waitLampKnown(t, p, "712")
+	p.WaitLampKnown(t, "demo", "711")
+	p.WaitLampKnown(t, "demo", "712")
 
 	// Ten phones (two per demo account) watch slots 1 and 2.
 	accounts := []string{"200", "201", "202", "333", "999"}
@@ -109,7 +86,7 @@ func TestBLFSlots(t *testing.T) {
 	}
 	cj.ExpectEnded(t, 5*time.Second)
 	cc.ExpectAudio(t, 500*time.Millisecond) // music while parked
-	busy := p.Events.Wait(t, 3*time.Second, "slot.busy", slotEvent(events.SlotBusy, "1"))
+	busy := p.Events.NextWithin(t, 3*time.Second, events.SlotBusy, pbxtest.Customer("demo"), pbxtest.Slot("1"))
 	if busy.Park.Number != "1" || busy.Park.Kind != "slot" || busy.Park.Code != "711" || busy.Park.Parked.User != "201" {
 		t.Fatalf("slot.busy: %+v", busy.Park)
 	}
@@ -130,7 +107,7 @@ func TestBLFSlots(t *testing.T) {
 	last, _ = lastLamp(t, watchers, "711", false)
 	t.Logf("10 lamps free %s after the retrieving INVITE", last.Sub(start).Round(time.Microsecond))
 	talk(t, cc, cr)
-	free := p.Events.Wait(t, 3*time.Second, "slot.free", slotEvent(events.SlotFree, "1"))
+	free := p.Events.NextWithin(t, 3*time.Second, events.SlotFree, pbxtest.Customer("demo"), pbxtest.Slot("1"))
 	if free.Park.Parked.User != "201" || free.Call != busy.Call {
 		t.Fatalf("slot.free: call %s %+v", free.Call, free.Park)
 	}
@@ -159,7 +136,7 @@ func TestBLFSlots(t *testing.T) {
 func TestBLFExpiryUnsubscribeAndDeadPhones(t *testing.T) {
 	t.Parallel()
 	p := pbxtest.Start(t, func(c *pbx.Config) { c.SubscribeNotifyTimeout = 500 * time.Millisecond })
-	waitLampKnown(t, p, "711")
+	p.WaitLampKnown(t, "demo", "711")
 	w := p.Watcher(t, "demo", "201")
 
 	// Expiry: a 1 s subscription ends with a last NOTIFY.
@@ -330,7 +307,7 @@ func TestSippBLF(t *testing.T) {
 	sippBinary(t)
 	t.Parallel()
 	p := pbxtest.Start(t)
-	waitLampKnown(t, p, "711")
+	p.WaitLampKnown(t, "demo", "711")
 
 	blf := startSipp(t, "blf_subscribe.xml", sippOpts{Remote: p.Addr}, append(account(t, p, "201"), "-s", "711")...)
 	deadline := time.Now().Add(10 * time.Second)
@@ -348,9 +325,9 @@ func TestSippBLF(t *testing.T) {
 		append(account(t, p, "333"), "-s", "711")...)
 	a := p.Phone(t, "demo", "200")
 	ca := a.Dial(t, "333")
-	parked := waitEvent(t, p, 8*time.Second, events.CallParked, nil)
+	parked := p.Events.NextWithin(t, 8*time.Second, events.CallParked, pbxtest.Customer("demo"))
 	checkPark(t, parked, "1", "slot", "711", "333")
-	waitEvent(t, p, 3*time.Second, events.SlotBusy, func(e *events.Event) bool { return e.Slot == "1" })
+	p.Events.NextWithin(t, 3*time.Second, events.SlotBusy, pbxtest.Customer("demo"), func(e *events.Event) bool { return e.Slot == "1" })
 	john.wait(t)
 	blf.wait(t) // confirmed NOTIFY checked, then unsubscribed
 	ca.ExpectAudio(t, 500*time.Millisecond)

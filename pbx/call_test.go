@@ -72,7 +72,7 @@ func TestCallAudioBothWays(t *testing.T) {
 
 	ca.Hangup()
 	cb.ExpectEnded(t, 5*time.Second)
-	p.Events.Wait(t, 5*time.Second, "call.ended", pbxtest.Type(events.CallEnded, "demo"))
+	p.Events.NextWithin(t, 5*time.Second, events.CallEnded, pbxtest.Customer("demo"))
 }
 
 func TestCallBusyAndNoAnswer(t *testing.T) {
@@ -114,7 +114,7 @@ func TestHoldPlaysMusicThenResumes(t *testing.T) {
 	cb.ExpectTone(t, 1000, 3*time.Second)
 
 	ca.Hold(t)
-	p.Events.Wait(t, 3*time.Second, "call.held", pbxtest.Type(events.CallHeld, "demo"))
+	p.Events.NextWithin(t, 3*time.Second, events.CallHeld, pbxtest.Customer("demo"))
 	time.Sleep(200 * time.Millisecond)
 	// B hears music on hold, not A's tone.
 	cb.ExpectAudio(t, time.Second)
@@ -123,7 +123,7 @@ func TestHoldPlaysMusicThenResumes(t *testing.T) {
 	}
 
 	ca.Unhold(t)
-	p.Events.Wait(t, 3*time.Second, "call.resumed", pbxtest.Type(events.CallResumed, "demo"))
+	p.Events.NextWithin(t, 3*time.Second, events.CallResumed, pbxtest.Customer("demo"))
 	cb.ExpectTone(t, 1000, 3*time.Second)
 	cb.SendTone(1400)
 	ca.ExpectTone(t, 1400, 3*time.Second)

@@ -31,9 +31,9 @@ func TestClusterParkOnARetrieveOnB(t *testing.T) {
 	cc, cj := connect(t, client, john)
 	talk(t, cc, cj)
 	cj.Hold(t)
-	a.Events.Wait(t, 3*time.Second, "call.held", pbxtest.Type(events.CallHeld, "demo"))
+	a.Events.NextWithin(t, 3*time.Second, events.CallHeld, pbxtest.Customer("demo"))
 	park := john.Dial(t, "*70333")
-	e := a.Events.Wait(t, 5*time.Second, "call.parked", parked(events.CallParked, "333"))
+	e := a.Events.Next(t, events.CallParked, pbxtest.Park("333"))
 	if events.NodeOf(e.Call) != "a" {
 		t.Fatalf("parked leg %s, want one of node a", e.Call)
 	}
@@ -55,7 +55,7 @@ func TestClusterParkOnARetrieveOnB(t *testing.T) {
 	began := time.Now()
 	cr := doctor.Dial(t, "*71333")
 	cr.SendTone(1400)
-	r := b.Events.Wait(t, 5*time.Second, "call.retrieved", parked(events.CallRetrieved, "333"))
+	r := b.Events.Next(t, events.CallRetrieved, pbxtest.Park("333"))
 	if r.Park.By != "202" {
 		t.Fatalf("retrieved by %q, want 202", r.Park.By)
 	}
@@ -81,7 +81,7 @@ func TestClusterParkOnARetrieveOnB(t *testing.T) {
 func TestClusterLampOnCFollowsParkOnA(t *testing.T) {
 	nodes := pbxtest.StartCluster(t, 3)
 	a, c := nodes[0], nodes[2]
-	waitLampKnown(t, c, "711")
+	c.WaitLampKnown(t, "demo", "711")
 	w := c.Watcher(t, "demo", "202")
 	w.Subscribe(t, "711", 0)
 
@@ -101,7 +101,7 @@ func TestClusterLampOnCFollowsParkOnA(t *testing.T) {
 	// The same key retrieves: 202 dials 711 through C.
 	doctor := c.Phone(t, "demo", "202")
 	cr := doctor.Dial(t, "711")
-	c.Events.Wait(t, 5*time.Second, "call.retrieved", parked(events.CallRetrieved, "1"))
+	c.Events.Next(t, events.CallRetrieved, pbxtest.Park("1"))
 	w.WaitLamp(t, "711", false, 3*time.Second)
 	talk(t, cc, cr)
 	cr.Hangup()
@@ -170,7 +170,7 @@ func TestClusterRetrieveRaceOneWinner(t *testing.T) {
 				t.Fatalf("round %d number %s: %d winners", round, n, winners)
 			}
 		}
-		if got, want := len(count(a, events.CallRetrieved)), (round+1)*perRound; got != want {
+		if got, want := a.Events.Count(events.CallRetrieved), (round+1)*perRound; got != want {
 			t.Fatalf("after round %d: %d call.retrieved, want %d", round, got, want)
 		}
 		for i := range results {
@@ -205,7 +205,7 @@ func TestClusterAutoReturnAcrossNodes(t *testing.T) {
 	t.Logf("return rang John through node b %s after the park", time.Since(parkedAt).Round(time.Millisecond))
 	checkReturnInvite(t, ring, pe.Park, dialplans.DefaultAlertInfo)
 	ring.Answer(t)
-	a.Events.Wait(t, 5*time.Second, "call.returned", parked(events.CallReturned, "333"))
+	a.Events.Next(t, events.CallReturned, pbxtest.Park("333"))
 	talk(t, cc, ring)
 	ring.Hangup()
 	cc.ExpectEnded(t, 5*time.Second)
@@ -230,7 +230,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	t.Logf("node %s decides for demo and will die; %s and %s stay", dead.Config.Node, m.Config.Node, k.Config.Node)
 
 	// On the doomed node: a call parked in slot 1, watched from node k.
-	waitLampKnown(t, k, "711")
+	k.WaitLampKnown(t, "demo", "711")
 	w := k.Watcher(t, "demo", "200")
 	w.Subscribe(t, "711", 0)
 	dc, dj := connect(t, dead.Phone(t, "demo", "201"), dead.Phone(t, "demo", "202"))
@@ -249,12 +249,12 @@ func TestClusterNodeLoss(t *testing.T) {
 	killed := time.Now()
 	dead.Kill(t)
 
-	lost := m.Events.Wait(t, 10*time.Second, "call.lost", pbxtest.Type(events.CallLost, "demo"))
+	lost := m.Events.NextWithin(t, 10*time.Second, events.CallLost, pbxtest.Customer("demo"))
 	t.Logf("call.lost %s after the kill", time.Since(killed).Round(time.Millisecond))
 	if lost.Park == nil || lost.Park.Number != "1" {
 		t.Fatalf("call.lost %+v", lost)
 	}
-	m.Events.Wait(t, 5*time.Second, "slot.free", slotEvent(events.SlotFree, "1"))
+	m.Events.NextWithin(t, 5*time.Second, events.SlotFree, pbxtest.Customer("demo"), pbxtest.Slot("1"))
 	w.WaitLamp(t, "711", false, 5*time.Second)
 	if pbxtest.Owner(alive, "demo") == nil {
 		t.Fatal("nobody took demo's partition over")

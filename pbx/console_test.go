@@ -94,7 +94,7 @@ func TestConsoleBoard(t *testing.T) {
 	if code := cj.Transfer(t, "711"); code != 200 {
 		t.Fatalf("park on slot 1: NOTIFY %d", code)
 	}
-	p.Events.Wait(t, 5*time.Second, "call.parked", parked("call.parked", "1"))
+	p.Events.Next(t, "call.parked", pbxtest.Park("1"))
 	parkedAt := time.Now()
 	desk.WaitText("#slot-1 .caller", "202", time.Second)
 	if d := time.Since(parkedAt); d > time.Second {
@@ -156,7 +156,7 @@ func TestConsoleBoard(t *testing.T) {
 	if code := cs.Transfer(t, "*70201"); code != 200 {
 		t.Fatalf("park on 201: NOTIFY %d", code)
 	}
-	p.Events.Wait(t, 5*time.Second, "call.parked", parked("call.parked", "201"))
+	p.Events.Next(t, "call.parked", pbxtest.Park("201"))
 	time.Sleep(300 * time.Millisecond)
 	if strings.Contains(desk.Text("#parked"), "202") {
 		t.Fatal("the board got the park while offline: the stream was not down")
@@ -185,7 +185,7 @@ func TestConsoleTenancy(t *testing.T) {
 	if code := cj.Transfer(t, "711"); code != 200 {
 		t.Fatalf("park on slot 1: NOTIFY %d", code)
 	}
-	p.Events.Wait(t, 5*time.Second, "call.parked", parked("call.parked", "1"))
+	p.Events.Next(t, "call.parked", pbxtest.Park("1"))
 
 	browser := pbxtest.NewBrowser(t)
 	demo := browser.Session(t, p.WebURL())

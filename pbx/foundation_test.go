@@ -25,9 +25,9 @@ func TestCallEventsInOrder(t *testing.T) {
 	b := p.Phone(t, "demo", "201")
 	ca, cb := connect(t, a, b)
 	ca.Hold(t)
-	p.Events.Wait(t, 3*time.Second, "held", pbxtest.Type(events.CallHeld, "demo"))
+	p.Events.NextWithin(t, 3*time.Second, events.CallHeld, pbxtest.Customer("demo"))
 	ca.Unhold(t)
-	p.Events.Wait(t, 3*time.Second, "resumed", pbxtest.Type(events.CallResumed, "demo"))
+	p.Events.NextWithin(t, 3*time.Second, events.CallResumed, pbxtest.Customer("demo"))
 	ca.Hangup()
 	cb.ExpectEnded(t, 5*time.Second)
 	first := p.Events.Wait(t, 3*time.Second, "started", func(e *events.Event) bool {
@@ -236,7 +236,7 @@ func TestSeparateCoreAndControl(t *testing.T) {
 	if code := cj.Transfer(t, "*70333"); code != 200 {
 		t.Fatalf("park: %d", code)
 	}
-	core.Events.Wait(t, 5*time.Second, "call.parked", parked(events.CallParked, "333"))
+	core.Events.Next(t, events.CallParked, pbxtest.Park("333"))
 	if n := len(ctl.Control().State().ParkedList("demo")); n != 1 {
 		t.Fatalf("control has %d parked calls", n)
 	}

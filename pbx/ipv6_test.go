@@ -23,10 +23,10 @@ func TestIPv6CallAndPark(t *testing.T) {
 	if code := cj.Transfer(t, "*70333"); code != 200 {
 		t.Fatalf("park over IPv6: NOTIFY %d", code)
 	}
-	p.Events.Wait(t, 5*time.Second, "call.parked", parked(events.CallParked, "333"))
+	p.Events.Next(t, events.CallParked, pbxtest.Park("333"))
 	cc.ExpectAudio(t, time.Second)
 	cr := other.Dial(t, "*71333")
-	p.Events.Wait(t, 5*time.Second, "call.retrieved", parked(events.CallRetrieved, "333"))
+	p.Events.Next(t, events.CallRetrieved, pbxtest.Park("333"))
 	talk(t, cc, cr)
 	if sdp := cr.RemoteSDP(); !strings.Contains(sdp, "IN IP6 ::1") {
 		t.Errorf("callpark's answer is not IPv6:\n%s", sdp)

@@ -34,11 +34,11 @@ func TestLinphoneInterop(t *testing.T) {
 
 	cc.StopTone()
 	john.Transfer(t, "*70333")
-	p.Events.Wait(t, 5*time.Second, "call.parked", parked(events.CallParked, "333"))
+	p.Events.Next(t, events.CallParked, pbxtest.Park("333"))
 	cc.ExpectAudio(t, time.Second)
 
 	john.Dial(t, "*71")
-	p.Events.Wait(t, 5*time.Second, "call.retrieved", parked(events.CallRetrieved, "333"))
+	p.Events.Next(t, events.CallRetrieved, pbxtest.Park("333"))
 	// Another tone than before: what John hears now is this call's.
 	cc.SendTone(1700)
 	cc.ExpectTone(t, 1000, 5*time.Second)

@@ -27,7 +27,7 @@ func TestVanishedCallerIsNotParkedForever(t *testing.T) {
 	}
 
 	client.Unplug()
-	e := p.Events.Wait(t, 15*time.Second, "call.abandoned", parked(events.CallAbandoned, "333"))
+	e := p.Events.NextWithin(t, 15*time.Second, events.CallAbandoned, pbxtest.Park("333"))
 	if e.Customer != "demo" {
 		t.Fatalf("call.abandoned = %+v", e)
 	}

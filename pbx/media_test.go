@@ -27,7 +27,7 @@ func TestTranscodePCMUToPCMA(t *testing.T) {
 	ca, cb := connect(t, a, b)
 	talk(t, ca, cb)
 	cb.Hold(t)
-	p.Events.Wait(t, 3*time.Second, "held", pbxtest.Type(events.CallHeld, "demo"))
+	p.Events.NextWithin(t, 3*time.Second, events.CallHeld, pbxtest.Customer("demo"))
 	ca.ExpectAudio(t, time.Second)
 }
 

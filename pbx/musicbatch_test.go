@@ -38,6 +38,6 @@ func TestParkedMusicIsBatched(t *testing.T) {
 	}
 
 	cr := john.Dial(t, "*71")
-	p.Events.Wait(t, 5*time.Second, "call.retrieved", parked(events.CallRetrieved, "333"))
+	p.Events.Next(t, events.CallRetrieved, pbxtest.Park("333"))
 	talk(t, cc, cr)
 }

@@ -44,16 +44,16 @@ func TestOutsideCallParkRetrieve(t *testing.T) {
 	c.StopTone()
 
 	c.Hold(t)
-	p.Events.Wait(t, 3*time.Second, "call.held", pbxtest.Type(events.CallHeld, "demo"))
+	p.Events.NextWithin(t, 3*time.Second, events.CallHeld, pbxtest.Customer("demo"))
 	park := sales.Dial(t, "*70333")
-	e := p.Events.Wait(t, 5*time.Second, "call.parked", parked(events.CallParked, "333"))
+	e := p.Events.Next(t, events.CallParked, pbxtest.Park("333"))
 	if e.Park.Parked.User != "+4930123456" {
 		t.Errorf("parked party %+v, want the outside number", e.Park.Parked)
 	}
 	confirmation(t, park, 3*time.Second)
 
 	cr := other.Dial(t, "*71333")
-	p.Events.Wait(t, 5*time.Second, "call.retrieved", parked(events.CallRetrieved, "333"))
+	p.Events.Next(t, events.CallRetrieved, pbxtest.Park("333"))
 	cr.SendTone(1400)
 	cr.ExpectTone(t, 1400, 3*time.Second)
 	cr.Hangup()
@@ -108,7 +108,7 @@ func TestTrunkRegisters(t *testing.T) {
 	// The first registration may come before the test's event recorder
 	// listens: any one will do here; sipp checks that the refresh comes
 	// within the 2 s it granted (its scenario times out otherwise).
-	e := p.Events.Wait(t, 5*time.Second, "trunk.registered", pbxtest.Type(events.TrunkRegistered, "demo"))
+	e := p.Events.NextWithin(t, 5*time.Second, events.TrunkRegistered, pbxtest.Customer("demo"))
 	if e.Trunk != "primary" {
 		t.Fatalf("trunk.registered %+v", e)
 	}

@@ -43,12 +43,6 @@ func talk(t *testing.T, a, b *pbxtest.Call) {
 	b.StopTone()
 }
 
-func parked(typ string, number string) func(*events.Event) bool {
-	return func(e *events.Event) bool {
-		return e.Type == typ && e.Park != nil && (number == "" || e.Park.Number == number)
-	}
-}
-
 // confirmation checks that the parker's call got a spoken prompt of about
 // the expected length, then was hung up by the PBX.
 func confirmation(t *testing.T, c *pbxtest.Call, min time.Duration) {
@@ -70,13 +64,13 @@ func TestParkByHoldAndDialThenRetrieve(t *testing.T) {
 	talk(t, cc, cj)
 
 	cj.Hold(t)
-	p.Events.Wait(t, 3*time.Second, "call.held", pbxtest.Type(events.CallHeld, "demo"))
+	p.Events.NextWithin(t, 3*time.Second, events.CallHeld, pbxtest.Customer("demo"))
 	time.Sleep(100 * time.Millisecond)
 	cc.ExpectAudio(t, 500*time.Millisecond)
 	cc.ResetGap()
 
 	park := john.Dial(t, "*70333")
-	e := p.Events.Wait(t, 5*time.Second, "call.parked", parked(events.CallParked, "333"))
+	e := p.Events.Next(t, events.CallParked, pbxtest.Park("333"))
 	if e.Park.Kind != "extension" || e.Park.Code != "*71333" || e.Park.Parker != "333" || e.Customer != "demo" {
 		t.Fatalf("call.parked = %+v", e.Park)
 	}
@@ -94,7 +88,7 @@ func TestParkByHoldAndDialThenRetrieve(t *testing.T) {
 
 	// Anyone of the customer retrieves with *71333.
 	cr := other.Dial(t, "*71333")
-	r := p.Events.Wait(t, 5*time.Second, "call.retrieved", parked(events.CallRetrieved, "333"))
+	r := p.Events.Next(t, events.CallRetrieved, pbxtest.Park("333"))
 	if r.Park.By != "202" {
 		t.Fatalf("retrieved by %q, want 202", r.Park.By)
 	}
@@ -121,12 +115,12 @@ func TestParkByReferAndRetrieveOwn(t *testing.T) {
 		t.Fatalf("REFER to *70333: final NOTIFY %d, want 200", code)
 	}
 	cj.ExpectEnded(t, 5*time.Second)
-	p.Events.Wait(t, 5*time.Second, "call.parked", parked(events.CallParked, "333"))
+	p.Events.Next(t, events.CallParked, pbxtest.Park("333"))
 	cc.ExpectAudio(t, time.Second)
 
 	// *71 alone retrieves the call parked on the dialing phone's extension.
 	cr := john.Dial(t, "*71")
-	p.Events.Wait(t, 5*time.Second, "call.retrieved", parked(events.CallRetrieved, "333"))
+	p.Events.Next(t, events.CallRetrieved, pbxtest.Park("333"))
 	talk(t, cc, cr)
 }
 
@@ -141,7 +135,7 @@ func TestParkAnyExtensionAndRandom(t *testing.T) {
 	cc, cj := connect(t, client, john)
 	cj.Hold(t)
 	confirmationCall := john.Dial(t, "*70999")
-	p.Events.Wait(t, 5*time.Second, "call.parked 999", parked(events.CallParked, "999"))
+	p.Events.Next(t, events.CallParked, pbxtest.Park("999"))
 	confirmation(t, confirmationCall, 3*time.Second)
 
 	// *70 alone: a random number, announced with a star.
@@ -192,7 +186,7 @@ func TestParkErrorsAreAnnounced(t *testing.T) {
 
 	// Number busy: the second caller stays on hold with John, nothing lost.
 	c = john.Dial(t, "*70333")
-	p.Events.Wait(t, 5*time.Second, "call.parked", parked(events.CallParked, "333"))
+	p.Events.Next(t, events.CallParked, pbxtest.Park("333"))
 	c.AudioUntilEnd(t, 15*time.Second)
 	cc2, cj2 := connect(t, client2, john)
 	cj2.Hold(t)
@@ -223,9 +217,9 @@ func TestParkedCallerHangsUp(t *testing.T) {
 	if code := cj.Transfer(t, "*70333"); code != 200 {
 		t.Fatalf("park: %d", code)
 	}
-	p.Events.Wait(t, 5*time.Second, "call.parked", parked(events.CallParked, "333"))
+	p.Events.Next(t, events.CallParked, pbxtest.Park("333"))
 	cc.Hangup()
-	p.Events.Wait(t, 5*time.Second, "call.abandoned", parked(events.CallAbandoned, "333"))
+	p.Events.Next(t, events.CallAbandoned, pbxtest.Park("333"))
 	if got := p.Control().State().ParkedList("demo"); len(got) != 0 {
 		t.Fatalf("number not freed: %+v", got)
 	}
@@ -329,7 +323,7 @@ func TestParkCustomPrefixes(t *testing.T) {
 	cc, cj := connect(t, client, john)
 	cj.Hold(t)
 	c := john.Dial(t, "64333")
-	e := p.Events.Wait(t, 5*time.Second, "call.parked", parked(events.CallParked, "333"))
+	e := p.Events.Next(t, events.CallParked, pbxtest.Park("333"))
 	if e.Park.Code != "65333" {
 		t.Fatalf("code %q, want 65333", e.Park.Code)
 	}

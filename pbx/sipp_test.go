@@ -237,14 +237,6 @@ func registerSipp(t *testing.T, p *pbxtest.PBX, ext string, port int) {
 	}
 }
 
-// waitEvent waits for an event of type typ matching match.
-func waitEvent(t *testing.T, p *pbxtest.PBX, timeout time.Duration, typ string, match func(*events.Event) bool) *events.Event {
-	t.Helper()
-	return p.Events.Wait(t, timeout, typ, func(e *events.Event) bool {
-		return e.Type == typ && e.Customer == "demo" && (match == nil || match(e))
-	})
-}
-
 func TestSippRegister(t *testing.T) {
 	sippBinary(t)
 	t.Parallel()
@@ -261,7 +253,7 @@ func TestSippRegister(t *testing.T) {
 	if want := "127.0.0.1:" + strconv.Itoa(port); c.Source != want || c.Contact.Port != port {
 		t.Fatalf("200 is bound to %s from %s, want the sipp contact %s", c.Contact.String(), c.Source, want)
 	}
-	waitEvent(t, p, 3*time.Second, events.RegistrationUpdated, func(e *events.Event) bool { return e.Account == "200" })
+	p.Events.NextWithin(t, 3*time.Second, events.RegistrationUpdated, pbxtest.Customer("demo"), func(e *events.Event) bool { return e.Account == "200" })
 }
 
 func TestSippCallHoldBye(t *testing.T) {
@@ -279,8 +271,8 @@ func TestSippCallHoldBye(t *testing.T) {
 			append(account(t, p, "200"), "-s", "202")...)
 		uac.wait(t)
 		uas.wait(t)
-		waitEvent(t, p, 3*time.Second, events.CallHeld, func(e *events.Event) bool { return e.Account == "200" })
-		waitEvent(t, p, 3*time.Second, events.CallResumed, func(e *events.Event) bool { return e.Account == "200" })
+		p.Events.NextWithin(t, 3*time.Second, events.CallHeld, pbxtest.Customer("demo"), func(e *events.Event) bool { return e.Account == "200" })
+		p.Events.NextWithin(t, 3*time.Second, events.CallResumed, pbxtest.Customer("demo"), func(e *events.Event) bool { return e.Account == "200" })
 	})
 
 	// sipp calls a Go phone, which checks the audio: its tone comes back
@@ -294,7 +286,7 @@ func TestSippCallHoldBye(t *testing.T) {
 		cb.SendTone(1000)
 		cb.ExpectTone(t, 1000, 2500*time.Millisecond)
 
-		held := waitEvent(t, p, 6*time.Second, events.CallHeld, func(e *events.Event) bool {
+		held := p.Events.NextWithin(t, 6*time.Second, events.CallHeld, pbxtest.Customer("demo"), func(e *events.Event) bool {
 			return e.Account == "200" && e.Dialed == "201"
 		})
 		time.Sleep(200 * time.Millisecond)
@@ -303,12 +295,12 @@ func TestSippCallHoldBye(t *testing.T) {
 			t.Fatal("201 still hears its own tone through sipp while sipp holds")
 		}
 
-		waitEvent(t, p, 6*time.Second, events.CallResumed, func(e *events.Event) bool { return e.Call == held.Call })
+		p.Events.NextWithin(t, 6*time.Second, events.CallResumed, pbxtest.Customer("demo"), func(e *events.Event) bool { return e.Call == held.Call })
 		cb.ExpectTone(t, 1000, 2500*time.Millisecond)
 
 		uac.wait(t)
 		cb.ExpectEnded(t, 5*time.Second)
-		waitEvent(t, p, 5*time.Second, events.CallEnded, func(e *events.Event) bool { return e.Call == held.Call })
+		p.Events.NextWithin(t, 5*time.Second, events.CallEnded, pbxtest.Customer("demo"), func(e *events.Event) bool { return e.Call == held.Call })
 	})
 }
 
@@ -332,14 +324,14 @@ func TestSippParkHoldAndDial(t *testing.T) {
 	ca.ExpectTone(t, 1000, 2500*time.Millisecond) // via sipp's echo
 
 	// John holds: 200 hears music.
-	waitEvent(t, p, 5*time.Second, events.CallHeld, func(e *events.Event) bool { return e.Account == "333" })
+	p.Events.NextWithin(t, 5*time.Second, events.CallHeld, pbxtest.Customer("demo"), func(e *events.Event) bool { return e.Account == "333" })
 	time.Sleep(200 * time.Millisecond)
 	ca.ExpectAudio(t, 800*time.Millisecond)
 
 	// John dials *70333: parked under 333, confirmation spoken to John.
-	parked := waitEvent(t, p, 8*time.Second, events.CallParked, nil)
+	parked := p.Events.NextWithin(t, 8*time.Second, events.CallParked, pbxtest.Customer("demo"))
 	checkPark(t, parked, "333", "extension", "*71333", "333")
-	parkLeg := waitEvent(t, p, 3*time.Second, events.CallStarted, func(e *events.Event) bool { return e.Dialed == "*70333" })
+	parkLeg := p.Events.NextWithin(t, 3*time.Second, events.CallStarted, pbxtest.Customer("demo"), func(e *events.Event) bool { return e.Dialed == "*70333" })
 	john.wait(t) // both of John's legs got a BYE
 	expectPrompt(t, p, parkLeg.Call)
 
@@ -357,7 +349,7 @@ func TestSippParkHoldAndDial(t *testing.T) {
 	// 201 retrieves with *71333 from sipp.
 	retr := startSipp(t, "uac_retrieve.xml", sippOpts{Remote: p.Addr, Echo: true},
 		append(account(t, p, "201"), "-s", "*71333")...)
-	got := waitEvent(t, p, 8*time.Second, events.CallRetrieved, nil)
+	got := p.Events.NextWithin(t, 8*time.Second, events.CallRetrieved, pbxtest.Customer("demo"))
 	if got.Park == nil || got.Park.By != "201" || got.Park.Number != "333" {
 		t.Fatalf("call.retrieved: %+v, want 333 retrieved by 201", got.Park)
 	}
@@ -384,12 +376,12 @@ func checkPark(t *testing.T, e *events.Event, number, kind, code, parker string)
 func expectPrompt(t *testing.T, p *pbxtest.PBX, call string) time.Duration {
 	t.Helper()
 	on := func(e *events.Event) bool { return e.Call == call }
-	ans := waitEvent(t, p, 5*time.Second, events.CallAnswered, on)
-	done := waitEvent(t, p, 10*time.Second, events.CallPlaybackDone, on)
+	ans := p.Events.NextWithin(t, 5*time.Second, events.CallAnswered, pbxtest.Customer("demo"), on)
+	done := p.Events.NextWithin(t, 10*time.Second, events.CallPlaybackDone, pbxtest.Customer("demo"), on)
 	if done.Reason == "stopped" {
 		t.Fatalf("the prompt on %s was cut short", call)
 	}
-	end := waitEvent(t, p, 5*time.Second, events.CallEnded, on)
+	end := p.Events.NextWithin(t, 5*time.Second, events.CallEnded, pbxtest.Customer("demo"), on)
 	up := end.Time.Sub(ans.Time)
 	if up < time.Second {
 		t.Fatalf("leg %s was up only %s: no prompt was played", call, up)
@@ -418,14 +410,14 @@ func TestSippParkRefer(t *testing.T) {
 	ca.SendTone(1000)
 	ca.ExpectTone(t, 1000, 2500*time.Millisecond) // via sipp's echo
 
-	tr := waitEvent(t, p, 6*time.Second, events.CallTransfer, nil)
+	tr := p.Events.NextWithin(t, 6*time.Second, events.CallTransfer, pbxtest.Customer("demo"))
 	if tr.Target != "*70333" || tr.Account != "333" {
 		t.Fatalf("call.transfer: target %q account %q, want *70333 from 333", tr.Target, tr.Account)
 	}
-	parked := waitEvent(t, p, 5*time.Second, events.CallParked, nil)
+	parked := p.Events.NextWithin(t, 5*time.Second, events.CallParked, pbxtest.Customer("demo"))
 	checkPark(t, parked, "333", "extension", "*71333", "333")
 	john.wait(t) // 202, both NOTIFYs, BYE
-	waitEvent(t, p, 3*time.Second, events.CallEnded, func(e *events.Event) bool { return e.Call == tr.Call })
+	p.Events.NextWithin(t, 3*time.Second, events.CallEnded, pbxtest.Customer("demo"), func(e *events.Event) bool { return e.Call == tr.Call })
 
 	time.Sleep(100 * time.Millisecond)
 	select {
@@ -441,7 +433,7 @@ func TestSippParkRefer(t *testing.T) {
 	// *71 alone: 333 retrieves the call parked under its own extension.
 	retr := startSipp(t, "uac_retrieve.xml", sippOpts{Remote: p.Addr, Echo: true},
 		append(account(t, p, "333"), "-s", "*71")...)
-	got := waitEvent(t, p, 8*time.Second, events.CallRetrieved, nil)
+	got := p.Events.NextWithin(t, 8*time.Second, events.CallRetrieved, pbxtest.Customer("demo"))
 	if got.Park == nil || got.Park.By != "333" || got.Park.Number != "333" {
 		t.Fatalf("call.retrieved: %+v, want 333 retrieved by 333", got.Park)
 	}
@@ -467,7 +459,7 @@ func TestSippRetrieve(t *testing.T) {
 		}
 		runSipp(t, "uac_retrieve_nothing.xml", sippOpts{Remote: p.Addr},
 			append(account(t, p, "201"), "-s", "*71333")...)
-		leg := waitEvent(t, p, 3*time.Second, events.CallStarted, func(e *events.Event) bool {
+		leg := p.Events.NextWithin(t, 3*time.Second, events.CallStarted, pbxtest.Customer("demo"), func(e *events.Event) bool {
 			return e.Dialed == "*71333" && !before[e.Call]
 		})
 		expectPrompt(t, p, leg.Call)
@@ -489,7 +481,7 @@ func TestSippRetrieve(t *testing.T) {
 	if code := cj.Transfer(t, "*70333"); code != 200 {
 		t.Fatalf("park by REFER: NOTIFY %d", code)
 	}
-	parked := waitEvent(t, p, 5*time.Second, events.CallParked, nil)
+	parked := p.Events.NextWithin(t, 5*time.Second, events.CallParked, pbxtest.Customer("demo"))
 	checkPark(t, parked, "333", "extension", "*71333", "333")
 	ca.SendTone(1000)
 	ca.ExpectAudio(t, 800*time.Millisecond)
@@ -499,7 +491,7 @@ func TestSippRetrieve(t *testing.T) {
 
 	retr := startSipp(t, "uac_retrieve.xml", sippOpts{Remote: p.Addr, Echo: true},
 		append(account(t, p, "201"), "-s", "*71333")...)
-	got := waitEvent(t, p, 8*time.Second, events.CallRetrieved, nil)
+	got := p.Events.NextWithin(t, 8*time.Second, events.CallRetrieved, pbxtest.Customer("demo"))
 	if got.Park == nil || got.Park.By != "201" || got.Park.Number != "333" {
 		t.Fatalf("call.retrieved: %+v, want 333 retrieved by 201", got.Park)
 	}

@@ -33,11 +33,11 @@ func TestTLSCallParkAndRetrieve(t *testing.T) {
 	if code := cb.Transfer(t, "*70333"); code != 200 {
 		t.Fatalf("park: NOTIFY %d", code)
 	}
-	p.Events.Wait(t, 5*time.Second, "call.parked", parked(events.CallParked, "333"))
+	p.Events.Next(t, events.CallParked, pbxtest.Park("333"))
 	ca.ExpectAudio(t, time.Second)
 
 	cc := carol.Dial(t, "*71333")
-	p.Events.Wait(t, 5*time.Second, "call.retrieved", parked(events.CallRetrieved, "333"))
+	p.Events.Next(t, events.CallRetrieved, pbxtest.Park("333"))
 	talk(t, ca, cc)
 	cc.Hangup()
 	ca.ExpectEnded(t, 5*time.Second)

@@ -242,63 +242,6 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// Recorder keeps every event seen on a subject, for assertions.
-type Recorder struct {
-	mu     sync.Mutex
-	events []*events.Event
-	notify chan struct{}
-}
-
-// Record subscribes to subject on bus.
-func Record(bus *events.Bus, subject string) (*Recorder, error) {
-	r := &Recorder{notify: make(chan struct{}, 1)}
-	_, err := bus.SubscribeEvents(subject, func(e *events.Event) {
-		r.mu.Lock()
-		r.events = append(r.events, e)
-		r.mu.Unlock()
-		select {
-		case r.notify <- struct{}{}:
-		default:
-		}
-	})
-	return r, err
-}
-
-// All returns a copy of the events so far.
-func (r *Recorder) All() []*events.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]*events.Event(nil), r.events...)
-}
-
-// Wait returns the first event (from the start) matching match, waiting up
-// to timeout.
-func (r *Recorder) Wait(t testing.TB, timeout time.Duration, what string, match func(*events.Event) bool) *events.Event {
-	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		for _, e := range r.All() {
-			if match(e) {
-				return e
-			}
-		}
-		select {
-		case <-r.notify:
-		case <-time.After(20 * time.Millisecond):
-		case <-deadline:
-			t.Fatalf("no %s event within %s", what, timeout)
-			return nil
-		}
-	}
-}
-
-// Type matches events of one type (and customer, when not empty).
-func Type(typ, customer string) func(*events.Event) bool {
-	return func(e *events.Event) bool {
-		return e.Type == typ && (customer == "" || e.Customer == customer)
-	}
-}
-
 func itoa(n int) string { return strconv.Itoa(n) }
 
 // Counter is the value of a counter (or gauge) of the PBX's registry whose
