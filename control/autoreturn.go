@@ -104,14 +104,18 @@ func (c *Control) onParkChange(p *state.Parked, parked bool) {
 	r.mu.Unlock()
 	if leg != "" {
 		c.log.Info("automatic return cancelled", "customer", p.Customer, "key", p.Key, "leg", leg)
-		c.hangup(context.Background(), rb.customer, leg) // CANCEL
+		// Sent at once, before whatever the retrieval does next, but with a
+		// context bounded by Run's lifetime: an observer has none of its own.
+		ctx, cancel := c.bounded()
+		c.hangup(ctx, rb.customer, leg) // CANCEL
+		cancel()
 	}
 }
 
 // fireReturn is the scheduler's callback: the return starts on its own
 // goroutine so the timer loop never waits for the core.
 func (c *Control) fireReturn(ctx context.Context, channel string) {
-	c.returnsWG.Go(func() { c.ringBack(ctx, channel) })
+	c.tasks.Go(func() { c.ringBack(ctx, channel) })
 }
 
 // ringBack starts the automatic return of the call parked on leg channel,
@@ -343,7 +347,9 @@ func (c *Control) handleReturnEvent(ctx context.Context, e *events.Event) bool {
 // with the caller, unless a manual retrieval got there first. Taking the
 // park decides who keeps the caller.
 func (c *Control) returnAnswered(ctx context.Context, rb *ringBack, e *events.Event) {
-	rec, err := c.store.UnparkChannel(rb.parked)
+	// One transaction takes the call off parking and pairs the legs: of
+	// this return and a manual retrieval, exactly one wins.
+	rec, err := c.store.Retrieve(rb.parked, e.Call)
 	c.returns.mu.Lock()
 	delete(c.returns.byLeg, rb.leg)
 	if c.returns.byParked[rb.parked] == rb {
@@ -356,15 +362,6 @@ func (c *Control) returnAnswered(ctx context.Context, rb *ringBack, e *events.Ev
 		c.hangup(ctx, rb.customer, e.Call)
 		return
 	}
-	c.store.UpdateChannel(e.Call, func(ch *state.Channel) {
-		ch.State = state.StateUp
-		ch.Peer = rb.parked
-	})
-	c.store.UpdateChannel(rb.parked, func(ch *state.Channel) {
-		ch.State = state.StateUp
-		ch.Peer = e.Call
-		ch.Dialing = ""
-	})
 	c.metrics.retrieves.WithLabelValues(rec.Customer).Inc()
 	c.metrics.parkDuration.Observe(c.now().Sub(rec.Since).Seconds())
 	c.log.Info("parked call returned", "customer", rec.Customer, "key", rec.Key, "parked", rec.Channel, "to", rb.target)

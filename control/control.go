@@ -1,6 +1,7 @@
 package control
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -58,6 +59,10 @@ type Config struct {
 	// decides only for the customers of the partitions it holds
 	// (cluster.go). It needs Persist and Nodes.
 	Cluster *Cluster
+	// SlotResync is how often the lamps of slots whose state the core may
+	// have missed are sent again (default 2s); SlotFullResync how often
+	// every lamp is, without a node table to say when (default 5m).
+	SlotResync, SlotFullResync time.Duration
 }
 
 // DefaultWorkers is the worker count when Config.Workers is 0.
@@ -75,22 +80,27 @@ type Control struct {
 	workers   int
 	now       func() time.Time
 
-	// ready is closed once Run has subscribed and restored persisted parks.
-	ready chan struct{}
+	// ready is closed once Run has subscribed and restored persisted parks;
+	// stopping once its ctx has ended (tasks give up waiting then).
+	ready, stopping chan struct{}
 
 	randMu sync.Mutex // guards rand, which is not safe for concurrent use
 	rand   *rand.Rand
 
-	returns   *returns // automatic retrieval (autoreturn.go)
-	returnsWG sync.WaitGroup
-	persist   *persister // nil without Config.Persist
-	nodes     *events.Nodes
-	cluster   *Cluster
-	parts     partitions
+	returns *returns // automatic retrieval (autoreturn.go)
+	// tasks is the work handlers start that outlives them (ring-backs, API
+	// retrievals waiting for their dial); Run waits for it.
+	tasks   sync.WaitGroup
+	persist *persister // nil without Config.Persist
+	nodes   *events.Nodes
+	cluster *Cluster
+	parts   partitions
 	// lamps is the slot lamps' full-resync trigger (slots.go).
-	lamps     chan struct{}
-	startedAt time.Time
-	crashed   atomic.Bool
+	lamps chan struct{}
+	// slotResync and slotFullResync pace the lamp resyncs (slots.go).
+	slotResync, slotFullResync time.Duration
+	startedAt                  time.Time
+	crashed                    atomic.Bool
 }
 
 // New checks cfg and returns a Control with an empty state.
@@ -141,9 +151,13 @@ func New(cfg Config) (*Control, error) {
 		returns:   newReturns(),
 		shedAfter: cfg.ShedAfter,
 		ready:     make(chan struct{}),
+		stopping:  make(chan struct{}),
 		nodes:     cfg.Nodes,
 		cluster:   cfg.Cluster,
 		lamps:     make(chan struct{}, 1),
+
+		slotResync:     cmp.Or(cfg.SlotResync, 2*time.Second),
+		slotFullResync: cmp.Or(cfg.SlotFullResync, 5*time.Minute),
 	}
 	if cfg.Cluster != nil {
 		c.parts.held = make([]uint64, cfg.Cluster.Partitions)
@@ -163,6 +177,23 @@ func New(cfg Config) (*Control, error) {
 // Ready is closed once Run receives events and has restored the parks it
 // persisted: from then on, a call it is told of is handled.
 func (c *Control) Ready() <-chan struct{} { return c.ready }
+
+// bounded is a context for commands sent outside any handler's context
+// (from a store observer): it ends when Run stops, or after taskTimeout.
+func (c *Control) bounded() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), taskTimeout)
+	go func() { // ends with ctx: the caller cancels it when done
+		select {
+		case <-c.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// taskTimeout bounds the commands of a bounded context.
+const taskTimeout = 10 * time.Second
 
 // State returns the control plane's state, for tests and the API.
 func (c *Control) State() *state.Store { return c.store }
@@ -245,11 +276,12 @@ func (c *Control) Run(ctx context.Context) error {
 			}
 		}
 	}
+	close(c.stopping)
 	for _, q := range queues {
 		q.close()
 	}
 	wg.Wait()
-	c.returnsWG.Wait()
+	c.tasks.Wait()
 	return err
 }
 

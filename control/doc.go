@@ -31,8 +31,11 @@
 // workers, even calls of the same phone. A new call or a transfer of a
 // phone waits until that phone's earlier events are handled ("John holds,
 // then dials *70"; order.go). Each worker has an unbounded queue, so the
-// NATS delivery goroutine never blocks. Handlers of different legs run
-// concurrently and may touch the same records: every read-modify-write of
-// a record is one state transaction (state.Store.UpdateChannel, Park,
-// ClaimParked), and no lock is held while a command is in flight.
+// NATS delivery goroutine never blocks (internal/mailbox). Handlers of
+// different legs run concurrently and may touch the same records: every
+// read-modify-write of a record is one state transaction
+// (state.Store.UpdateChannel, Park, ClaimParked; Connect pairs the two
+// legs of a retrieval, and Retrieve also takes the call off parking, so an
+// automatic return and a manual retrieval have one winner), and no lock is
+// held while a command is in flight.
 package control

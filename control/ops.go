@@ -196,10 +196,10 @@ func (c *Control) RetrieveTo(ctx context.Context, customer string, from Spot, to
 	c.store.UpdateChannel(rec.Channel, func(ch *state.Channel) { ch.Dialing = r.Call })
 	log.Info("retrieving parked call", "parked", rec.Channel, "leg", r.Call)
 	wait := cust.Features.DialTimeout + 30*time.Second
-	go func() {
+	c.tasks.Go(func() {
 		defer unsubscribe()
 		c.finishRetrieval(w, r.Call, rec, to, wait, log)
-	}()
+	})
 	return &Retrieval{Parked: rec, Leg: r.Call}, nil
 }
 
@@ -220,12 +220,7 @@ func (c *Control) finishRetrieval(w *dialWatch, leg string, rec *state.Parked, t
 		for _, e := range w.box.Take() {
 			switch {
 			case e.Call == leg && e.Type == events.CallAnswered:
-				c.store.UpdateChannel(rec.Channel, func(ch *state.Channel) {
-					ch.State, ch.Peer, ch.Dialing = state.StateUp, leg, ""
-				})
-				c.store.UpdateChannel(leg, func(ch *state.Channel) {
-					ch.State, ch.Peer = state.StateUp, rec.Channel
-				})
+				_ = c.store.Connect(rec.Channel, leg)
 				c.metrics.retrieves.WithLabelValues(rec.Customer).Inc()
 				c.metrics.parkDuration.Observe(c.now().Sub(rec.Since).Seconds())
 				log.Info("parked call retrieved", "parked", rec.Channel, "leg", leg)
@@ -248,6 +243,8 @@ func (c *Control) finishRetrieval(w *dialWatch, leg string, rec *state.Parked, t
 		}
 		select {
 		case <-w.box.Wake():
+		case <-c.stopping:
+			return // shutting down: the core hangs every leg up
 		case <-timeout.C:
 			log.Info("retrieval outcome unknown; giving up watching", "parked", rec.Channel, "leg", leg)
 			return

@@ -261,14 +261,9 @@ func (c *Control) retrieve(ctx context.Context, e *events.Event, cust *dialplans
 		c.do(ctx, e.Customer, &events.Command{Op: events.OpPlay, Call: e.Call, Prompts: []string{PromptNotParked}, HangupAfter: true})
 		return
 	}
-	c.store.UpdateChannel(e.Call, func(ch *state.Channel) {
-		ch.State = state.StateUp
-		ch.Peer = rec.Channel
-	})
-	c.store.UpdateChannel(rec.Channel, func(ch *state.Channel) {
-		ch.State = state.StateUp
-		ch.Peer = e.Call
-	})
+	// The claim made this retrieval the winner; the pairing is one
+	// transaction (a leg gone meanwhile has its call.ended on the way).
+	_ = c.store.Connect(e.Call, rec.Channel)
 	c.metrics.retrieves.WithLabelValues(rec.Customer).Inc()
 	c.metrics.parkDuration.Observe(c.now().Sub(rec.Since).Seconds())
 	log.Info("parked call retrieved", "key", key, "parked", rec.Channel)

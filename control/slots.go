@@ -24,21 +24,15 @@ import (
 //     current state (read from the store when sent, so a late hook can
 //     never leave a stale lamp);
 //   - at start every configured slot of every customer is sent (free, or
-//     busy when parked), and every slotResync the slots of the dialplan in
+//     busy when parked), and every Config.SlotResync the slots of the dialplan in
 //     force are compared with what was sent: slots added by a reload (or a
 //     changed slot_release) are sent, removed ones are sent free once.
 //     Everything is sent again (the core ignores unchanged states) when a
 //     core joins or restarts (Config.Nodes) or a cluster partition is taken
-//     over; without a node table, every slotFullResync.
+//     over; without a node table, every Config.SlotFullResync.
 //
 // Subscriptions live in the core and do not depend on the dialplan, so a
 // reload never drops them.
-
-// How often the slot lamps are reconciled with the dialplan in force.
-var (
-	slotResync     = 2 * time.Second
-	slotFullResync = 5 * time.Minute
-)
 
 // slotChange is one committed park (parked) or unpark of a slot.
 type slotChange struct {
@@ -72,9 +66,9 @@ func (c *Control) startSlots(ctx context.Context, wg *sync.WaitGroup) {
 
 func (c *Control) runSlots(ctx context.Context, l *slotLamps) {
 	c.syncSlots(ctx, l, true)
-	resync := time.NewTicker(slotResync)
+	resync := time.NewTicker(c.slotResync)
 	defer resync.Stop()
-	full := time.NewTicker(slotFullResync)
+	full := time.NewTicker(c.slotFullResync)
 	defer full.Stop()
 	if c.nodes != nil {
 		full.Stop() // announcements say when (resyncLamps)

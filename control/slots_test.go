@@ -143,14 +143,11 @@ func TestSlotParkAndRetrieveLightAndPublish(t *testing.T) {
 // TestSlotLampsFollowReload: a slot added by a dialplan reload gets its
 // lamp state, and a removed one is set free once.
 func TestSlotLampsFollowReload(t *testing.T) {
-	old := slotResync
-	slotResync = 20 * time.Millisecond
-	t.Cleanup(func() { slotResync = old })
-
 	var cur atomic.Pointer[dialplans.Set]
 	cur.Store(loadDialplans(t, testDialplans))
 	bus := &fakeBus{}
-	c, err := New(Config{Bus: bus, Dialplans: cur.Load, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Workers: 2})
+	c, err := New(Config{Bus: bus, Dialplans: cur.Load, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Workers: 2,
+		SlotResync: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

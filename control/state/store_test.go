@@ -355,3 +355,44 @@ func TestMoveParked(t *testing.T) {
 		}
 	}
 }
+
+func TestRetrieveIsOneWinner(t *testing.T) {
+	s := newStore(t)
+	for _, id := range []string{"parked", "manual", "return"} {
+		if err := s.UpsertChannel(&Channel{ID: id, Customer: "c", State: StateRinging}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.UpdateChannel("parked", func(ch *Channel) { ch.Dialing = "return" })
+	if err := s.Park(&Parked{Customer: "c", Key: SlotKey("1"), Channel: "parked"}); err != nil {
+		t.Fatal(err)
+	}
+	var wins []string
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, leg := range []string{"manual", "return"} {
+		wg.Go(func() {
+			if _, err := s.Retrieve("parked", leg); err == nil {
+				mu.Lock()
+				wins = append(wins, leg)
+				mu.Unlock()
+			} else if err != ErrNotParked {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if len(wins) != 1 {
+		t.Fatalf("winners %v, want exactly one", wins)
+	}
+	p, w := s.Channel("parked"), s.Channel(wins[0])
+	if p.Peer != wins[0] || w.Peer != "parked" || p.State != StateUp || w.State != StateUp || p.Dialing != "" {
+		t.Fatalf("after Retrieve: parked %+v, winner %+v", p, w)
+	}
+	if s.ParkedByChannel("parked") != nil {
+		t.Fatal("still parked after Retrieve")
+	}
+	if err := s.Connect("parked", "gone"); err != ErrNoChannel {
+		t.Fatalf("Connect with a leg gone: %v", err)
+	}
+}
