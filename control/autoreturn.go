@@ -274,13 +274,13 @@ func (c *Control) handleReturnEvent(ctx context.Context, e *events.Event) bool {
 	r := c.returns
 	r.mu.Lock()
 	rb := r.byLeg[e.Call]
-	if rb == nil && e.Peer != "" && e.Type == events.CallStarted && e.Direction == events.Outbound {
+	if rb == nil && e.DialedFor != "" && e.Type == events.CallStarted && e.Direction == events.Outbound {
 		// Only a new outbound leg dialed for the parked call can be the
 		// return: other legs' events name the parked call as their Peer
 		// too (the parker's old leg ending after the park), and taking one
 		// of them for the return left the real return's answer unclaimed,
 		// a ghost call nobody hung up.
-		if x := r.byParked[e.Peer]; x != nil && x.leg == "" {
+		if x := r.byParked[e.DialedFor]; x != nil && x.leg == "" {
 			// The leg's events outran the dial's reply.
 			x.leg = e.Call
 			rb = x

@@ -133,7 +133,7 @@ func TestAutoReturnSchedulesAndDials(t *testing.T) {
 	}
 	leg := "out-2"
 	h.send(outbound("demo", leg, client, "333"))
-	h.send(&events.Event{Type: events.CallAnswered, Customer: "demo", Call: leg, Direction: events.Outbound, Peer: client, Account: "333"})
+	h.send(&events.Event{Type: events.CallAnswered, Customer: "demo", Call: leg, Direction: events.Outbound, DialedFor: client, Account: "333"})
 	// The core bridges on its own (the caller came in from a trunk: no
 	// identity update goes to a carrier).
 	h.expect()
@@ -170,7 +170,7 @@ func TestAutoReturnManualRetrievalCancelsRing(t *testing.T) {
 		t.Fatalf("ringing return not cancelled first: %q", cmds)
 	}
 	// A late answer of the cancelled leg is hung up, and changes nothing.
-	h.send(&events.Event{Type: events.CallAnswered, Customer: "demo", Call: "out-2", Direction: events.Outbound, Peer: client, Account: "333"})
+	h.send(&events.Event{Type: events.CallAnswered, Customer: "demo", Call: "out-2", Direction: events.Outbound, DialedFor: client, Account: "333"})
 	h.expect("hangup out-2")
 	h.checkChannel(client, state.StateUp, "r1")
 	for _, e := range h.events() {
@@ -188,7 +188,7 @@ func TestAutoReturnRingThenForwardThenGiveUp(t *testing.T) {
 	h.events()
 	failed := func(leg string, code int) {
 		h.t.Helper()
-		h.send(&events.Event{Type: events.CallDialFailed, Customer: "demo", Call: leg, Direction: events.Outbound, Peer: client, Code: code})
+		h.send(&events.Event{Type: events.CallDialFailed, Customer: "demo", Call: leg, Direction: events.Outbound, DialedFor: client, Code: code})
 	}
 	h.later(61 * time.Second)
 	h.c.ringBack(h.ctx, client)
@@ -247,7 +247,7 @@ func TestAutoReturnCallerLeavesWhileRinging(t *testing.T) {
 	h.take()
 	h.send(outbound("demo", "out-2", client, "333"))
 	// The core cancels the return (487) before the caller's end is seen.
-	h.send(&events.Event{Type: events.CallDialFailed, Customer: "demo", Call: "out-2", Direction: events.Outbound, Peer: client, Code: 487})
+	h.send(&events.Event{Type: events.CallDialFailed, Customer: "demo", Call: "out-2", Direction: events.Outbound, DialedFor: client, Code: 487})
 	h.send(ev(events.CallEnded, "demo", client))
 	var types []string
 	for _, e := range h.events() {

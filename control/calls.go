@@ -27,8 +27,8 @@ func (c *Control) onStarted(ctx context.Context, e *events.Event) {
 		Created:   created,
 	}
 	if e.Direction == events.Outbound {
-		// A leg the core dialed for us: its peer is the inbound leg.
-		ch.Peer = e.Peer
+		// A leg the core dialed for us: its peer is the leg it rings for.
+		ch.Peer = e.DialedFor
 		if err := c.store.UpsertChannel(ch); err != nil {
 			c.log.Error("store channel", "call", e.Call, "err", err)
 		}
@@ -140,7 +140,7 @@ func (c *Control) onAnswered(e *events.Event) {
 	}
 	peer := ch.Peer
 	if peer == "" {
-		peer = e.Peer
+		peer = e.DialedFor
 	}
 	c.store.UpdateChannel(e.Call, func(x *state.Channel) {
 		up(x)
@@ -204,7 +204,7 @@ func (c *Control) onResumed(ctx context.Context, e *events.Event) {
 // still unanswered, gets busy (486) or unavailable (480).
 func (c *Control) onDialFailed(ctx context.Context, e *events.Event) {
 	b, _ := c.store.DeleteChannel(e.Call)
-	aID := e.Peer
+	aID := e.DialedFor
 	if b != nil && b.Peer != "" {
 		aID = b.Peer
 	}

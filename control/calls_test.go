@@ -15,7 +15,7 @@ func TestDialExtensionAndAnswer(t *testing.T) {
 		t.Fatalf("inbound leg: %+v", ch)
 	}
 	h.send(outbound("demo", "out-1", "a", "333"))
-	h.send(&events.Event{Type: events.CallAnswered, Customer: "demo", Call: "out-1", Direction: events.Outbound, Peer: "a"})
+	h.send(&events.Event{Type: events.CallAnswered, Customer: "demo", Call: "out-1", Direction: events.Outbound, DialedFor: "a"})
 	h.expect()
 	h.checkChannel("a", state.StateUp, "out-1")
 	h.checkChannel("out-1", state.StateUp, "a")
@@ -52,7 +52,7 @@ func TestDialFailed(t *testing.T) {
 		h.send(inbound("demo", "a", "200", "333"))
 		h.take()
 		h.send(outbound("demo", "out-1", "a", "333"))
-		h.send(&events.Event{Type: events.CallDialFailed, Customer: "demo", Call: "out-1", Direction: events.Outbound, Peer: "a", Code: tc.code})
+		h.send(&events.Event{Type: events.CallDialFailed, Customer: "demo", Call: "out-1", Direction: events.Outbound, DialedFor: "a", Code: tc.code})
 		h.expect(tc.want)
 		h.checkGone("out-1")
 	}
@@ -62,7 +62,7 @@ func TestDialFailedAfterAnswerIgnored(t *testing.T) {
 	h := newHarness(t)
 	client, _ := h.talk("demo", "client", "333")
 	// A late failure of some other fork of the same dial: nothing to do.
-	h.send(&events.Event{Type: events.CallDialFailed, Customer: "demo", Call: "out-9", Peer: client, Code: 486})
+	h.send(&events.Event{Type: events.CallDialFailed, Customer: "demo", Call: "out-9", DialedFor: client, Code: 486})
 	h.expect()
 }
 

@@ -306,12 +306,12 @@ func (c *Control) via(customer, account, leg string) string {
 // core cannot know it, so the caller is sent 180 from here (on one node
 // the core does it itself).
 func (c *Control) onRinging(ctx context.Context, e *events.Event) {
-	peer := events.NodeOf(e.Peer)
+	peer := events.NodeOf(e.DialedFor)
 	if peer == "" || peer == e.Node || e.Node == "" {
 		return
 	}
-	if ch := c.store.Channel(e.Peer); ch != nil && ch.Direction == events.Inbound && ch.State == state.StateRinging {
-		c.do(ctx, e.Customer, &events.Command{Op: events.OpRing, Call: e.Peer})
+	if ch := c.store.Channel(e.DialedFor); ch != nil && ch.Direction == events.Inbound && ch.State == state.StateRinging {
+		c.do(ctx, e.Customer, &events.Command{Op: events.OpRing, Call: e.DialedFor})
 	}
 }
 

@@ -269,7 +269,7 @@ func fromTrunk(customer, call, dialed string) *events.Event {
 func outbound(customer, call, peer, account string) *events.Event {
 	return &events.Event{
 		Type: events.CallStarted, Source: events.SourceCore, Customer: customer, Call: call, Direction: events.Outbound,
-		Peer: peer, Linked: peer, Account: account, To: events.Party{User: account},
+		DialedFor: peer, Linked: peer, Account: account, To: events.Party{User: account},
 	}
 }
 
@@ -291,7 +291,7 @@ func (h *harness) talk(customer, client, ext string) (string, string) {
 	h.bus.mu.Unlock()
 	h.send(outbound(customer, out, client, ext))
 	h.send(&events.Event{Type: events.CallAnswered, Customer: customer, Call: client, Direction: events.Inbound})
-	h.send(&events.Event{Type: events.CallAnswered, Customer: customer, Call: out, Direction: events.Outbound, Peer: client})
+	h.send(&events.Event{Type: events.CallAnswered, Customer: customer, Call: out, Direction: events.Outbound, DialedFor: client})
 	h.expect()
 	h.checkChannel(client, state.StateUp, out)
 	h.checkChannel(out, state.StateUp, client)

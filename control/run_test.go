@@ -120,7 +120,7 @@ func TestRunConversationInOrder(t *testing.T) {
 		deliver(fromTrunk("demo", client, "333"))
 		waitFor(t, "dial", func() bool { return h.c.State().Channel(client) != nil && h.c.State().Channel(client).Dialing == out })
 		deliver(outbound("demo", out, client, "333"))
-		deliver(&events.Event{Type: events.CallAnswered, Source: events.SourceCore, Customer: "demo", Call: out, Linked: client, Direction: events.Outbound, Peer: client})
+		deliver(&events.Event{Type: events.CallAnswered, Source: events.SourceCore, Customer: "demo", Call: out, Linked: client, Direction: events.Outbound, DialedFor: client})
 		deliver(&events.Event{Type: events.CallAnswered, Source: events.SourceCore, Customer: "demo", Call: client, Linked: client, Direction: events.Inbound, Peer: out})
 		deliver(&events.Event{Type: events.CallHeld, Source: events.SourceCore, Customer: "demo", Call: client, Linked: client})
 	}
@@ -166,7 +166,7 @@ func TestRunOverNATS(t *testing.T) {
 			// Like the core: the new leg rings, then John answers.
 			go func() {
 				bus.Publish(outbound("demo", "john", c.Call, c.Account))
-				bus.Publish(&events.Event{Type: events.CallAnswered, Source: events.SourceCore, Customer: "demo", Call: "john", Linked: c.Call, Account: c.Account, Direction: events.Outbound, Peer: c.Call})
+				bus.Publish(&events.Event{Type: events.CallAnswered, Source: events.SourceCore, Customer: "demo", Call: "john", Linked: c.Call, Account: c.Account, Direction: events.Outbound, DialedFor: c.Call})
 			}()
 			return &events.Reply{OK: true, Call: "john"}
 		}

@@ -155,7 +155,7 @@ func (c *Core) forkFailed(cmd *events.Command, r forkResult) {
 
 func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd *events.Command) {
 	e := b.event(events.CallStarted)
-	e.Peer = b.dialedFor
+	e.DialedFor = b.dialedFor
 	c.publish(e)
 	if len(targets) == 0 {
 		c.dialFailed(b, origin, sip.StatusTemporarilyUnavailable, "not registered")
@@ -180,7 +180,7 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 	onRing := func() {
 		ringOnce.Do(func() {
 			re := b.event(events.CallRinging)
-			re.Peer = b.dialedFor
+			re.DialedFor = b.dialedFor
 			c.publish(re)
 			if cmd.Bridge && origin != nil && origin.srv != nil {
 				if err := origin.ring(); err != nil {
@@ -290,7 +290,7 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 	// Publish before the ACK: the phone may send a REFER or a hold as soon
 	// as it has the ACK, and those events must come after this one.
 	ae := b.event(events.CallAnswered)
-	ae.Peer = b.dialedFor
+	ae.DialedFor = b.dialedFor
 	c.publish(ae)
 	b.announced()
 	if err := d.Ack(context.Background()); err != nil {
@@ -326,7 +326,7 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 
 func (c *Core) dialFailed(b, origin *channel, code int, reason string) {
 	e := b.event(events.CallDialFailed)
-	e.Peer = b.dialedFor
+	e.DialedFor = b.dialedFor
 	e.Code = code
 	e.Reason = reason
 	c.publish(e)

@@ -130,9 +130,13 @@ type Event struct {
 	Node string `json:"node,omitempty"`
 	// Source is who published it: SourceCore or SourceApp (the default).
 	Source string `json:"source,omitempty"`
-	// Peer is a related leg: the inbound leg an outbound one was dialed for,
-	// or the leg this one is bridged with.
+	// Peer is the leg this one is bridged with when the event is published
+	// ("" when none).
 	Peer string `json:"peer,omitempty"`
+	// DialedFor is, for an outbound leg, the leg it was dialed for: the
+	// caller an extension call, a retrieval or an automatic return rings
+	// for. It never changes over the leg's life.
+	DialedFor string `json:"dialed_for,omitempty"`
 	// Linked is the leg that began this conversation (Asterisk's linkedid):
 	// a leg's own id, or for a leg dialed for another leg, that leg's
 	// Linked. It never changes over a leg's life; consumers that must see

@@ -59,7 +59,7 @@ func TestCallEventsInOrder(t *testing.T) {
 	// what consumers order one call's events by.
 	legs := map[string]bool{}
 	for _, e := range p.Events.All() {
-		if e.Call == first.Call || e.Peer == first.Call {
+		if e.Call == first.Call || e.Peer == first.Call || e.DialedFor == first.Call {
 			legs[e.Call] = true
 			if e.Linked != first.Call {
 				t.Errorf("%s of leg %s (%s): linked %q, want %q", e.Type, e.Call, e.Direction, e.Linked, first.Call)

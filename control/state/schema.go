@@ -13,7 +13,6 @@ const (
 const (
 	IndexID              = "id"
 	IndexCustomerAccount = "customer_account"
-	IndexPeer            = "peer"
 	IndexChannel         = "channel"
 	IndexCustomer        = "customer"
 )
@@ -50,11 +49,6 @@ func channelsTable() *memdb.TableSchema {
 						&memdb.StringFieldIndex{Field: "Account"},
 					},
 				},
-			},
-			IndexPeer: {
-				Name:         IndexPeer,
-				AllowMissing: true,
-				Indexer:      &memdb.StringFieldIndex{Field: "Peer"},
 			},
 		},
 	}

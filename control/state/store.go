@@ -83,13 +83,6 @@ func (s *Store) ChannelsByAccount(customer, account string) []*Channel {
 	return collectTxn[Channel](txn, TableChannels, IndexCustomerAccount, customer, account)
 }
 
-// ChannelsByPeer returns copies of the legs whose peer is id.
-func (s *Store) ChannelsByPeer(id string) []*Channel {
-	txn := s.db.Txn(false)
-	defer txn.Abort()
-	return collectTxn[Channel](txn, TableChannels, IndexPeer, id)
-}
-
 // HeldChannel returns the leg of account that the account's phone put on
 // hold and whose peer is still up (talking, hearing music) and not parked:
 // the call that a park code dialed from that phone parks. With several, the

@@ -24,7 +24,7 @@ func TestSchema(t *testing.T) {
 		t.Fatalf("NewMemDB: %v", err)
 	}
 	for table, idx := range map[string][]string{
-		TableChannels:      {IndexID, IndexCustomerAccount, IndexPeer},
+		TableChannels:      {IndexID, IndexCustomerAccount},
 		TableParked:        {IndexID, IndexChannel, IndexCustomer},
 		TableRegistrations: {IndexID, IndexCustomer},
 	} {
@@ -86,9 +86,6 @@ func TestChannelIndexes(t *testing.T) {
 	mustUpsert(t, s, &Channel{ID: "x", Customer: "acme", Account: "333", State: StateUp})
 	if got := s.ChannelsByAccount("demo", "333"); len(got) != 1 || got[0].ID != "out" {
 		t.Fatalf("ChannelsByAccount = %+v", got)
-	}
-	if got := s.ChannelsByPeer("in"); len(got) != 1 || got[0].ID != "out" {
-		t.Fatalf("ChannelsByPeer = %+v", got)
 	}
 	if got := len(s.Channels()); got != 3 {
 		t.Fatalf("Channels: %d", got)
