@@ -18,6 +18,7 @@ import (
 	"github.com/callpark/callpark/control/state"
 	"github.com/callpark/callpark/dialplans"
 	"github.com/callpark/callpark/events"
+	"github.com/callpark/callpark/internal/deadline"
 	"github.com/callpark/callpark/internal/mailbox"
 )
 
@@ -88,6 +89,9 @@ type Control struct {
 	rand   *rand.Rand
 
 	returns *returns // automatic retrieval (autoreturn.go)
+	// dialDeadlines says when a pending dial is no longer waited for
+	// (dials.go), keyed by the leg dialed for.
+	dialDeadlines *deadline.Scheduler
 	// tasks is the work handlers start that outlives them (ring-backs, API
 	// retrievals waiting for their dial); Run waits for it.
 	tasks   sync.WaitGroup
@@ -149,12 +153,14 @@ func New(cfg Config) (*Control, error) {
 		now:       time.Now,
 		rand:      cfg.Rand,
 		returns:   newReturns(),
-		shedAfter: cfg.ShedAfter,
-		ready:     make(chan struct{}),
-		stopping:  make(chan struct{}),
-		nodes:     cfg.Nodes,
-		cluster:   cfg.Cluster,
-		lamps:     make(chan struct{}, 1),
+
+		dialDeadlines: deadline.NewScheduler(),
+		shedAfter:     cfg.ShedAfter,
+		ready:         make(chan struct{}),
+		stopping:      make(chan struct{}),
+		nodes:         cfg.Nodes,
+		cluster:       cfg.Cluster,
+		lamps:         make(chan struct{}, 1),
 
 		slotResync:     cmp.Or(cfg.SlotResync, 2*time.Second),
 		slotFullResync: cmp.Or(cfg.SlotFullResync, 5*time.Minute),
@@ -221,6 +227,7 @@ func (c *Control) Run(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() { c.returns.sched.Run(ctx, func(ch string) { c.fireReturn(ctx, ch) }) })
+	wg.Go(func() { c.dialDeadlines.Run(ctx, c.dialExpired) })
 	if c.persist != nil {
 		wg.Go(func() { c.persist.run(ctx) })
 	}
@@ -395,6 +402,7 @@ func (c *Control) HandleEvent(ctx context.Context, e *events.Event) {
 	case events.RegistrationUpdated:
 		c.onRegistration(e)
 	}
+	c.handleDialEvent(ctx, e)
 }
 
 // customer returns the customer of e in the dialplan in force, or nil.

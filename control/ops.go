@@ -14,7 +14,6 @@ import (
 	"github.com/callpark/callpark/control/state"
 	"github.com/callpark/callpark/dialplans"
 	"github.com/callpark/callpark/events"
-	"github.com/callpark/callpark/internal/mailbox"
 )
 
 // This file is the control plane's surface for the call-control API
@@ -165,16 +164,13 @@ func (c *Control) RetrieveTo(ctx context.Context, customer string, from Spot, to
 	if err != nil {
 		return nil, fmt.Errorf("%w: nothing parked on %s", ErrNotParked, from)
 	}
-	w := &dialWatch{parked: rec.Channel, box: mailbox.New[*events.Event]()}
-	sub, err := c.bus.SubscribeEvents(events.CustomerEvents(customer), w.push)
-	if err != nil {
+	// The pending dial is recorded before the core is asked: the new leg's
+	// events may outrun the reply, and find it by the leg it rings for.
+	// Its outcome comes through HandleEvent like every event (dials.go).
+	pending := &state.Dial{For: rec.Channel, Customer: customer, Purpose: state.DialRetrieval, Target: to.String(), Park: rec}
+	if err := c.store.AddDial(pending); err != nil {
 		c.giveBack(rec, log)
-		return nil, fmt.Errorf("control: watch retrieval: %w", err)
-	}
-	unsubscribe := func() {
-		if sub != nil {
-			_ = sub.Unsubscribe()
-		}
+		return nil, fmt.Errorf("control: retrieval: %w", err)
 	}
 	r, err := c.do(ctx, customer, &events.Command{
 		Op:        events.OpDial,
@@ -186,70 +182,21 @@ func (c *Control) RetrieveTo(ctx context.Context, customer string, from Spot, to
 		Bridge:    true,
 	})
 	if err != nil || r.Call == "" {
-		unsubscribe()
-		c.giveBack(rec, log)
+		if _, derr := c.store.EndDial(rec.Channel); derr == nil {
+			c.giveBack(rec, log)
+		}
 		if notFound(err) {
 			return nil, fmt.Errorf("%w: the parked call is gone", ErrNotParked)
 		}
 		return nil, fmt.Errorf("control: dial %s: %w", to, err)
 	}
+	c.store.AdoptDialLeg(rec.Channel, r.Call)
 	c.store.UpdateChannel(rec.Channel, func(ch *state.Channel) { ch.Dialing = r.Call })
 	log.Info("retrieving parked call", "parked", rec.Channel, "leg", r.Call)
-	wait := cust.Features.DialTimeout + 30*time.Second
-	c.tasks.Go(func() {
-		defer unsubscribe()
-		c.finishRetrieval(w, r.Call, rec, to, wait, log)
-	})
+	// Past its ring time (and a margin for the core's own timeout), the
+	// outcome is no longer waited for.
+	c.dialDeadlines.Schedule(rec.Channel, c.now().Add(cust.Features.DialTimeout+30*time.Second))
 	return &Retrieval{Parked: rec, Leg: r.Call}, nil
-}
-
-// finishRetrieval waits for the outcome of leg, the dial of a retrieval:
-// answered, the call is retrieved; failed, it goes back to its spot; the
-// parked caller hanging up meanwhile abandons it.
-func (c *Control) finishRetrieval(w *dialWatch, leg string, rec *state.Parked, to Dest, wait time.Duration, log *slog.Logger) {
-	timeout := time.NewTimer(wait)
-	defer timeout.Stop()
-	clearDialing := func() {
-		c.store.UpdateChannel(rec.Channel, func(ch *state.Channel) {
-			if ch.Dialing == leg {
-				ch.Dialing = ""
-			}
-		})
-	}
-	for {
-		for _, e := range w.box.Take() {
-			switch {
-			case e.Call == leg && e.Type == events.CallAnswered:
-				_ = c.store.Connect(rec.Channel, leg)
-				c.metrics.retrieves.WithLabelValues(rec.Customer).Inc()
-				c.metrics.parkDuration.Observe(c.now().Sub(rec.Since).Seconds())
-				log.Info("parked call retrieved", "parked", rec.Channel, "leg", leg)
-				park := rec.Event()
-				park.By = to.String()
-				c.publish(events.CallRetrieved, rec.Customer, rec.Channel, park)
-				return
-			case e.Call == leg && (e.Type == events.CallDialFailed || e.Type == events.CallEnded):
-				clearDialing()
-				log.Info("retrieval not answered, call back in parking", "parked", rec.Channel, "code", e.Code)
-				c.giveBack(rec, log)
-				return
-			case e.Call == rec.Channel && e.Type == events.CallEnded:
-				c.metrics.abandons.WithLabelValues(rec.Customer).Inc()
-				c.metrics.parkDuration.Observe(c.now().Sub(rec.Since).Seconds())
-				log.Info("parked call abandoned while retrieving", "parked", rec.Channel)
-				c.publish(events.CallAbandoned, rec.Customer, rec.Channel, rec.Event())
-				return
-			}
-		}
-		select {
-		case <-w.box.Wake():
-		case <-c.stopping:
-			return // shutting down: the core hangs every leg up
-		case <-timeout.C:
-			log.Info("retrieval outcome unknown; giving up watching", "parked", rec.Channel, "leg", leg)
-			return
-		}
-	}
 }
 
 // giveBack parks rec again after a failed retrieval; a caller that hung up
@@ -261,20 +208,6 @@ func (c *Control) giveBack(rec *state.Parked, log *slog.Logger) {
 			c.metrics.abandons.WithLabelValues(rec.Customer).Inc()
 			c.publish(events.CallAbandoned, rec.Customer, rec.Channel, rec.Event())
 		}
-	}
-}
-
-// dialWatch collects the events a retrieval waits for, from the NATS
-// delivery goroutine to finishRetrieval.
-type dialWatch struct {
-	parked string
-	box    *mailbox.Box[*events.Event]
-}
-
-func (w *dialWatch) push(e *events.Event) {
-	switch e.Type {
-	case events.CallAnswered, events.CallDialFailed, events.CallEnded:
-		w.box.Put(e)
 	}
 }
 

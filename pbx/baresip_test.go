@@ -18,7 +18,7 @@ import (
 func TestBaresipTLSAndSRTP(t *testing.T) {
 	// baresip 1.0 gives up on a SHA-256 challenge instead of answering the
 	// MD5 one beside it: its customer offers MD5 only.
-	dir := writeDialplans(t, "customers/demo.yaml", "features:\n", "features:\n  digest: [md5]\n")
+	dir := writeDialplans(t, "customers/demo.yaml", "  digest: [md5, sha-256]", "  digest: [md5]")
 	p := pbxtest.Start(t, pbxtest.WithTLS(t), pbxtest.WithDialplans(dir))
 	capture := pbxtest.StartCapture(t, "udp")
 	reception := p.Baresip(t, "demo", "200", pbxtest.BaresipOptions{TLS: true, Tone: 1000})

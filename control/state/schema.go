@@ -24,6 +24,7 @@ func schema() *memdb.DBSchema {
 			TableChannels:      channelsTable(),
 			TableParked:        parkedTable(),
 			TableRegistrations: registrationsTable(),
+			TableDials:         dialsTable(),
 		},
 	}
 }
