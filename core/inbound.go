@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"time"
@@ -104,7 +105,7 @@ func checkOffer(req *sip.Request) (int, string) {
 	if err := sdp.Unmarshal(body, &sd); err != nil || len(sd.Values("v")) != 1 || len(sd.Values("m")) == 0 {
 		return sip.StatusBadRequest, "Malformed SDP"
 	}
-	if _, err := sd.ConnectionInformation(); err != nil {
+	if _, err := connectionInformation(sd); err != nil {
 		return sip.StatusBadRequest, "Malformed SDP Connection"
 	}
 	md, err := sd.MediaDescription("audio")
@@ -128,14 +129,45 @@ func offerHolds(body []byte) (hold bool, ok bool) {
 	if err := sdp.Unmarshal(body, &sd); err != nil {
 		return false, false
 	}
+	ci, err := connectionInformation(sd)
+	if err != nil {
+		return false, false // diago would read it next: refuse it here
+	}
 	switch sd.MediaDirection() {
 	case sdp.ModeSendonly, "inactive":
 		return true, true
 	}
-	if ci, err := sd.ConnectionInformation(); err == nil && ci.IP != nil && ci.IP.IsUnspecified() {
+	if ci.IP != nil && ci.IP.IsUnspecified() {
 		return true, true
 	}
 	return false, true
+}
+
+// answerReadable checks an SDP answer (or early media) of a far end before
+// diago reads it; no body is fine.
+func answerReadable(body []byte) error {
+	if len(body) == 0 {
+		return nil
+	}
+	sd := sdp.SessionDescription{}
+	if err := sdp.Unmarshal(body, &sd); err != nil {
+		return fmt.Errorf("sdp: %w", err)
+	}
+	_, err := connectionInformation(sd)
+	return err
+}
+
+// connectionInformation is sdp.ConnectionInformation behind a check of its
+// own: diago's indexes the fields of c= without counting them, so "c=0"
+// panics (found by FuzzOffer; worth reporting upstream). Every c= line,
+// session or media level, needs network type, address type and address.
+func connectionInformation(sd sdp.SessionDescription) (sdp.ConnectionInformation, error) {
+	for _, v := range sd.Values("c") {
+		if len(strings.Fields(v)) < 3 {
+			return sdp.ConnectionInformation{}, fmt.Errorf("sdp: malformed connection line %q", truncate(v, 60))
+		}
+	}
+	return sd.ConnectionInformation()
 }
 
 // reInvite lets diago renegotiate, then reports hold or resume. Nothing is

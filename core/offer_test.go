@@ -55,8 +55,11 @@ func FuzzOffer(f *testing.F) {
 	f.Add([]byte(goodOffer), "application/sdp")
 	f.Add([]byte("v=0\r\nc=IN IP4 0.0.0.0\r\nm=audio 1 RTP/AVP 0\r\na=inactive\r\n"), "application/sdp")
 	f.Add([]byte("m=audio x"), "application/sdp;charset=x")
+	f.Add([]byte("v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAAA\r\n"), "application/sdp")
 	f.Fuzz(func(t *testing.T, body []byte, ctype string) {
 		checkOffer(inviteWith(string(body), ctype))
 		offerHolds(body)
+		offerSRTP(body)
+		_ = answerReadable(body)
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -350,6 +351,13 @@ func (c *Core) invite(ctx context.Context, t target, domain string, origin *chan
 	opts := diago.InviteClientOptions{
 		OnResponse: func(res *sip.Response) error {
 			f.responded()
+			if ct := res.ContentType(); ct != nil && strings.Contains(strings.ToLower(ct.Value()), "application/sdp") {
+				if err := answerReadable(res.Body()); err != nil {
+					// diago reads the SDP next; a c= line it would panic on
+					// fails the fork instead (a 2xx is then ACKed and BYEd).
+					return err
+				}
+			}
 			if res.StatusCode == sip.StatusRinging || res.StatusCode == sip.StatusSessionInProgress {
 				onRing()
 			}

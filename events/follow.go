@@ -6,6 +6,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// maxReplay bounds the stored events a resuming follower is sent again.
+const maxReplay = 10000
+
 // FollowEvents delivers the events of subject stored in the event stream
 // (StreamName) after sequence after, then every new one as it is stored,
 // each with its stream sequence, in order, until stop is called. With
@@ -29,7 +32,10 @@ func (b *Bus) FollowEvents(ctx context.Context, subject string, after uint64, fn
 	}
 	from = info.State.LastSeq
 	if after > 0 && after < from {
-		from = after
+		// A follower resuming from far back (a page asleep for hours, or
+		// a forged Last-Event-ID) replays at most maxReplay of the
+		// stream's events: its board is current anyway.
+		from = max(after, from-min(from, maxReplay))
 	}
 	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subject},

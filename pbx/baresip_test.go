@@ -25,11 +25,7 @@ func TestBaresipTLSAndSRTP(t *testing.T) {
 	bob := p.Phone(t, "demo", "201")
 	carol := p.Phone(t, "demo", "202")
 
-	answered := make(chan *pbxtest.Call, 1)
-	go func() {
-		c, _ := bob.AnswerErr(t.Context())
-		answered <- c
-	}()
+	answered := bob.AnswerLater(t.Context())
 	reception.Dial(t, "201")
 	cb := <-answered
 	if cb == nil {

@@ -18,11 +18,7 @@ func TestLinphoneInterop(t *testing.T) {
 	john := p.Linphone(t, "demo", "333", 1000)
 	client := p.Phone(t, "demo", "201")
 
-	answered := make(chan *pbxtest.Call, 1)
-	go func() {
-		c, _ := client.AnswerErr(t.Context())
-		answered <- c
-	}()
+	answered := client.AnswerLater(t.Context())
 	john.Dial(t, "201")
 	cc := <-answered
 	if cc == nil {

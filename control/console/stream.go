@@ -150,19 +150,24 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, x *session) {
 		}
 		return send("board", b)
 	}
+	// flush sends the notices gathered so far, then the board, all under
+	// the id of the last event they account for.
+	flush := func() bool {
+		notices, cursor := st.take()
+		id = cursor
+		for _, n := range notices {
+			if !send("notice", n) {
+				return false
+			}
+		}
+		return sendBoard()
+	}
 	// A reconnecting browser retries after a second. What it missed is
 	// being replayed: notices so far go now, the rest with the next board.
 	if _, err := fmt.Fprint(w, "retry: 1000\n\n"); err != nil {
 		return
 	}
-	notices, cursor := st.take()
-	id = cursor
-	for _, n := range notices {
-		if !send("notice", n) {
-			return
-		}
-	}
-	if !sendBoard() {
+	if !flush() {
 		return
 	}
 	beat := time.NewTicker(heartbeat)
@@ -196,14 +201,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, x *session) {
 			if s.sessions.get(x.id) == nil {
 				return
 			}
-			notices, cursor := st.take()
-			id = cursor
-			for _, n := range notices {
-				if !send("notice", n) {
-					return
-				}
-			}
-			if !sendBoard() {
+			if !flush() {
 				return
 			}
 		}

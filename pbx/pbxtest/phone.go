@@ -329,6 +329,20 @@ func (ph *Phone) DialWith(ctx context.Context, number string, onResponse func(*s
 	return c, nil
 }
 
+// AnswerLater answers the phone's next call in the background (within
+// 20 s) and delivers it, or nil if none came: for a call placed by
+// something else than a diago phone (a softphone, sipp).
+func (ph *Phone) AnswerLater(ctx context.Context) <-chan *Call {
+	answered := make(chan *Call, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		c, _ := ph.AnswerErr(ctx)
+		answered <- c
+	}()
+	return answered
+}
+
 // Ringing waits for an incoming call without answering it.
 func (ph *Phone) Ringing(t testing.TB, within time.Duration) *Call {
 	t.Helper()
