@@ -24,7 +24,7 @@ type certificate struct {
 
 	mu      sync.Mutex
 	cert    *tls.Certificate
-	modTime time.Time
+	stamp   [2]time.Time // the files' modification times when read
 	checked time.Time
 }
 
@@ -38,13 +38,17 @@ func loadCertificate(certFile, keyFile string) (*certificate, error) {
 }
 
 func (c *certificate) reload() error {
-	mod := modTime(c.certFile).Add(modTime(c.keyFile).Sub(time.Time{}))
+	stamp := c.stampNow()
 	cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
 	if err != nil {
 		return fmt.Errorf("tls certificate %s, key %s: %w", c.certFile, c.keyFile, err)
 	}
-	c.cert, c.modTime = &cert, mod
+	c.cert, c.stamp = &cert, stamp
 	return nil
+}
+
+func (c *certificate) stampNow() [2]time.Time {
+	return [2]time.Time{modTime(c.certFile), modTime(c.keyFile)}
 }
 
 func modTime(name string) time.Time {
@@ -62,7 +66,7 @@ func (c *certificate) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	defer c.mu.Unlock()
 	if now := time.Now(); now.Sub(c.checked) > 10*time.Second {
 		c.checked = now
-		if modTime(c.certFile).Add(modTime(c.keyFile).Sub(time.Time{})) != c.modTime {
+		if c.stampNow() != c.stamp {
 			_ = c.reload()
 		}
 	}
