@@ -52,7 +52,7 @@ func (c *Control) onStarted(ctx context.Context, e *events.Event) {
 	log.Debug("routing inbound call")
 
 	if route.Kind == dialplans.RouteExtension && c.shed() {
-		log.Warn("new call refused: the control plane is overloaded")
+		c.noisy.Warn("new call refused: the control plane is overloaded", "customer", e.Customer, "account", e.Account, "dialed", e.Dialed)
 		c.reject(ctx, e.Customer, e.Call, 503)
 		return
 	}

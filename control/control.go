@@ -20,6 +20,7 @@ import (
 	"github.com/callpark/callpark/events"
 	"github.com/callpark/callpark/internal/deadline"
 	"github.com/callpark/callpark/internal/mailbox"
+	"github.com/callpark/callpark/internal/throttle"
 )
 
 // Bus is what Control needs of NATS; *events.Bus implements it.
@@ -76,10 +77,13 @@ type Control struct {
 	bus       Bus
 	dialplans func() *dialplans.Set
 	log       *slog.Logger
-	store     *state.Store
-	metrics   *metrics
-	workers   int
-	now       func() time.Time
+	// noisy logs what load can repeat thousands of times a second (a
+	// refusal per call under overload): throttled per message.
+	noisy   *slog.Logger
+	store   *state.Store
+	metrics *metrics
+	workers int
+	now     func() time.Time
 
 	// ready is closed once Run has subscribed and restored persisted parks;
 	// stopping once its ctx has ended (tasks give up waiting then).
@@ -147,6 +151,7 @@ func New(cfg Config) (*Control, error) {
 		bus:       cfg.Bus,
 		dialplans: cfg.Dialplans,
 		log:       cfg.Log,
+		noisy:     slog.New(throttle.New(cfg.Log.Handler(), throttle.Options{})),
 		store:     store,
 		metrics:   m,
 		workers:   cfg.Workers,

@@ -19,21 +19,36 @@ import (
 // the events in (one subscription, one goroutine), and a ticket only ever
 // waits on tickets dispatched before it, so waits cannot form a cycle.
 
-// sequencer tracks the events of each account in flight.
+// sequencer tracks the events of each account in flight. Each account
+// numbers its tickets in dispatch order and keeps a low-water mark, the
+// lowest number not yet handled: a barrier numbered n may go once the mark
+// reaches n. Admitting and finishing cost O(1) however many events of one
+// account are in flight (a receptionist's phone under overload can have
+// thousands; copying them into every barrier was quadratic).
 type sequencer struct {
 	mu       sync.Mutex
-	inflight map[string]map[*ticket]struct{} // by account key
+	accounts map[string]*account
+}
+
+// account is the order of one phone's events in flight.
+type account struct {
+	next    uint64              // the number of the next ticket
+	low     uint64              // the lowest number not yet finished
+	done    map[uint64]struct{} // finished numbers above low
+	waiting []*ticket           // barriers not yet released, by number
 }
 
 // ticket is one event's place in its account's order.
 type ticket struct {
-	key   string
-	done  chan struct{}
-	after []*ticket // tickets to wait for before handling
+	key string
+	n   uint64
+	// ready is closed when every earlier event of the account has been
+	// handled; nil when the event waits for nothing.
+	ready chan struct{}
 }
 
 func newSequencer() *sequencer {
-	return &sequencer{inflight: map[string]map[*ticket]struct{}{}}
+	return &sequencer{accounts: map[string]*account{}}
 }
 
 // accountKey is the phone an event belongs to ("" for a trunk leg).
@@ -57,36 +72,31 @@ func (s *sequencer) admit(e *events.Event) *ticket {
 	if key == "" {
 		return nil
 	}
-	t := &ticket{key: key, done: make(chan struct{})}
 	s.mu.Lock()
-	set := s.inflight[key]
-	if set == nil {
-		set = map[*ticket]struct{}{}
-		s.inflight[key] = set
+	defer s.mu.Unlock()
+	a := s.accounts[key]
+	if a == nil {
+		a = &account{done: map[uint64]struct{}{}}
+		s.accounts[key] = a
 	}
-	if barrier(e.Type) {
-		for p := range set {
-			t.after = append(t.after, p)
-		}
+	t := &ticket{key: key, n: a.next}
+	a.next++
+	if barrier(e.Type) && a.low < t.n {
+		t.ready = make(chan struct{})
+		a.waiting = append(a.waiting, t)
 	}
-	set[t] = struct{}{}
-	s.mu.Unlock()
 	return t
 }
 
 // wait blocks until the events t must follow are handled, or ctx ends.
 func (t *ticket) wait(ctx context.Context) {
-	if t == nil {
+	if t == nil || t.ready == nil {
 		return
 	}
-	for _, p := range t.after {
-		select {
-		case <-p.done:
-		case <-ctx.Done():
-			return
-		}
+	select {
+	case <-t.ready:
+	case <-ctx.Done():
 	}
-	t.after = nil
 }
 
 // finish records that t's event has been handled.
@@ -94,20 +104,37 @@ func (s *sequencer) finish(t *ticket) {
 	if t == nil {
 		return
 	}
-	close(t.done)
 	s.mu.Lock()
-	if set := s.inflight[t.key]; set != nil {
-		delete(set, t)
-		if len(set) == 0 {
-			delete(s.inflight, t.key)
-		}
+	defer s.mu.Unlock()
+	a := s.accounts[t.key]
+	if a == nil {
+		return
 	}
-	s.mu.Unlock()
+	if t.n != a.low {
+		a.done[t.n] = struct{}{}
+		return
+	}
+	a.low++
+	for {
+		if _, ok := a.done[a.low]; !ok {
+			break
+		}
+		delete(a.done, a.low)
+		a.low++
+	}
+	for len(a.waiting) > 0 && a.waiting[0].n <= a.low {
+		close(a.waiting[0].ready)
+		a.waiting[0] = nil
+		a.waiting = a.waiting[1:]
+	}
+	if a.low == a.next {
+		delete(s.accounts, t.key)
+	}
 }
 
 // inFlight is the number of accounts with events in flight (tests).
 func (s *sequencer) inFlight() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.inflight)
+	return len(s.accounts)
 }

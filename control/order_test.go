@@ -67,3 +67,58 @@ func TestSequencerNewCallWaitsForThePhonesEarlierEvents(t *testing.T) {
 		t.Errorf("%d accounts still in flight", n)
 	}
 }
+
+// Under overload one phone can have thousands of events in flight, handled
+// out of order by the workers: a new call goes exactly when the last event
+// before it is handled, never earlier, and later events never hold it.
+func TestSequencerManyInFlightOutOfOrder(t *testing.T) {
+	s := newSequencer()
+	const n = 2000
+	var before []*ticket
+	for i := range n {
+		before = append(before, s.admit(seqEvent(events.CallAnswered, "100", "leg-"+string(rune('a'+i%26)))))
+	}
+	dial := s.admit(seqEvent(events.CallStarted, "100", "leg-new"))
+	after := s.admit(seqEvent(events.CallEnded, "100", "leg-z"))
+	dial2 := s.admit(seqEvent(events.CallTransfer, "100", "leg-t"))
+	s.finish(after) // a later event handled first holds nothing
+	// Finish all but one, in a scrambled order.
+	last := before[n/3]
+	for i := range n {
+		if j := (i * 7919) % n; before[j] != last {
+			s.finish(before[j])
+		}
+	}
+	if !waits(dial) {
+		t.Fatal("the new call went before every earlier event was handled")
+	}
+	s.finish(last)
+	if waits(dial) {
+		t.Fatal("the new call still waits after every earlier event was handled")
+	}
+	if !waits(dial2) {
+		t.Fatal("the transfer did not wait for the new call before it")
+	}
+	s.finish(dial)
+	if waits(dial2) {
+		t.Fatal("the transfer still waits")
+	}
+	s.finish(dial2)
+	if k := s.inFlight(); k != 0 {
+		t.Errorf("%d accounts still in flight", k)
+	}
+}
+
+func BenchmarkSequencerBacklog(b *testing.B) {
+	// 5,000 events of one phone in flight: admitting a new call must not
+	// cost in proportion to them.
+	s := newSequencer()
+	for range 5000 {
+		s.admit(seqEvent(events.CallAnswered, "100", "leg"))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		t := s.admit(seqEvent(events.CallStarted, "100", "leg-new"))
+		_ = t
+	}
+}

@@ -24,7 +24,7 @@ import (
 	"github.com/callpark/callpark/core/presence"
 	"github.com/callpark/callpark/core/rawudp"
 	"github.com/callpark/callpark/core/registrar"
-	"github.com/callpark/callpark/core/throttle"
+	"github.com/callpark/callpark/internal/throttle"
 	"github.com/callpark/callpark/events"
 	"github.com/callpark/callpark/sounds"
 )

@@ -103,6 +103,11 @@ type Config struct {
 	// ShedAfter: while the control plane's oldest unhandled event is older
 	// than this, new extension calls get 503 (default 1s; negative: never).
 	ShedAfter time.Duration
+	// MemTrim: once this long passes with no garbage collection after a
+	// busy spell, free memory goes back to the OS (internal/memtrim);
+	// 0 leaves it to the Go runtime. One per process: tests that start
+	// many PBXs leave it off.
+	MemTrim time.Duration
 	// KeepAlive is how often UDP contacts get an OPTIONS (0: never); one
 	// that does not answer is unregistered.
 	KeepAlive time.Duration

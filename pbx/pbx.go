@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/callpark/callpark/internal/memtrim"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -183,6 +184,11 @@ func (p *PBX) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { p.store.Watch(ctx, cfg.ReloadInterval); return nil })
 	g.Go(func() error { nodes.Run(ctx); return nil })
+	if cfg.MemTrim > 0 {
+		trim := memtrim.New(cfg.MemTrim)
+		trim.OnTrim = func() { log.Debug("memory returned to the OS after a busy spell") }
+		g.Go(func() error { trim.Run(ctx); return nil })
+	}
 
 	if cfg.Role != RoleControl {
 		lib, err := sounds.Load(log.With("component", "sounds"))

@@ -35,8 +35,10 @@
 #   PHASES="hold cycles"
 #   CALLPARKD=bin/callparkd   RESULTS=scripts/bench-results.txt
 #   CALLPARKD_ARGS=   more callparkd flags (e.g. --shed-after 3s)
-#   PROFILE=1         1: CPU profile over the HOLD window and a heap profile
-#                     at its end (pprof top in the results); 0: none
+#   PROFILE=1         1: CPU profiles over the HOLD window and one cycle rate
+#                     (PROFILE_RATE, default the first of RATES), heap profiles
+#                     at the window's end and after the load (pprof top in the
+#                     results); 0: none
 #   SETTLE_SECS=60    wait after the load before the last memory reading
 #   MAX_SECONDS=1800  hard limit for the whole run
 #   SIPP_TRACE=       non-empty: sipp also logs every SIP message (-trace_msg)
@@ -436,8 +438,15 @@ phase_cycles() {
 		sleep 2
 		t0=$(date +%s.%N)
 		c0=$(cpu_ticks "$CP_PID") s0=$(cpu_ticks "$cli") u0=$(cpu_ticks "$uas")
+		local prof_pid=""
+		if [ "$PROFILE" = 1 ] && [ "$rate" = "${PROFILE_RATE:-${RATES%% *}}" ] && [ "$CYCLE_SECS" -gt 3 ]; then
+			curl -fsS --max-time $((CYCLE_SECS + 10)) -o "$WORK/cycles-cpu.pprof" \
+				"http://127.0.0.1:$METRICS_PORT/debug/pprof/profile?seconds=$((CYCLE_SECS - 3))" 2>/dev/null &
+			prof_pid=$!
+		fi
 		sleep $((CYCLE_SECS - 2))
 		c1=$(cpu_ticks "$CP_PID") s1=$(cpu_ticks "$cli") u1=$(cpu_ticks "$uas")
+		[ -z "$prof_pid" ] || wait "$prof_pid" 2>/dev/null || true
 		t1=$(date +%s.%N)
 		wait_pid "$cli" "$to"
 		sleep 2
@@ -472,6 +481,7 @@ phase_cycles() {
 	{
 		printf '%s' "$CYCLE_ERRS"
 		echo "  highest rate with < 0.1 % failures: $best cycles/s"
+		pprof_top "$WORK/cycles-cpu.pprof" "CPU profile of callparkd at ${PROFILE_RATE:-${RATES%% *}} cycles/s (top 15, cumulative)" -top -cum
 		echo "  (attempted = client calls created; failed = not completed, i.e. not parked, not retrieved or no BYE;"
 		echo "   503s = new INVITEs refused at once by admission control (callpark_overload_rejections_total);"
 		echo "   parker-ok = parker sipp calls that parked, retrieved and hung up with every message in order)"
@@ -498,6 +508,10 @@ sleep "${SETTLE_SECS:-60}"
 	{ curl -fsS --max-time 5 "http://127.0.0.1:$METRICS_PORT/debug/pprof/heap?debug=1" 2>/dev/null || true; } |
 		awk '/^# (HeapAlloc|HeapSys|HeapIdle|HeapReleased|HeapInuse|Stack(Inuse|Sys)|Sys|NumGC) / {printf "%s %s = %.1f MiB; ", $2, "", $4 / 1048576} END {print ""}' |
 		sed 's/^/  Go memory: /; s/NumGC  = \([0-9.]*\) MiB/NumGC/'
+	if [ "$PROFILE" = 1 ]; then
+		curl -fsS --max-time 10 -o "$WORK/after-heap.pprof" "http://127.0.0.1:$METRICS_PORT/debug/pprof/heap" 2>/dev/null || true
+		pprof_top "$WORK/after-heap.pprof" "heap in use after the load (top 10)" -top -sample_index=inuse_space
+	fi
 } >>"$SUMMARY"
 {
 	echo "callparkd after the run: RSS $(div "$(rss_kb "$CP_PID")" 1024 1) MiB, peak $(div "$(rss_kb "$CP_PID" VmHWM)" 1024 1) MiB, threads $(awk '/^Threads:/ {print $2}' "/proc/$CP_PID/status")"

@@ -11,6 +11,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/callpark/callpark/internal/memtrim"
 	"io"
 	"log/slog"
 	"net"
@@ -75,6 +76,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	maxLegs := fs.Int("max-legs", 0, "live SIP legs before new calls get 503 (0: what the open-file limit allows)")
 	decisionDelay := fs.Duration("max-decision-delay", 5*time.Second, "new calls get 503 while the oldest call waiting for the control plane has waited this long")
 	decisionTimeout := fs.Duration("decision-timeout", 5*time.Second, "a new call the control plane has not acted on within this gets 503")
+	memTrim := fs.Duration("mem-trim", memtrim.DefaultInterval, "after this long with no garbage collection following a busy spell, return free memory to the OS at once (0: leave it to the Go runtime)")
 	shedAfter := fs.Duration("shed-after", time.Second, "new extension calls get 503 while the control plane's queue lags this much (negative: never); retrievals always go on")
 	keepAlive := fs.Duration("keepalive", 60*time.Second, "OPTIONS keep-alive of UDP contacts; one that does not answer is unregistered (0: off)")
 	dialogKeepAlive := fs.Duration("dialog-keepalive", 60*time.Second, "in-dialog OPTIONS to each answered leg; a far end that answers 481 or nothing is hung up (0: off)")
@@ -128,7 +130,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		NATSURL: *natsURL, NATSHost: nhost, NATSPort: nport, NATSStoreDir: *natsStore,
 		NATSUser: *natsUser, NATSSecretFile: *natsSecret,
 		Dialplans: *dir, MetricsAddr: *metrics, WebAddr: *web, DrainTimeout: *drain, Log: log,
-		MaxLegs: *maxLegs, KeepAlive: *keepAlive, DialogKeepAlive: *dialogKeepAlive, PlainMusic: !*musicBatch, MaxDecisionDelay: *decisionDelay, DecisionTimeout: *decisionTimeout, ShedAfter: *shedAfter,
+		MaxLegs: *maxLegs, KeepAlive: *keepAlive, DialogKeepAlive: *dialogKeepAlive, PlainMusic: !*musicBatch, MaxDecisionDelay: *decisionDelay, DecisionTimeout: *decisionTimeout, ShedAfter: *shedAfter, MemTrim: *memTrim,
 		Bans: ban.Config{Failures: *banFailures, Window: *banWindow, BanFor: *banTime, Trusted: prefixes},
 	}
 	cfg.Node = *node

@@ -1,0 +1,83 @@
+// Package memtrim gives a process's memory back to the operating system
+// once a burst of load is over.
+//
+// Go collects garbage when the heap grows, so a service that goes quiet
+// after a peak stops collecting: the peak's garbage stays counted as in
+// use until the runtime's forced collection (every two minutes), and the
+// scavenger then returns it gradually. A PBX after a busy hour would sit
+// at its peak resident size for minutes. A Trimmer watches the collector:
+// when a whole interval passes with no collection after one that had some
+// (the load has stopped allocating), it runs one collection and returns
+// the free memory at once (debug.FreeOSMemory). While the load goes on,
+// collections keep happening and it does nothing; at rest it trims at
+// most once after each collection the runtime makes on its own.
+package memtrim
+
+import (
+	"context"
+	"runtime/debug"
+	"runtime/metrics"
+	"time"
+)
+
+// DefaultInterval is the quiet time after which memory is trimmed.
+const DefaultInterval = 15 * time.Second
+
+// Trimmer trims after quiet intervals; the zero value is not usable, use
+// New.
+type Trimmer struct {
+	interval time.Duration
+	cycles   func() uint64 // completed GC cycles so far
+	trim     func()
+	// OnTrim, when set, is called after each trim (logs, metrics).
+	OnTrim func()
+}
+
+// New returns a Trimmer over the Go runtime (interval <= 0: the default).
+func New(interval time.Duration) *Trimmer {
+	if interval <= 0 {
+		interval = DefaultInterval
+	}
+	return &Trimmer{interval: interval, cycles: gcCycles, trim: debug.FreeOSMemory}
+}
+
+// Run trims until ctx ends.
+func (t *Trimmer) Run(ctx context.Context) {
+	tick := time.NewTicker(t.interval)
+	defer tick.Stop()
+	last := t.cycles()
+	trimmed := true // nothing to give back before the first collection
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := t.cycles()
+		switch {
+		case now != last:
+			// Collecting: still busy, or the runtime's own periodic
+			// collection. Wait for a quiet interval.
+			trimmed = false
+		case !trimmed:
+			t.trim()
+			trimmed = true
+			if t.OnTrim != nil {
+				t.OnTrim()
+			}
+		}
+		last = t.cycles() // our own collection does not count as activity
+	}
+}
+
+var gcCyclesSample = []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+
+func gcCycles() uint64 {
+	s := make([]metrics.Sample, 1)
+	copy(s, gcCyclesSample)
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}

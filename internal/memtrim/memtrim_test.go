@@ -1,0 +1,61 @@
+package memtrim
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// A burst of collections, then quiet: one trim a quiet interval after the
+// last collection, none while collections go on, none again at rest.
+func TestTrimsOnceAfterTheLoadStops(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var cycles, trims atomic.Uint64
+		tr := &Trimmer{interval: 10 * time.Second, cycles: cycles.Load, trim: func() {
+			trims.Add(1)
+			cycles.Add(1) // FreeOSMemory collects too
+		}}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go tr.Run(ctx)
+
+		// At rest from the start: nothing to trim.
+		time.Sleep(35 * time.Second)
+		if n := trims.Load(); n != 0 {
+			t.Fatalf("%d trims before any load", n)
+		}
+		// Load: a collection every 3 s for a minute.
+		for range 20 {
+			cycles.Add(1)
+			time.Sleep(3 * time.Second)
+		}
+		if n := trims.Load(); n != 0 {
+			t.Fatalf("%d trims while the load went on", n)
+		}
+		// Quiet: trimmed within two intervals, then left alone.
+		time.Sleep(20 * time.Second)
+		if n := trims.Load(); n != 1 {
+			t.Fatalf("%d trims after the load stopped, want 1", n)
+		}
+		time.Sleep(time.Minute)
+		if n := trims.Load(); n != 1 {
+			t.Fatalf("%d trims at rest, want still 1", n)
+		}
+		// The runtime's own periodic collection: one more trim after it.
+		cycles.Add(1)
+		time.Sleep(25 * time.Second)
+		if n := trims.Load(); n != 2 {
+			t.Fatalf("%d trims after a lone collection, want 2", n)
+		}
+	})
+}
+
+func TestGCCyclesCounts(t *testing.T) {
+	before := gcCycles()
+	New(0).trim()
+	if after := gcCycles(); after <= before {
+		t.Fatalf("GC cycles %d -> %d across a FreeOSMemory", before, after)
+	}
+}
