@@ -24,8 +24,8 @@ import (
 	"github.com/callpark/callpark/core/presence"
 	"github.com/callpark/callpark/core/rawudp"
 	"github.com/callpark/callpark/core/registrar"
-	"github.com/callpark/callpark/internal/throttle"
 	"github.com/callpark/callpark/events"
+	"github.com/callpark/callpark/internal/throttle"
 	"github.com/callpark/callpark/sounds"
 )
 
