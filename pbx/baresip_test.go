@@ -1,6 +1,7 @@
 package pbx_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -54,13 +55,21 @@ func TestBaresipTLSAndSRTP(t *testing.T) {
 	reception.Hangup(t)
 	cc.ExpectEnded(t, 5*time.Second)
 
-	srtp, plain := splitMedia(capture.Stop(t), reception.RTPPorts)
+	pkts := capture.Stop(t)
+	srtp, plain := splitMedia(pkts, reception.RTPPorts)
 	n := 0
 	for _, s := range srtp {
 		n += s.audio
 	}
 	if n < 50 {
-		t.Fatalf("capture: %d packets of baresip's media, want at least a second's worth", n)
+		// Say what was seen, so that a rare miss can be told apart: no
+		// packets at all (the capture) or media on other ports (baresip).
+		var streams []string
+		for k, s := range plain {
+			streams = append(streams, fmt.Sprintf("%d->%d:%d", k[0], k[1], s.audio))
+		}
+		t.Fatalf("capture: %d packets of baresip's media (ports %d-%d), want at least a second's worth; %d UDP packets captured, plain audio streams %v",
+			n, reception.RTPPorts[0], reception.RTPPorts[1], len(pkts), streams)
 	}
 	for _, s := range srtp {
 		if s.audio > 0 && s.tagless > 0 {
