@@ -70,11 +70,9 @@ func (t *Trimmer) Run(ctx context.Context) {
 	}
 }
 
-var gcCyclesSample = []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
-
+// gcCycles is the number of completed GC cycles.
 func gcCycles() uint64 {
-	s := make([]metrics.Sample, 1)
-	copy(s, gcCyclesSample)
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
 	metrics.Read(s)
 	if s[0].Value.Kind() != metrics.KindUint64 {
 		return 0
