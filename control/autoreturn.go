@@ -2,13 +2,11 @@ package control
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/callpark/callpark/control/state"
 	"github.com/callpark/callpark/dialplans"
 	"github.com/callpark/callpark/events"
-	"github.com/callpark/callpark/internal/deadline"
 )
 
 // Automatic retrieval ("auto return"): a call parked longer than the
@@ -19,19 +17,18 @@ import (
 // the parked leg's id. When it comes, the core dials every registered
 // contact of the parker with Bridge and Call = the parked leg: the caller
 // keeps its music while the phone rings, and the core bridges the two when
-// the phone answers. The park record stays in the table while the return
-// rings, so a manual retrieval may still win; whoever removes the record
-// first (ClaimParked for a manual retrieval, UnparkChannel here) gets the
-// caller, and the loser's leg is hung up.
+// the phone answers. The return is a pending dial (state.DialReturn,
+// dials.go); the park record stays in the table while it rings, so a
+// manual retrieval may still win. The answer takes the park and ends the
+// dial in one transaction (state.Store.AnswerDial); a retrieval or
+// abandon ends the park first, which ends the dial (onParkChange) and
+// hangs up its leg.
 //
 // When the return fails (busy, no answer), the parker's answering mode
 // decides: ring (try again after the timeout, at most auto_retrieve.attempts
 // returns, then goodbye), forward (every return rings forward_to instead of
 // the parker), ring_then_forward (each return rings the parker, then
 // forward_to).
-//
-// Lock order: returns.mu is a leaf; no core command or store write is made
-// while it is held.
 
 // PromptGoodbye ends a call whose returns all failed.
 const PromptGoodbye = "goodbye"
@@ -45,38 +42,6 @@ const (
 	ReasonGaveUp      = "gave_up" // the last event: the caller is hung up
 )
 
-// ringBack is one automatic return leg in flight.
-type ringBack struct {
-	customer string
-	parked   string // the parked leg
-	leg      string // the outbound leg; "" until the core names it
-	target   string // the account rung
-	forward  bool   // target is the parker's forward_to
-	// claiming: the leg answered and we are taking the park; an unpark
-	// seen meanwhile is ours (or a manual retrieval that beat us, which we
-	// learn from the claim).
-	claiming bool
-	// aborted: someone else got the caller; the leg must go.
-	aborted bool
-}
-
-// returns tracks the automatic returns of a Control.
-type returns struct {
-	sched *deadline.Scheduler
-
-	mu       sync.Mutex
-	byParked map[string]*ringBack // the ringing return of a parked leg
-	byLeg    map[string]*ringBack // every return leg not yet ended or won
-}
-
-func newReturns() *returns {
-	return &returns{
-		sched:    deadline.NewScheduler(),
-		byParked: map[string]*ringBack{},
-		byLeg:    map[string]*ringBack{},
-	}
-}
-
 // onParkChange is the state.Store.OnParked hook: a park with a due time is
 // scheduled, an unpark cancels the deadline and any return still ringing.
 func (c *Control) onParkChange(p *state.Parked, parked bool) {
@@ -85,29 +50,25 @@ func (c *Control) onParkChange(p *state.Parked, parked bool) {
 	}
 	if parked {
 		if !p.Due.IsZero() {
-			c.returns.sched.Schedule(p.Channel, p.Due)
+			c.returnsDue.Schedule(p.Channel, p.Due)
 		}
 		return
 	}
-	c.returns.sched.Cancel(p.Channel)
-	r := c.returns
-	r.mu.Lock()
-	rb := r.byParked[p.Channel]
-	if rb == nil || rb.claiming {
-		r.mu.Unlock()
+	c.returnsDue.Cancel(p.Channel)
+	// Retrieved by hand, abandoned or given up while the return rings: the
+	// return is no longer pending. (A return that answered took the park
+	// itself, ending its dial in the same transaction.)
+	d := c.store.DialFor(p.Channel)
+	if d == nil || d.Purpose != state.DialReturn {
 		return
 	}
-	// Retrieved by hand, abandoned or given up while the return rings.
-	delete(r.byParked, p.Channel)
-	rb.aborted = true
-	leg := rb.leg
-	r.mu.Unlock()
-	if leg != "" {
-		c.log.Info("automatic return cancelled", "customer", p.Customer, "key", p.Key, "leg", leg)
+	if d, ok := c.endDial(d.ID); ok && d.Leg != "" {
+		c.log.Info("automatic return cancelled", "customer", p.Customer, "key", p.Key, "leg", d.Leg)
 		// Sent at once, before whatever the retrieval does next, but with a
 		// context bounded by Run's lifetime: an observer has none of its own.
+		// A leg not named yet is hung up when it shows (dials.go).
 		ctx, cancel := c.bounded()
-		c.hangup(ctx, rb.customer, leg) // CANCEL
+		c.hangup(ctx, d.Customer, d.Leg) // CANCEL
 		cancel()
 	}
 }
@@ -126,18 +87,15 @@ func (c *Control) ringBack(ctx context.Context, channel string) {
 		return
 	}
 	if now := c.now(); p.Due.After(now) {
-		c.returns.sched.Schedule(channel, p.Due) // moved meanwhile
+		c.returnsDue.Schedule(channel, p.Due) // moved meanwhile
 		return
 	}
 	cust := c.customer(p.Customer)
 	if cust == nil || !cust.Features.AutoRetrieve.Enabled {
 		return // switched off by a reload: the call stays parked
 	}
-	c.returns.mu.Lock()
-	busy := c.returns.byParked[channel] != nil
-	c.returns.mu.Unlock()
-	if busy {
-		return
+	if c.store.DialFor(channel) != nil {
+		return // a return rings already
 	}
 	// Count the return and push the deadline past its ring time, so that a
 	// control plane restarted while it rings does not ring twice at once.
@@ -180,9 +138,10 @@ func (c *Control) returnWait(cust *dialplans.Customer, p *state.Parked) time.Dur
 	return dialplans.DefaultRetrieveWait
 }
 
-// dialReturn rings target (an account of cust) for the call parked as p.
+// dialReturn rings target (an account of cust, or the forward_to number)
+// for the call parked as p.
 func (c *Control) dialReturn(ctx context.Context, cust *dialplans.Customer, p *state.Parked, target string, forward bool) {
-	rb := &ringBack{customer: p.Customer, parked: p.Channel, target: target, forward: forward}
+	d := &state.Dial{For: p.Channel, Customer: p.Customer, Purpose: state.DialReturn, Target: target, Forward: forward}
 	if forward {
 		c.publishReturn(events.CallForwarded, p, target, "", 0)
 	}
@@ -192,19 +151,16 @@ func (c *Control) dialReturn(ctx context.Context, cust *dialplans.Customer, p *s
 		// trunk, when it has one that names a host.
 		u, ok := cust.OutboundURI(target)
 		if !forward || !ok {
-			c.returnFailed(ctx, rb, ReasonUnreachable, 0)
+			c.returnFailed(ctx, d, ReasonUnreachable, 0)
 			return
 		}
 		uri = u
 	}
-	c.returns.mu.Lock()
-	if c.returns.byParked[p.Channel] != nil {
-		c.returns.mu.Unlock()
-		return
+	// Recorded before the core is asked: the new leg's events may outrun
+	// the reply.
+	if err := c.addDial(d, c.ringTime(cust)); err != nil {
+		return // a return rings already
 	}
-	c.returns.byParked[p.Channel] = rb
-	c.returns.mu.Unlock()
-
 	ar := cust.Features.AutoRetrieve
 	cmd := &events.Command{
 		Op:        events.OpDial,
@@ -214,6 +170,7 @@ func (c *Control) dialReturn(ctx context.Context, cust *dialplans.Customer, p *s
 		URI:       uri,
 		TimeoutMs: int(c.ringTime(cust).Milliseconds()),
 		Bridge:    true,
+		Dial:      d.ID,
 	}
 	if ar.Ring == dialplans.RingDistinctive {
 		cmd.AlertInfo = ar.AlertInfo
@@ -226,11 +183,9 @@ func (c *Control) dialReturn(ctx context.Context, cust *dialplans.Customer, p *s
 	}
 	r, err := c.do(ctx, p.Customer, cmd)
 	if err != nil {
-		c.returns.mu.Lock()
-		if c.returns.byParked[p.Channel] == rb {
-			delete(c.returns.byParked, p.Channel)
+		if _, ok := c.endDial(d.ID); !ok {
+			return // the park ended meanwhile
 		}
-		c.returns.mu.Unlock()
 		if notFound(err) {
 			// The parked leg is gone (its call.ended may have been missed
 			// across a restart): forget the park.
@@ -240,19 +195,10 @@ func (c *Control) dialReturn(ctx context.Context, cust *dialplans.Customer, p *s
 			c.store.DeleteChannel(p.Channel)
 			return
 		}
-		c.returnFailed(ctx, rb, ReasonUnreachable, 0)
+		c.returnFailed(ctx, d, ReasonUnreachable, 0)
 		return
 	}
-	c.returns.mu.Lock()
-	if rb.leg == "" {
-		rb.leg = r.Call
-		c.returns.byLeg[r.Call] = rb
-	}
-	aborted := rb.aborted
-	c.returns.mu.Unlock()
-	if aborted {
-		c.hangup(ctx, p.Customer, r.Call)
-	}
+	c.dialStarted(d, r.Call)
 }
 
 // returnedFrom is the From of a return: the display name says it is a
@@ -265,118 +211,43 @@ func returnedFrom(party events.Party) events.Party {
 	return events.Party{Display: "Parked: " + who, User: party.User}
 }
 
-// handleReturnEvent takes the events of automatic return legs; it reports
-// whether e was one (and is fully handled).
-func (c *Control) handleReturnEvent(ctx context.Context, e *events.Event) bool {
-	if e.Direction != events.Outbound {
-		return false
-	}
-	r := c.returns
-	r.mu.Lock()
-	rb := r.byLeg[e.Call]
-	if rb == nil && e.DialedFor != "" && e.Type == events.CallStarted && e.Direction == events.Outbound {
-		// Only a new outbound leg dialed for the parked call can be the
-		// return: other legs' events name the parked call as their Peer
-		// too (the parker's old leg ending after the park), and taking one
-		// of them for the return left the real return's answer unclaimed,
-		// a ghost call nobody hung up.
-		if x := r.byParked[e.DialedFor]; x != nil && x.leg == "" {
-			// The leg's events outran the dial's reply.
-			x.leg = e.Call
-			rb = x
-			r.byLeg[e.Call] = rb
-		}
-	}
-	if rb == nil {
-		r.mu.Unlock()
-		return false
-	}
-	switch e.Type {
-	case events.CallStarted:
-		r.mu.Unlock()
-		return false // recorded as any outbound leg
-	case events.CallAnswered:
-		aborted := rb.aborted
-		rb.claiming = !aborted
-		r.mu.Unlock()
-		if aborted {
-			c.hangup(ctx, e.Customer, e.Call)
-			return true
-		}
-		c.returnAnswered(ctx, rb, e)
-		return true
-	case events.CallDialFailed:
-		delete(r.byLeg, e.Call)
-		mine := r.byParked[rb.parked] == rb
-		if mine {
-			delete(r.byParked, rb.parked)
-		}
-		r.mu.Unlock()
-		c.store.DeleteChannel(e.Call)
-		if !mine || rb.aborted {
-			return true
-		}
-		reason := ReasonFailed
-		switch e.Code {
-		case 486, 600:
-			reason = ReasonBusy
-		case 480, 408:
-			reason = ReasonNoAnswer
-		case 487:
-			// Cancelled: the caller hung up (its call.ended, on another
-			// worker, abandons the park) or the core gave up on it. Not
-			// the parker's doing: try again later, quietly.
-			c.retryLater(rb.parked)
-			return true
-		}
-		c.returnFailed(ctx, rb, reason, e.Code)
-		return true
-	case events.CallEnded:
-		delete(r.byLeg, e.Call)
-		if r.byParked[rb.parked] == rb {
-			delete(r.byParked, rb.parked)
-		}
-		r.mu.Unlock()
-		return false // onEnded forgets the leg
-	}
-	r.mu.Unlock()
-	return false
-}
-
-// returnAnswered: the phone took the return and the core has bridged it
-// with the caller, unless a manual retrieval got there first. Taking the
-// park decides who keeps the caller.
-func (c *Control) returnAnswered(ctx context.Context, rb *ringBack, e *events.Event) {
-	// One transaction takes the call off parking and pairs the legs: of
-	// this return and a manual retrieval, exactly one wins.
-	rec, err := c.store.Retrieve(rb.parked, e.Call)
-	c.returns.mu.Lock()
-	delete(c.returns.byLeg, rb.leg)
-	if c.returns.byParked[rb.parked] == rb {
-		delete(c.returns.byParked, rb.parked)
-	}
-	c.returns.mu.Unlock()
-	if err != nil {
-		// Retrieved by hand (or abandoned) first: no ghost call.
-		c.log.Info("automatic return lost to a retrieval", "customer", rb.customer, "leg", rb.leg)
-		c.hangup(ctx, rb.customer, e.Call)
+// returnDialFailed: the phone a return rang did not take the call (code
+// is its SIP status).
+func (c *Control) returnDialFailed(ctx context.Context, d *state.Dial, code int) {
+	reason := ReasonFailed
+	switch code {
+	case 486, 600:
+		reason = ReasonBusy
+	case 480, 408:
+		reason = ReasonNoAnswer
+	case 487:
+		// Cancelled: the caller hung up (its call.ended, on another
+		// worker, abandons the park) or the core gave up on it. Not the
+		// parker's doing: try again later, quietly.
+		c.retryLater(d.For)
 		return
 	}
+	c.returnFailed(ctx, d, reason, code)
+}
+
+// returnAnswered: the phone took return d; the core has bridged it with
+// the caller, and the answer took rec off parking.
+func (c *Control) returnAnswered(ctx context.Context, d *state.Dial, rec *state.Parked) {
 	c.metrics.retrieves.WithLabelValues(rec.Customer).Inc()
 	c.metrics.parkDuration.Observe(c.now().Sub(rec.Since).Seconds())
-	c.log.Info("parked call returned", "customer", rec.Customer, "key", rec.Key, "parked", rec.Channel, "to", rb.target)
+	c.log.Info("parked call returned", "customer", rec.Customer, "key", rec.Key, "parked", rec.Channel, "to", d.Target)
 	park := rec.Event()
-	park.By = rb.target
-	if !rb.forward {
+	park.By = d.Target
+	if !d.Forward {
 		c.metrics.returns.WithLabelValues(rec.Customer, "answered").Inc()
 		c.publish(events.CallReturned, rec.Customer, rec.Channel, park)
 	}
 	c.publish(events.CallRetrieved, rec.Customer, rec.Channel, park)
 	// The caller's phone shows who took the call back (the answering
 	// phone already saw the caller in the return's From).
-	who := events.Party{User: rb.target}
+	who := events.Party{User: d.Target}
 	if cust := c.customer(rec.Customer); cust != nil {
-		if a := cust.Account(rb.target); a != nil {
+		if a := cust.Account(d.Target); a != nil {
 			who.Display = a.Name
 		}
 	}
@@ -385,18 +256,18 @@ func (c *Control) returnAnswered(ctx context.Context, rb *ringBack, e *events.Ev
 
 // returnFailed: a return reached nobody. The parker's answering mode says
 // what next: forward now, try again later, or give up.
-func (c *Control) returnFailed(ctx context.Context, rb *ringBack, reason string, code int) {
-	p := c.store.ParkedByChannel(rb.parked)
+func (c *Control) returnFailed(ctx context.Context, d *state.Dial, reason string, code int) {
+	p := c.store.ParkedByChannel(d.For)
 	if p == nil {
 		return // retrieved or abandoned meanwhile
 	}
-	c.publishReturn(events.CallReturnFailed, p, rb.target, reason, code)
+	c.publishReturn(events.CallReturnFailed, p, d.Target, reason, code)
 	cust := c.customer(p.Customer)
 	if cust == nil {
 		return
 	}
 	acct := cust.Account(p.Parker)
-	if !rb.forward && acct != nil && acct.AnsweringMode == dialplans.AnswerRingThenForward && acct.ForwardTo != "" {
+	if !d.Forward && acct != nil && acct.AnsweringMode == dialplans.AnswerRingThenForward && acct.ForwardTo != "" {
 		c.dialReturn(ctx, cust, p, acct.ForwardTo, true)
 		return
 	}
@@ -437,7 +308,7 @@ func (c *Control) retryLater(channel string) {
 	if c.persist != nil {
 		c.persist.dirty(p)
 	}
-	c.returns.sched.Schedule(p.Channel, p.Due)
+	c.returnsDue.Schedule(p.Channel, p.Due)
 }
 
 // publishReturn publishes an automatic-retrieval event about park p;

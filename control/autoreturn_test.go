@@ -113,7 +113,7 @@ func TestAutoReturnSchedulesAndDials(t *testing.T) {
 	if p == nil || p.Due.Sub(p.Since) != 60*time.Second {
 		t.Fatalf("park %+v: want due 60s after", p)
 	}
-	if due, ok := h.c.returns.sched.Due(client); !ok || !due.Equal(p.Due) {
+	if due, ok := h.c.returnsDue.Due(client); !ok || !due.Equal(p.Due) {
 		t.Fatalf("not scheduled: %v %v", due, ok)
 	}
 	// Early: nothing happens.
@@ -149,7 +149,7 @@ func TestAutoReturnSchedulesAndDials(t *testing.T) {
 	}
 	h.checkChannel(client, state.StateUp, leg)
 	h.checkChannel(leg, state.StateUp, client)
-	if h.c.returns.sched.Len() != 0 || h.c.State().ParkedCount() != 0 {
+	if h.c.returnsDue.Len() != 0 || h.c.State().ParkedCount() != 0 {
 		t.Fatal("park or timer left after the return")
 	}
 	// The parker hangs up: the caller goes too.
@@ -256,7 +256,7 @@ func TestAutoReturnCallerLeavesWhileRinging(t *testing.T) {
 	if strings.Join(types, ",") != "call.abandoned" {
 		t.Fatalf("events %q", types)
 	}
-	if h.c.returns.sched.Len() != 0 || h.c.State().ParkedCount() != 0 {
+	if h.c.returnsDue.Len() != 0 || h.c.State().ParkedCount() != 0 {
 		t.Fatal("timer or park left")
 	}
 }
@@ -285,7 +285,7 @@ func TestAutoReturnPersistAndRestore(t *testing.T) {
 	if p == nil || !p.Due.Equal(rec.Due) {
 		t.Fatalf("restored %+v", p)
 	}
-	if due, ok := h2.c.returns.sched.Due(client); !ok || !due.Equal(rec.Due) {
+	if due, ok := h2.c.returnsDue.Due(client); !ok || !due.Equal(rec.Due) {
 		t.Fatal("timer not re-armed")
 	}
 	h2.checkChannel(client, state.StateParked, "")

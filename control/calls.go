@@ -94,10 +94,17 @@ func (c *Control) onStarted(ctx context.Context, e *events.Event) {
 }
 
 // dialExtension rings the account ext for inbound leg e.Call; the core
-// bridges the legs when one of the account's phones answers.
+// bridges the legs when one of the account's phones answers (a pending
+// dial, dials.go).
 func (c *Control) dialExtension(ctx context.Context, e *events.Event, cust *dialplans.Customer, ext string) {
 	if cust.Account(ext) == nil {
 		c.reject(ctx, e.Customer, e.Call, 404)
+		return
+	}
+	d := &state.Dial{For: e.Call, Customer: e.Customer, Purpose: state.DialExtension, Target: ext}
+	if err := c.addDial(d, cust.Features.DialTimeout); err != nil {
+		c.log.Warn("extension call not dialed", "call", e.Call, "err", err)
+		c.reject(ctx, e.Customer, e.Call, 480)
 		return
 	}
 	r, err := c.do(ctx, e.Customer, &events.Command{
@@ -107,23 +114,45 @@ func (c *Control) dialExtension(ctx context.Context, e *events.Event, cust *dial
 		From:      e.From,
 		TimeoutMs: int(cust.Features.DialTimeout.Milliseconds()),
 		Bridge:    true,
+		Dial:      d.ID,
 	})
 	if err != nil {
-		if !notFound(err) {
+		if _, ok := c.endDial(d.ID); ok && !notFound(err) {
 			c.reject(ctx, e.Customer, e.Call, 480)
 		}
 		return
 	}
-	if r.Call == "" {
-		return
-	}
-	if _, err := c.store.UpdateChannel(e.Call, func(ch *state.Channel) { ch.Dialing = r.Call }); err != nil {
-		c.log.Warn("inbound leg vanished while dialing", "call", e.Call, "dialing", r.Call, "err", err)
-	}
+	c.dialStarted(d, r.Call)
 }
 
-// onAnswered marks a leg up; an answered outbound leg is now bridged with
-// the inbound leg it was dialed for.
+// callFailed: extension or outside call d was not answered (e is its
+// dial_failed, or its end before an answer). An outside call tries the
+// next trunk on a carrier failure; else the caller, if it still rings,
+// hears busy (486) or unavailable (480).
+func (c *Control) callFailed(ctx context.Context, d *state.Dial, e *events.Event) {
+	a := c.store.Channel(d.For)
+	if a == nil || a.State != state.StateRinging {
+		return
+	}
+	if e.Type == events.CallDialFailed && d.Purpose == state.DialOutside && carrierFailure(e.Code) {
+		cust := c.customer(a.Customer)
+		if next := d.Try + 1; cust != nil && next < len(cust.OutsideTrunks()) {
+			c.log.Info("outside call fails over to the next trunk", "customer", a.Customer, "call", a.ID,
+				"code", e.Code, "trunk", cust.OutsideTrunks()[next].Name)
+			c.dialOutside(ctx, a.Customer, a.ID, cust, cust.Account(a.Account), d.Number, next)
+			return
+		}
+	}
+	code := 480
+	if e.Code == 486 {
+		code = 486
+	}
+	c.reject(ctx, a.Customer, a.ID, code)
+}
+
+// onAnswered marks a leg up. An outbound leg answered with no dial pending
+// (dialed by an earlier run of the control plane) is now bridged with the
+// leg it was dialed for; a pending dial's answer is dials.go's.
 func (c *Control) onAnswered(e *events.Event) {
 	ch := c.store.Channel(e.Call)
 	if ch == nil {
@@ -152,9 +181,6 @@ func (c *Control) onAnswered(e *events.Event) {
 	c.store.UpdateChannel(peer, func(x *state.Channel) {
 		up(x)
 		x.Peer = e.Call
-		if x.Dialing == e.Call {
-			x.Dialing = ""
-		}
 	})
 }
 
@@ -200,45 +226,15 @@ func (c *Control) onResumed(ctx context.Context, e *events.Event) {
 	c.do(ctx, e.Customer, &events.Command{Op: events.OpBridge, Call: x.ID, Peer: y.ID})
 }
 
-// onDialFailed: an outbound leg failed before answer; its inbound leg, if
-// still unanswered, gets busy (486) or unavailable (480).
-func (c *Control) onDialFailed(ctx context.Context, e *events.Event) {
-	b, _ := c.store.DeleteChannel(e.Call)
-	aID := e.DialedFor
-	if b != nil && b.Peer != "" {
-		aID = b.Peer
-	}
-	if aID == "" {
-		return
-	}
-	mine := false
-	a, err := c.store.UpdateChannel(aID, func(ch *state.Channel) {
-		if ch.Dialing == "" || ch.Dialing == e.Call {
-			mine = true
-			ch.Dialing = ""
-		}
-	})
-	if err != nil || !mine || a.State != state.StateRinging {
-		return
-	}
-	if a.Outside != "" && carrierFailure(e.Code) {
-		cust := c.customer(a.Customer)
-		if next := a.OutsideTry + 1; cust != nil && next < len(cust.OutsideTrunks()) {
-			c.log.Info("outside call fails over to the next trunk", "customer", a.Customer, "call", a.ID,
-				"code", e.Code, "trunk", cust.OutsideTrunks()[next].Name)
-			c.dialOutside(ctx, a.Customer, a.ID, cust, cust.Account(a.Account), a.Outside, next)
-			return
-		}
-	}
-	code := 480
-	if e.Code == 486 {
-		code = 486
-	}
-	c.reject(ctx, e.Customer, aID, code)
+// onDialFailed forgets an outbound leg that failed before answer (what
+// its pending dial waited for is dials.go's).
+func (c *Control) onDialFailed(e *events.Event) {
+	c.store.DeleteChannel(e.Call)
 }
 
 // onEnded forgets leg X: a parked X is abandoned; X's talking peer is hung
-// up (never a parked one); an outbound leg still ringing for X is cancelled.
+// up (never a parked one). (An outbound leg still ringing for X is
+// cancelled by its pending dial, dials.go.)
 //
 // The channel is deleted before its park: state.Store.Park refuses a
 // missing channel, so a park racing with the end cannot outlive the leg.
@@ -255,24 +251,6 @@ func (c *Control) onEnded(ctx context.Context, e *events.Event) {
 	}
 	if y := c.peerOf(x); y != nil && (y.State == state.StateUp || y.State == state.StateHeld) && !c.parked(y) {
 		c.hangup(ctx, x.Customer, y.ID)
-	}
-	if x.Dialing != "" {
-		if b := c.store.Channel(x.Dialing); b != nil && b.State == state.StateRinging {
-			c.hangup(ctx, x.Customer, b.ID) // CANCEL
-		}
-	}
-	if x.Direction == events.Outbound && x.State == state.StateRinging && x.Peer != "" {
-		// Ended before answer without a dial_failed: fail the caller too.
-		mine := false
-		a, err := c.store.UpdateChannel(x.Peer, func(ch *state.Channel) {
-			if ch.Dialing == x.ID {
-				mine = true
-				ch.Dialing = ""
-			}
-		})
-		if err == nil && mine && a.State == state.StateRinging {
-			c.reject(ctx, x.Customer, a.ID, 480)
-		}
 	}
 }
 
@@ -307,7 +285,7 @@ const outsideRingTime = 60 * time.Second
 // dialOutside calls number through the customer's try-th outside trunk for
 // inbound leg call; the core answers the carrier's challenge with the
 // trunk's credentials and bridges on answer. A carrier failure (5xx, a
-// timeout) moves to the next trunk (onDialFailed).
+// timeout) moves to the next trunk (callFailed).
 func (c *Control) dialOutside(ctx context.Context, customer, call string, cust *dialplans.Customer, acct *dialplans.Account, number string, try int) {
 	trunks := cust.OutsideTrunks()
 	if try >= len(trunks) {
@@ -328,6 +306,12 @@ func (c *Control) dialOutside(ctx context.Context, customer, call string, cust *
 	if from.User == "" && acct != nil {
 		from.User = acct.Extension
 	}
+	d := &state.Dial{For: call, Customer: customer, Purpose: state.DialOutside, Target: uri, Number: number, Try: try}
+	if err := c.addDial(d, outsideRingTime); err != nil {
+		c.log.Warn("outside call not dialed", "call", call, "err", err)
+		c.reject(ctx, customer, call, 503)
+		return
+	}
 	r, err := c.do(ctx, customer, &events.Command{
 		Op:        events.OpDial,
 		Call:      call,
@@ -336,18 +320,15 @@ func (c *Control) dialOutside(ctx context.Context, customer, call string, cust *
 		From:      from,
 		TimeoutMs: int(outsideRingTime.Milliseconds()),
 		Bridge:    true,
+		Dial:      d.ID,
 	})
 	if err != nil || r.Call == "" {
-		if !notFound(err) {
+		if _, ok := c.endDial(d.ID); ok && !notFound(err) {
 			c.reject(ctx, customer, call, 503)
 		}
 		return
 	}
-	if _, err := c.store.UpdateChannel(call, func(ch *state.Channel) {
-		ch.Dialing, ch.Outside, ch.OutsideTry = r.Call, number, try
-	}); err != nil {
-		c.log.Warn("inbound leg vanished while dialing out", "call", call, "err", err)
-	}
+	c.dialStarted(d, r.Call)
 }
 
 // carrierFailure reports whether a failed outside dial should try the

@@ -11,16 +11,17 @@ func TestDialExtensionAndAnswer(t *testing.T) {
 	h := newHarness(t)
 	h.send(inbound("demo", "a", "200", "333"))
 	h.expect("dial a 333 from=200 timeout=20000 bridge=true [demo]")
-	if ch := h.c.State().Channel("a"); ch == nil || ch.Dialing != "out-1" || ch.State != state.StateRinging {
-		t.Fatalf("inbound leg: %+v", ch)
+	if ch, d := h.c.State().Channel("a"), h.c.State().DialFor("a"); ch == nil || d == nil || d.Leg != "out-1" ||
+		d.Purpose != state.DialExtension || ch.State != state.StateRinging {
+		t.Fatalf("inbound leg: %+v, dial %+v", ch, d)
 	}
 	h.send(outbound("demo", "out-1", "a", "333"))
 	h.send(&events.Event{Type: events.CallAnswered, Customer: "demo", Call: "out-1", Direction: events.Outbound, DialedFor: "a"})
 	h.expect()
 	h.checkChannel("a", state.StateUp, "out-1")
 	h.checkChannel("out-1", state.StateUp, "a")
-	if ch := h.c.State().Channel("a"); ch.Dialing != "" {
-		t.Fatalf("dialing not cleared: %+v", ch)
+	if d := h.c.State().DialFor("a"); d != nil {
+		t.Fatalf("dial still pending after the answer: %+v", d)
 	}
 }
 
@@ -126,4 +127,39 @@ func TestOwnEventsIgnored(t *testing.T) {
 	if got := h.metric("callpark_control_events_total", "type", events.CallParked); got != 0 {
 		t.Fatalf("own event counted: %v", got)
 	}
+}
+
+// A dial whose command failed (the reply lost, say) may still have made a
+// leg: nobody waits for it, so when it shows it is hung up, and its answer
+// too, never bridged.
+func TestDialNobodyWaitsForIsHungUp(t *testing.T) {
+	h := newHarness(t)
+	h.bus.setFail(func(c *events.Command) *events.Reply {
+		if c.Op == events.OpDial {
+			return &events.Reply{V: events.Version, Error: "no reply", Code: events.ErrUnavailable}
+		}
+		return nil
+	})
+	h.send(inbound("demo", "a", "200", "333"))
+	d := h.lastDial()
+	h.expect("dial a 333 from=200 timeout=20000 bridge=true [demo]", "reject a 480")
+	if d.Dial == "" || h.c.State().DialCount() != 0 {
+		t.Fatalf("dial %q, %d pending", d.Dial, h.c.State().DialCount())
+	}
+	started := outbound("demo", "late", "a", "333")
+	started.Dial = d.Dial
+	h.send(started)
+	h.expect("hangup late")
+	answered := &events.Event{Type: events.CallAnswered, Customer: "demo", Call: "late", Direction: events.Outbound, DialedFor: "a", Dial: d.Dial}
+	h.send(answered)
+	h.expect("hangup late")
+	if ch := h.c.State().Channel("a"); ch != nil && ch.Peer == "late" {
+		t.Fatalf("the caller was paired with a leg nobody waited for: %+v", ch)
+	}
+	// A leg another run of the control plane dialed is left as it is.
+	h.bus.setFail(nil)
+	other := outbound("demo", "old", "b", "333")
+	other.Dial = "dzzzz-1"
+	h.send(other)
+	h.expect()
 }

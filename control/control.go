@@ -92,10 +92,14 @@ type Control struct {
 	randMu sync.Mutex // guards rand, which is not safe for concurrent use
 	rand   *rand.Rand
 
-	returns *returns // automatic retrieval (autoreturn.go)
+	// returnsDue says when parked calls are due for their automatic return
+	// (autoreturn.go), keyed by the parked leg.
+	returnsDue *deadline.Scheduler
 	// dialDeadlines says when a pending dial is no longer waited for
-	// (dials.go), keyed by the leg dialed for.
+	// (dials.go), keyed by the dial's id.
 	dialDeadlines *deadline.Scheduler
+	// dialIDs names this Control's dials (dials.go).
+	dialIDs dialNamer
 	// tasks is the work handlers start that outlives them (ring-backs, API
 	// retrievals waiting for their dial); Run waits for it.
 	tasks   sync.WaitGroup
@@ -157,9 +161,10 @@ func New(cfg Config) (*Control, error) {
 		workers:   cfg.Workers,
 		now:       time.Now,
 		rand:      cfg.Rand,
-		returns:   newReturns(),
 
+		returnsDue:    deadline.NewScheduler(),
 		dialDeadlines: deadline.NewScheduler(),
+		dialIDs:       newDialNamer(cfg.Rand),
 		shedAfter:     cfg.ShedAfter,
 		ready:         make(chan struct{}),
 		stopping:      make(chan struct{}),
@@ -231,7 +236,7 @@ func (c *Control) Run(ctx context.Context) error {
 			})
 		})
 	}
-	wg.Go(func() { c.returns.sched.Run(ctx, func(ch string) { c.fireReturn(ctx, ch) }) })
+	wg.Go(func() { c.returnsDue.Run(ctx, func(ch string) { c.fireReturn(ctx, ch) }) })
 	wg.Go(func() { c.dialDeadlines.Run(ctx, c.dialExpired) })
 	if c.persist != nil {
 		wg.Go(func() { c.persist.run(ctx) })
@@ -384,7 +389,7 @@ func (c *Control) HandleEvent(ctx context.Context, e *events.Event) {
 		return
 	}
 	c.metrics.events.WithLabelValues(e.Type).Inc()
-	if c.handleReturnEvent(ctx, e) {
+	if c.handleDialEvent(ctx, e) {
 		return
 	}
 	switch e.Type {
@@ -401,13 +406,12 @@ func (c *Control) HandleEvent(ctx context.Context, e *events.Event) {
 	case events.CallTransfer:
 		c.onTransfer(ctx, e)
 	case events.CallDialFailed:
-		c.onDialFailed(ctx, e)
+		c.onDialFailed(e)
 	case events.CallEnded:
 		c.onEnded(ctx, e)
 	case events.RegistrationUpdated:
 		c.onRegistration(e)
 	}
-	c.handleDialEvent(ctx, e)
 }
 
 // customer returns the customer of e in the dialplan in force, or nil.

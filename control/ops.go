@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/callpark/callpark/control/state"
 	"github.com/callpark/callpark/dialplans"
@@ -168,7 +167,9 @@ func (c *Control) RetrieveTo(ctx context.Context, customer string, from Spot, to
 	// events may outrun the reply, and find it by the leg it rings for.
 	// Its outcome comes through HandleEvent like every event (dials.go).
 	pending := &state.Dial{For: rec.Channel, Customer: customer, Purpose: state.DialRetrieval, Target: to.String(), Park: rec}
-	if err := c.store.AddDial(pending); err != nil {
+	// Past its ring time (and a margin for the core's own timeout), the
+	// outcome is no longer waited for.
+	if err := c.addDial(pending, cust.Features.DialTimeout); err != nil {
 		c.giveBack(rec, log)
 		return nil, fmt.Errorf("control: retrieval: %w", err)
 	}
@@ -180,9 +181,10 @@ func (c *Control) RetrieveTo(ctx context.Context, customer string, from Spot, to
 		From:      rec.Party,
 		TimeoutMs: int(cust.Features.DialTimeout.Milliseconds()),
 		Bridge:    true,
+		Dial:      pending.ID,
 	})
 	if err != nil || r.Call == "" {
-		if _, derr := c.store.EndDial(rec.Channel); derr == nil {
+		if _, ok := c.endDial(pending.ID); ok {
 			c.giveBack(rec, log)
 		}
 		if notFound(err) {
@@ -190,12 +192,8 @@ func (c *Control) RetrieveTo(ctx context.Context, customer string, from Spot, to
 		}
 		return nil, fmt.Errorf("control: dial %s: %w", to, err)
 	}
-	c.store.AdoptDialLeg(rec.Channel, r.Call)
-	c.store.UpdateChannel(rec.Channel, func(ch *state.Channel) { ch.Dialing = r.Call })
+	c.dialStarted(pending, r.Call)
 	log.Info("retrieving parked call", "parked", rec.Channel, "leg", r.Call)
-	// Past its ring time (and a margin for the core's own timeout), the
-	// outcome is no longer waited for.
-	c.dialDeadlines.Schedule(rec.Channel, c.now().Add(cust.Features.DialTimeout+30*time.Second))
 	return &Retrieval{Parked: rec, Leg: r.Call}, nil
 }
 

@@ -118,7 +118,7 @@ func TestRunConversationInOrder(t *testing.T) {
 		client := fmt.Sprintf("c%d", i)
 		out := client + "-out"
 		deliver(fromTrunk("demo", client, "333"))
-		waitFor(t, "dial", func() bool { return h.c.State().Channel(client) != nil && h.c.State().Channel(client).Dialing == out })
+		waitFor(t, "dial", func() bool { d := h.c.State().DialFor(client); return d != nil && d.Leg == out })
 		deliver(outbound("demo", out, client, "333"))
 		deliver(&events.Event{Type: events.CallAnswered, Source: events.SourceCore, Customer: "demo", Call: out, Linked: client, Direction: events.Outbound, DialedFor: client})
 		deliver(&events.Event{Type: events.CallAnswered, Source: events.SourceCore, Customer: "demo", Call: client, Linked: client, Direction: events.Inbound, Peer: out})

@@ -31,6 +31,9 @@ type channel struct {
 	// dialedFor is the leg an outbound leg was dialed for (maybe on
 	// another node); events name it as Peer.
 	dialedFor string
+	// dial is the control plane's name of the dial that made an outbound
+	// leg (events.Command.Dial), on every event of the leg.
+	dial string
 	// internal legs join legs of two nodes (cluster.go): they are the
 	// core's own business, never published, and end with their partner.
 	internal bool
@@ -108,6 +111,7 @@ func (ch *channel) event(typ string) *events.Event {
 		From:      ch.from,
 		To:        ch.to,
 		Dialed:    ch.dialed,
+		Dial:      ch.dial,
 	}
 	if p := ch.peer.Load(); p != nil {
 		e.Peer = p.id

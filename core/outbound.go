@@ -76,6 +76,7 @@ func (c *Core) startDial(cmd *events.Command, targets []target, to events.Party,
 	}
 	b := c.newChannel(c.newID(), events.Outbound)
 	b.dialedFor = cmd.Call
+	b.dial = cmd.Dial
 	if cmd.Call != "" {
 		b.linked = cmd.Call
 	}

@@ -91,6 +91,10 @@ type Command struct {
 	// credentials (from its directory) and asserts From as the caller's
 	// identity (P-Asserted-Identity).
 	Trunk string `json:"trunk,omitempty"`
+	// Dial is the control plane's name for a dial (OpDial): the core puts
+	// it on every event of the new leg (Event.Dial), so the outcome finds
+	// the dial waiting for it even before the reply names the leg.
+	Dial string `json:"dial,omitempty"`
 	// ReferID names the REFER to notify.
 	ReferID string `json:"refer_id,omitempty"`
 	// Target is the entity of presence.

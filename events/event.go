@@ -137,6 +137,9 @@ type Event struct {
 	// caller an extension call, a retrieval or an automatic return rings
 	// for. It never changes over the leg's life.
 	DialedFor string `json:"dialed_for,omitempty"`
+	// Dial is, for an outbound leg, the name its dial command gave it
+	// (Command.Dial); it never changes over the leg's life.
+	Dial string `json:"dial,omitempty"`
 	// Linked is the leg that began this conversation (Asterisk's linkedid):
 	// a leg's own id, or for a leg dialed for another leg, that leg's
 	// Linked. It never changes over a leg's life; consumers that must see

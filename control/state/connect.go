@@ -7,15 +7,15 @@ import (
 )
 
 // Connecting two legs: a retrieval or an automatic return ends with the
-// parked leg and the leg that took it up, each the other's peer, no dial
-// pending. Connect records that in one transaction; Retrieve also takes
-// the call off parking in the same one, so that of a manual retrieval and
-// an automatic return answering at once exactly one wins, and nobody ever
-// sees a leg that is neither parked nor paired.
+// parked leg and the leg that took it up, each the other's peer. Connect
+// records that in one transaction; Retrieve (and AnswerDial for a return)
+// also takes the call off parking in the same one, so that of a manual
+// retrieval and an automatic return answering at once exactly one wins,
+// and nobody ever sees a leg that is neither parked nor paired.
 
-// Connect makes legs a and b up and each other's peer, with no dial
-// pending on either, in one transaction. A leg already gone is skipped and
-// reported as ErrNoChannel once the other is stored.
+// Connect makes legs a and b up and each other's peer in one transaction.
+// A leg already gone is skipped and reported as ErrNoChannel once the
+// other is stored.
 func (s *Store) Connect(a, b string) error {
 	txn := s.db.Txn(true)
 	defer txn.Abort()
@@ -52,7 +52,7 @@ func (s *Store) Retrieve(parked, leg string) (*Parked, error) {
 	return p.Copy(), nil
 }
 
-// pairTxn stores a and b up, each the other's peer, nothing being dialed;
+// pairTxn stores a and b up, each the other's peer;
 // missing reports a leg that is gone.
 func pairTxn(txn *memdb.Txn, a, b string) (missing bool, err error) {
 	for _, ids := range [][2]string{{a, b}, {b, a}} {
@@ -61,7 +61,7 @@ func pairTxn(txn *memdb.Txn, a, b string) (missing bool, err error) {
 			missing = true
 			continue
 		}
-		ch.State, ch.Peer, ch.Dialing = StateUp, ids[1], ""
+		ch.State, ch.Peer = StateUp, ids[1]
 		if err := txn.Insert(TableChannels, ch); err != nil {
 			return missing, fmt.Errorf("state: connect: %w", err)
 		}

@@ -8,15 +8,29 @@ import (
 )
 
 // Pending dials: an outbound leg the control plane had the core dial for
-// another leg and whose outcome it waits for. A row is keyed by the leg
-// dialed for (For: one pending dial per leg), so it exists before the
-// core names the new leg; the first event of an outbound leg dialed for
-// For names it (AdoptDialLeg). The outcome is taken by exactly one
-// EndDial, whoever sees it first: the answer, a failure, the caller
-// hanging up, or the deadline.
+// another leg (For) and whose outcome it waits for: an extension call, an
+// outside call, an automatic return or an API retrieval. The control plane
+// names each dial (ID); the core puts the name on every event of the new
+// leg, so the outcome finds its dial even when it outruns the dial's
+// reply. A leg has at most one pending dial.
+//
+// The outcome is taken by exactly one transaction, whoever gets there
+// first: the answer (AnswerDial, which also pairs the legs and, for a
+// return, takes the call off parking), a failure, the leg dialed for
+// going away, someone else retrieving the parked call, or the deadline
+// (EndDial). A leg whose dial is no longer pending has nobody waiting for
+// it: the control plane hangs it up.
 
 // Purposes of a pending dial.
 const (
+	// DialExtension: an inbound leg rings an account.
+	DialExtension = "extension"
+	// DialOutside: an inbound leg calls an outside number through the
+	// customer's Try-th outside trunk.
+	DialOutside = "outside"
+	// DialReturn: a call parked too long rings back its parker (or the
+	// parker's forward_to when Forward); the park stays until the answer.
+	DialReturn = "return"
 	// DialRetrieval: an API retrieval rings a phone for a parked call
 	// (claimed from parking; Park holds it to give back).
 	DialRetrieval = "retrieval"
@@ -24,7 +38,10 @@ const (
 
 // Dial is one pending dial.
 type Dial struct {
-	// For is the leg the dial is for (primary key).
+	// ID names the dial (primary key); events.Command.Dial and
+	// events.Event.Dial carry it.
+	ID string
+	// For is the leg the dial is for: the caller, or the parked leg.
 	For      string
 	Customer string
 	Purpose  string
@@ -32,6 +49,12 @@ type Dial struct {
 	Leg string
 	// Target is who is rung (an account, a URI), for logs and events.
 	Target string
+	// Number and Try: the outside number and the index of the trunk it
+	// goes out through (DialOutside).
+	Number string
+	Try    int
+	// Forward: a return rings the parker's forward_to (DialReturn).
+	Forward bool
 	// Park is the parked call a retrieval took off parking.
 	Park *Parked
 }
@@ -55,6 +78,8 @@ var ErrDialPending = errors.New("state: a dial is already pending for the leg")
 const (
 	// TableDials holds the pending dials.
 	TableDials = "dials"
+	// IndexFor indexes dials by the leg they are for.
+	IndexFor = "for"
 	// IndexLeg indexes dials by their outbound leg.
 	IndexLeg = "leg"
 )
@@ -65,6 +90,11 @@ func dialsTable() *memdb.TableSchema {
 		Indexes: map[string]*memdb.IndexSchema{
 			IndexID: {
 				Name:    IndexID,
+				Unique:  true,
+				Indexer: &memdb.StringFieldIndex{Field: "ID"},
+			},
+			IndexFor: {
+				Name:    IndexFor,
 				Unique:  true,
 				Indexer: &memdb.StringFieldIndex{Field: "For"},
 			},
@@ -79,12 +109,12 @@ func dialsTable() *memdb.TableSchema {
 
 // AddDial records d, unless its For leg has a pending dial already.
 func (s *Store) AddDial(d *Dial) error {
-	if d.For == "" || d.Purpose == "" {
-		return errors.New("state: a dial needs For and Purpose")
+	if d.ID == "" || d.For == "" || d.Purpose == "" {
+		return errors.New("state: a dial needs ID, For and Purpose")
 	}
 	txn := s.db.Txn(true)
 	defer txn.Abort()
-	if dialTxn(txn, d.For) != nil {
+	if dialForTxn(txn, d.For) != nil {
 		return ErrDialPending
 	}
 	if err := txn.Insert(TableDials, d.Copy()); err != nil {
@@ -94,13 +124,13 @@ func (s *Store) AddDial(d *Dial) error {
 	return nil
 }
 
-// AdoptDialLeg names leg as the outbound leg of the dial pending for
-// forLeg, if it has none yet (or has that one), and returns the dial; nil
-// when there is no such dial or it has another leg.
-func (s *Store) AdoptDialLeg(forLeg, leg string) *Dial {
+// AdoptDialLeg names leg as the outbound leg of dial id, if it has none
+// yet (or has that one), and returns the dial; nil when the dial is no
+// longer pending or has another leg.
+func (s *Store) AdoptDialLeg(id, leg string) *Dial {
 	txn := s.db.Txn(true)
 	defer txn.Abort()
-	d := dialTxn(txn, forLeg).Copy()
+	d := dialTxn(txn, id).Copy()
 	if d == nil || (d.Leg != "" && d.Leg != leg) {
 		return nil
 	}
@@ -114,11 +144,18 @@ func (s *Store) AdoptDialLeg(forLeg, leg string) *Dial {
 	return d
 }
 
+// Dial returns a copy of pending dial id, or nil.
+func (s *Store) Dial(id string) *Dial {
+	txn := s.db.Txn(false)
+	defer txn.Abort()
+	return dialTxn(txn, id).Copy()
+}
+
 // DialFor returns a copy of the dial pending for leg forLeg, or nil.
 func (s *Store) DialFor(forLeg string) *Dial {
 	txn := s.db.Txn(false)
 	defer txn.Abort()
-	return dialTxn(txn, forLeg).Copy()
+	return dialForTxn(txn, forLeg).Copy()
 }
 
 // DialByLeg returns a copy of the pending dial whose outbound leg is leg,
@@ -136,12 +173,12 @@ func (s *Store) DialByLeg(leg string) *Dial {
 	return raw.(*Dial).Copy()
 }
 
-// EndDial removes and returns the dial pending for forLeg: of any number
-// of concurrent calls exactly one gets it, the others ErrNoDial.
-func (s *Store) EndDial(forLeg string) (*Dial, error) {
+// EndDial removes and returns pending dial id: of any number of
+// concurrent calls exactly one gets it, the others ErrNoDial.
+func (s *Store) EndDial(id string) (*Dial, error) {
 	txn := s.db.Txn(true)
 	defer txn.Abort()
-	d := dialTxn(txn, forLeg)
+	d := dialTxn(txn, id)
 	if d == nil {
 		return nil, ErrNoDial
 	}
@@ -150,6 +187,44 @@ func (s *Store) EndDial(forLeg string) (*Dial, error) {
 	}
 	txn.Commit()
 	return d.Copy(), nil
+}
+
+// AnswerDial is the answer of dial id by leg, in one transaction: the dial
+// ends, and leg and the leg it was for become up and each other's peer; a
+// return also takes the call off parking. Of the answer and anything else
+// ending the dial (or, for a return, retrieving the call) exactly one
+// wins. It returns the dial and, for a return, the park it ended.
+// ErrNoDial: the dial was no longer pending (nothing changed).
+// ErrNotParked: a return's call was retrieved or abandoned first (the dial
+// ended, nothing else changed).
+func (s *Store) AnswerDial(id, leg string) (*Dial, *Parked, error) {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	d := dialTxn(txn, id)
+	if d == nil {
+		return nil, nil, ErrNoDial
+	}
+	if err := txn.Delete(TableDials, d); err != nil {
+		return nil, nil, fmt.Errorf("state: answer dial: %w", err)
+	}
+	var p *Parked
+	if d.Purpose == DialReturn {
+		if p = parkedByChannelTxn(txn, d.For); p == nil {
+			txn.Commit()
+			return d.Copy(), nil, ErrNotParked
+		}
+		if err := txn.Delete(TableParked, p); err != nil {
+			return nil, nil, fmt.Errorf("state: answer dial: %w", err)
+		}
+	}
+	if _, err := pairTxn(txn, d.For, leg); err != nil {
+		return nil, nil, err
+	}
+	txn.Commit()
+	if p != nil {
+		s.notifyParked(p, false)
+	}
+	return d.Copy(), p.Copy(), nil
 }
 
 // DialCount is the number of pending dials.
@@ -167,11 +242,22 @@ func (s *Store) DialCount() int {
 	return n
 }
 
-func dialTxn(txn *memdb.Txn, forLeg string) *Dial {
+func dialTxn(txn *memdb.Txn, id string) *Dial {
+	if id == "" {
+		return nil
+	}
+	raw, err := txn.First(TableDials, IndexID, id)
+	if err != nil || raw == nil {
+		return nil
+	}
+	return raw.(*Dial)
+}
+
+func dialForTxn(txn *memdb.Txn, forLeg string) *Dial {
 	if forLeg == "" {
 		return nil
 	}
-	raw, err := txn.First(TableDials, IndexID, forLeg)
+	raw, err := txn.First(TableDials, IndexFor, forLeg)
 	if err != nil || raw == nil {
 		return nil
 	}

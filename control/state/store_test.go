@@ -360,8 +360,11 @@ func TestRetrieveIsOneWinner(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s.UpdateChannel("parked", func(ch *Channel) { ch.Dialing = "return" })
 	if err := s.Park(&Parked{Customer: "c", Key: SlotKey("1"), Channel: "parked"}); err != nil {
+		t.Fatal(err)
+	}
+	// The automatic return rings: its answer races a manual retrieval.
+	if err := s.AddDial(&Dial{ID: "d1", For: "parked", Customer: "c", Purpose: DialReturn, Leg: "return"}); err != nil {
 		t.Fatal(err)
 	}
 	var wins []string
@@ -369,7 +372,13 @@ func TestRetrieveIsOneWinner(t *testing.T) {
 	var wg sync.WaitGroup
 	for _, leg := range []string{"manual", "return"} {
 		wg.Go(func() {
-			if _, err := s.Retrieve("parked", leg); err == nil {
+			var err error
+			if leg == "return" {
+				_, _, err = s.AnswerDial("d1", leg)
+			} else {
+				_, err = s.Retrieve("parked", leg)
+			}
+			if err == nil {
 				mu.Lock()
 				wins = append(wins, leg)
 				mu.Unlock()
@@ -383,13 +392,56 @@ func TestRetrieveIsOneWinner(t *testing.T) {
 		t.Fatalf("winners %v, want exactly one", wins)
 	}
 	p, w := s.Channel("parked"), s.Channel(wins[0])
-	if p.Peer != wins[0] || w.Peer != "parked" || p.State != StateUp || w.State != StateUp || p.Dialing != "" {
+	if p.Peer != wins[0] || w.Peer != "parked" || p.State != StateUp || w.State != StateUp {
 		t.Fatalf("after Retrieve: parked %+v, winner %+v", p, w)
 	}
 	if s.ParkedByChannel("parked") != nil {
 		t.Fatal("still parked after Retrieve")
 	}
+	if s.DialCount() != 0 {
+		t.Fatal("the return's dial still pending after the race")
+	}
 	if err := s.Connect("parked", "gone"); err != ErrNoChannel {
 		t.Fatalf("Connect with a leg gone: %v", err)
+	}
+}
+
+func TestDialsOnePerLegAndOneOutcome(t *testing.T) {
+	s := newStore(t)
+	for _, id := range []string{"caller", "out"} {
+		if err := s.UpsertChannel(&Channel{ID: id, Customer: "c", State: StateRinging}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.AddDial(&Dial{ID: "d1", For: "caller", Customer: "c", Purpose: DialExtension}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddDial(&Dial{ID: "d2", For: "caller", Customer: "c", Purpose: DialExtension}); err != ErrDialPending {
+		t.Fatalf("second dial for one leg: %v", err)
+	}
+	if d := s.AdoptDialLeg("d1", "out"); d == nil || d.Leg != "out" || s.DialByLeg("out") == nil {
+		t.Fatalf("adopt: %+v", d)
+	}
+	if d := s.AdoptDialLeg("d1", "other"); d != nil {
+		t.Fatalf("a dial took a second leg: %+v", d)
+	}
+	if _, _, err := s.AnswerDial("d1", "out"); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := s.Channel("caller"), s.Channel("out"); a.Peer != "out" || b.Peer != "caller" || a.State != StateUp || b.State != StateUp {
+		t.Fatalf("after the answer: %+v %+v", a, b)
+	}
+	if _, err := s.EndDial("d1"); err != ErrNoDial {
+		t.Fatalf("a second outcome: %v", err)
+	}
+	// A return whose call was taken meanwhile: the dial ends, nothing else.
+	if err := s.AddDial(&Dial{ID: "d3", For: "gone", Customer: "c", Purpose: DialReturn}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.AnswerDial("d3", "out"); err != ErrNotParked {
+		t.Fatalf("return of a call no longer parked: %v", err)
+	}
+	if s.DialCount() != 0 || s.Channel("out").Peer != "caller" {
+		t.Fatalf("the lost return changed something: %d dials, out %+v", s.DialCount(), s.Channel("out"))
 	}
 }

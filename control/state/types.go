@@ -37,13 +37,6 @@ type Channel struct {
 	// Peer is the leg this one is bridged with (or, for an outbound leg that
 	// still rings, the inbound leg it was dialed for).
 	Peer string
-	// Dialing is the outbound leg being dialed for this inbound leg.
-	Dialing string
-	// Outside is the outside number an inbound leg calls, and OutsideTry
-	// the index of the trunk being tried (the next one takes over on a
-	// carrier failure).
-	Outside    string
-	OutsideTry int
 	// From and To are the parties of the leg's INVITE.
 	From events.Party
 	To   events.Party
