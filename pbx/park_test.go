@@ -65,8 +65,7 @@ func TestParkByHoldAndDialThenRetrieve(t *testing.T) {
 
 	cj.Hold(t)
 	p.Events.NextWithin(t, 3*time.Second, events.CallHeld, pbxtest.Customer("demo"))
-	time.Sleep(100 * time.Millisecond)
-	cc.ExpectAudio(t, 500*time.Millisecond)
+	cc.ExpectMusic(t, 3*time.Second)
 	cc.ResetGap()
 
 	park := john.Dial(t, "*70333")
