@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -329,39 +330,57 @@ func TestSubscribeRefusals(t *testing.T) {
 	}
 }
 
+// TestSubscriptionExpires runs on synctest's fake clock: the expiry comes
+// exactly when due, and a refresh moves it, with no real waiting.
 func TestSubscriptionExpires(t *testing.T) {
-	f := newFakePhone()
-	s, _ := newServer(t, f, nil)
-	s.Set("demo", "711", State{Busy: true, User: "200"})
-	res := do(s, subscribeReq(t, "e1", "ft", "", 1, "Event: dialog", "Expires: 1"), demo711)
-	if res.StatusCode != 200 || header(res, "Expires") != "1" {
-		t.Fatalf("%s", res)
-	}
-	start := time.Now()
-	all := f.wait(t, 2)
-	took := time.Since(start)
-	if got := header(all[1], "Subscription-State"); got != "terminated;reason=timeout" {
-		t.Fatalf("expiry NOTIFY Subscription-State %q", got)
-	}
-	if di, lamp := parseNotify(t, all[1]); lamp != "confirmed" || di.Version != 1 {
-		t.Fatalf("expiry NOTIFY %s %+v", lamp, di)
-	}
-	if took < 800*time.Millisecond || took > 2*time.Second {
-		t.Fatalf("expired after %s, want about 1s", took)
-	}
-	if s.Count() != 0 || value(s.metrics.expired) != 1 {
-		t.Fatal("expired subscription still counted")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakePhone()
+		s, _ := newServer(t, f, nil)
+		s.Set("demo", "711", State{Busy: true, User: "200"})
+		res := do(s, subscribeReq(t, "e1", "ft", "", 1, "Event: dialog", "Expires: 1"), demo711)
+		if res.StatusCode != 200 || header(res, "Expires") != "1" {
+			t.Fatalf("%s", res)
+		}
+		start := time.Now()
+		synctest.Wait()
+		if n := len(f.all()); n != 1 {
+			t.Fatalf("%d NOTIFYs before the expiry, want the initial one", n)
+		}
+		time.Sleep(time.Second - time.Nanosecond)
+		synctest.Wait()
+		if n := len(f.all()); n != 1 || s.Count() != 1 {
+			t.Fatalf("expired early: %d NOTIFYs, %d subscriptions", n, s.Count())
+		}
+		all := f.wait(t, 2)
+		if took := time.Since(start); took != time.Second {
+			t.Fatalf("expired after %s, want exactly 1s", took)
+		}
+		if got := header(all[1], "Subscription-State"); got != "terminated;reason=timeout" {
+			t.Fatalf("expiry NOTIFY Subscription-State %q", got)
+		}
+		if di, lamp := parseNotify(t, all[1]); lamp != "confirmed" || di.Version != 1 {
+			t.Fatalf("expiry NOTIFY %s %+v", lamp, di)
+		}
+		if s.Count() != 0 || value(s.metrics.expired) != 1 {
+			t.Fatal("expired subscription still counted")
+		}
 
-	// A refresh before expiry keeps it alive.
-	res = do(s, subscribeReq(t, "e2", "ft", "", 1, "Event: dialog", "Expires: 1"), demo711)
-	toTag, _ := res.To().Params.Get("tag")
-	time.Sleep(600 * time.Millisecond)
-	do(s, subscribeReq(t, "e2", "ft", toTag, 2, "Event: dialog", "Expires: 3"), demo711)
-	time.Sleep(900 * time.Millisecond)
-	if s.Count() != 1 {
-		t.Fatal("refreshed subscription expired on its first interval")
-	}
+		// A refresh before expiry keeps it alive until the new expiry.
+		res = do(s, subscribeReq(t, "e2", "ft", "", 1, "Event: dialog", "Expires: 1"), demo711)
+		toTag, _ := res.To().Params.Get("tag")
+		time.Sleep(600 * time.Millisecond)
+		do(s, subscribeReq(t, "e2", "ft", toTag, 2, "Event: dialog", "Expires: 3"), demo711)
+		time.Sleep(3*time.Second - time.Nanosecond)
+		synctest.Wait()
+		if s.Count() != 1 {
+			t.Fatal("refreshed subscription expired before its new expiry")
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if s.Count() != 0 {
+			t.Fatal("refreshed subscription outlived its new expiry")
+		}
+	})
 }
 
 func TestDeadSubscriberDropped(t *testing.T) {
