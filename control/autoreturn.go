@@ -76,12 +76,12 @@ func (c *Control) onParkChange(p *state.Parked, parked bool) {
 // fireReturn is the scheduler's callback: the return starts on its own
 // goroutine so the timer loop never waits for the core.
 func (c *Control) fireReturn(ctx context.Context, channel string) {
-	c.tasks.Go(func() { c.ringBack(ctx, channel) })
+	c.tasks.Go(func() { c.startReturn(ctx, channel) })
 }
 
-// ringBack starts the automatic return of the call parked on leg channel,
+// startReturn starts the automatic return of the call parked on leg channel,
 // if it is still parked and due.
-func (c *Control) ringBack(ctx context.Context, channel string) {
+func (c *Control) startReturn(ctx context.Context, channel string) {
 	p := c.store.ParkedByChannel(channel)
 	if p == nil || p.Due.IsZero() || !c.owns(p.Customer) {
 		return

@@ -117,10 +117,10 @@ func TestAutoReturnSchedulesAndDials(t *testing.T) {
 		t.Fatalf("not scheduled: %v %v", due, ok)
 	}
 	// Early: nothing happens.
-	h.c.ringBack(h.ctx, client)
+	h.c.startReturn(h.ctx, client)
 	h.expect()
 	h.later(61 * time.Second)
-	h.c.ringBack(h.ctx, client)
+	h.c.startReturn(h.ctx, client)
 	d := h.lastDial()
 	h.take()
 	if d == nil || d.Call != client || d.Account != "333" || !d.Bridge || d.AlertInfo != dialplans.DefaultAlertInfo ||
@@ -161,7 +161,7 @@ func TestAutoReturnManualRetrievalCancelsRing(t *testing.T) {
 	h := newReturnHarness(t, nil)
 	client, _ := h.parked333("demo")
 	h.later(61 * time.Second)
-	h.c.ringBack(h.ctx, client)
+	h.c.startReturn(h.ctx, client)
 	h.take()
 	h.send(outbound("demo", "out-2", client, "333"))
 	h.send(inbound("demo", "r1", "999", "*71333"))
@@ -191,7 +191,7 @@ func TestAutoReturnRingThenForwardThenGiveUp(t *testing.T) {
 		h.send(&events.Event{Type: events.CallDialFailed, Customer: "demo", Call: leg, Direction: events.Outbound, DialedFor: client, Code: code})
 	}
 	h.later(61 * time.Second)
-	h.c.ringBack(h.ctx, client)
+	h.c.startReturn(h.ctx, client)
 	if d := h.lastDial(); d.Account != "200" {
 		t.Fatalf("first return rings %s", d.Account)
 	}
@@ -216,7 +216,7 @@ func TestAutoReturnRingThenForwardThenGiveUp(t *testing.T) {
 		t.Fatalf("events\n got  %s\n want %s", strings.Join(got, ","), want)
 	}
 	h.later(61 * time.Second)
-	h.c.ringBack(h.ctx, client)
+	h.c.startReturn(h.ctx, client)
 	h.take()
 	failed("out-4", 480)
 	h.take()
@@ -243,7 +243,7 @@ func TestAutoReturnCallerLeavesWhileRinging(t *testing.T) {
 	h := newReturnHarness(t, nil)
 	client, _ := h.parked333("demo")
 	h.later(61 * time.Second)
-	h.c.ringBack(h.ctx, client)
+	h.c.startReturn(h.ctx, client)
 	h.take()
 	h.send(outbound("demo", "out-2", client, "333"))
 	// The core cancels the return (487) before the caller's end is seen.

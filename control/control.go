@@ -100,7 +100,7 @@ type Control struct {
 	dialDeadlines *deadline.Scheduler
 	// dialIDs names this Control's dials (dials.go).
 	dialIDs dialNamer
-	// tasks is the work handlers start that outlives them (ring-backs, API
+	// tasks is the work handlers start that outlives them (automatic returns, API
 	// retrievals waiting for their dial); Run waits for it.
 	tasks   sync.WaitGroup
 	persist *persister // nil without Config.Persist

@@ -53,7 +53,7 @@ func parkOwn(t *testing.T, p *pbxtest.PBX, client, parker *pbxtest.Phone) (*pbxt
 	return cc, e
 }
 
-// checkReturnInvite checks the ring-back's From and Alert-Info.
+// checkReturnInvite checks the return's From and Alert-Info.
 func checkReturnInvite(t *testing.T, ring *pbxtest.Call, park *events.Park, alertInfo string) {
 	t.Helper()
 	inv := ring.Invite()
@@ -63,7 +63,7 @@ func checkReturnInvite(t *testing.T, ring *pbxtest.Call, park *events.Park, aler
 		who = park.Parked.User
 	}
 	if from.DisplayName != "Parked: "+who || from.Address.User != park.Parked.User {
-		t.Errorf("ring-back From = %q <%s>, want %q <%s>", from.DisplayName, from.Address.User, "Parked: "+who, park.Parked.User)
+		t.Errorf("return From = %q <%s>, want %q <%s>", from.DisplayName, from.Address.User, "Parked: "+who, park.Parked.User)
 	}
 	h := inv.GetHeader("Alert-Info")
 	switch {
