@@ -249,6 +249,9 @@ func New(cfg Config) (*Core, error) {
 		opts = append(opts, diago.WithTransport(tlsTransport(cfg)))
 	}
 	c.dg = diago.NewDiago(ua, opts...)
+	if err := c.metrics.watchDialogs(cfg.Registerer, c.dg); err != nil {
+		return nil, err
+	}
 	// Handlers diago does not own, or that we own instead of diago. They
 	// must all be registered before serving, and each passes the ingress
 	// guard (diago's pass it through c.middleware).

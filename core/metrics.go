@@ -1,6 +1,12 @@
 package core
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"context"
+	"errors"
+
+	"github.com/emiago/diago"
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // metrics are the core's Prometheus series, registered on the Registerer
 // passed in Config.
@@ -78,4 +84,33 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// watchDialogs exports the number of dialogs in diago's caches, counted
+// at each scrape: after any load they must come back to the calls in
+// progress (a dialog left there keeps its media session and messages).
+func (m *metrics) watchDialogs(r prometheus.Registerer, dg *diago.Diago) error {
+	if r == nil {
+		return nil
+	}
+	count := func(rangeFn func(func(string) bool)) float64 {
+		n := 0
+		rangeFn(func(string) bool { n++; return true })
+		return float64(n)
+	}
+	server := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "callpark_core_sip_dialogs", Help: "SIP dialogs the media engine keeps, by side.", ConstLabels: prometheus.Labels{"side": "server"},
+	}, func() float64 {
+		return count(func(f func(string) bool) {
+			dg.DialogCacheServer().DialogRange(context.Background(), func(id string, _ *diago.DialogServerSession) bool { return f(id) })
+		})
+	})
+	client := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "callpark_core_sip_dialogs", Help: "SIP dialogs the media engine keeps, by side.", ConstLabels: prometheus.Labels{"side": "client"},
+	}, func() float64 {
+		return count(func(f func(string) bool) {
+			dg.DialogCacheClient().DialogRange(context.Background(), func(id string, _ *diago.DialogClientSession) bool { return f(id) })
+		})
+	})
+	return errors.Join(r.Register(server), r.Register(client))
 }

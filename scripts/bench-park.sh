@@ -504,7 +504,7 @@ alive
 base_rss=${IDLE_RSS_KB:-0}
 sleep "${SETTLE_SECS:-60}"
 {
-	echo "callparkd ${SETTLE_SECS:-60} s after the load: RSS $(div "$(rss_kb "$CP_PID")" 1024 1) MiB (idle at start: $(div "$base_rss" 1024 1) MiB), legs $(metric callpark_core_active_legs)"
+	echo "callparkd ${SETTLE_SECS:-60} s after the load: RSS $(div "$(rss_kb "$CP_PID")" 1024 1) MiB (idle at start: $(div "$base_rss" 1024 1) MiB), legs $(metric callpark_core_active_legs), SIP dialogs kept $(metric callpark_core_sip_dialogs)"
 	{ curl -fsS --max-time 5 "http://127.0.0.1:$METRICS_PORT/debug/pprof/heap?debug=1" 2>/dev/null || true; } |
 		awk '/^# (HeapAlloc|HeapSys|HeapIdle|HeapReleased|HeapInuse|Stack(Inuse|Sys)|Sys|NumGC) / {printf "%s %s = %.1f MiB; ", $2, "", $4 / 1048576} END {print ""}' |
 		sed 's/^/  Go memory: /; s/NumGC  = \([0-9.]*\) MiB/NumGC/'

@@ -8,9 +8,12 @@
 // at its peak resident size for minutes. A Trimmer watches the collector:
 // when a whole interval passes with no collection after one that had some
 // (the load has stopped allocating), it runs one collection and returns
-// the free memory at once (debug.FreeOSMemory). While the load goes on,
-// collections keep happening and it does nothing; at rest it trims at
-// most once after each collection the runtime makes on its own.
+// the free memory at once (debug.FreeOSMemory). The peak's state does not
+// all die at that moment: protocol timers hold some of it a while longer
+// (a SIP transaction lingers 32 s after its last message), so it trims
+// again at every quiet interval for a tail (DefaultTail) after the first.
+// While the load goes on, collections keep happening and it does nothing;
+// at rest it trims only after a collection the runtime makes on its own.
 package memtrim
 
 import (
@@ -23,10 +26,16 @@ import (
 // DefaultInterval is the quiet time after which memory is trimmed.
 const DefaultInterval = 15 * time.Second
 
+// DefaultTail is how long after the first trim of a quiet spell it trims
+// again at every interval: past the longest SIP transaction timer (64·T1 =
+// 32 s) and the control plane's dial deadlines, with a margin.
+const DefaultTail = time.Minute
+
 // Trimmer trims after quiet intervals; the zero value is not usable, use
 // New.
 type Trimmer struct {
 	interval time.Duration
+	tail     time.Duration
 	cycles   func() uint64 // completed GC cycles so far
 	trim     func()
 	// OnTrim, when set, is called after each trim (logs, metrics).
@@ -38,7 +47,7 @@ func New(interval time.Duration) *Trimmer {
 	if interval <= 0 {
 		interval = DefaultInterval
 	}
-	return &Trimmer{interval: interval, cycles: gcCycles, trim: debug.FreeOSMemory}
+	return &Trimmer{interval: interval, tail: DefaultTail, cycles: gcCycles, trim: debug.FreeOSMemory}
 }
 
 // Run trims until ctx ends.
@@ -46,7 +55,8 @@ func (t *Trimmer) Run(ctx context.Context) {
 	tick := time.NewTicker(t.interval)
 	defer tick.Stop()
 	last := t.cycles()
-	trimmed := true // nothing to give back before the first collection
+	trimmed := true     // nothing to give back before the first collection
+	var until time.Time // the tail of the current quiet spell
 	for {
 		select {
 		case <-ctx.Done():
@@ -60,13 +70,20 @@ func (t *Trimmer) Run(ctx context.Context) {
 			// collection. Wait for a quiet interval.
 			trimmed = false
 		case !trimmed:
-			t.trim()
 			trimmed = true
-			if t.OnTrim != nil {
-				t.OnTrim()
-			}
+			until = time.Now().Add(t.tail)
+			t.run()
+		case time.Now().Before(until):
+			t.run() // what the timers let go of since
 		}
 		last = t.cycles() // our own collection does not count as activity
+	}
+}
+
+func (t *Trimmer) run() {
+	t.trim()
+	if t.OnTrim != nil {
+		t.OnTrim()
 	}
 }
 
