@@ -249,7 +249,7 @@ func New(cfg Config) (*Core, error) {
 		opts = append(opts, diago.WithTransport(tlsTransport(cfg)))
 	}
 	c.dg = diago.NewDiago(ua, opts...)
-	if err := c.metrics.watchDialogs(cfg.Registerer, c.dg); err != nil {
+	if err := watchDialogs(cfg.Registerer, c.dg); err != nil {
 		return nil, err
 	}
 	// Handlers diago does not own, or that we own instead of diago. They

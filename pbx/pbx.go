@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/callpark/callpark/internal/memtrim"
+	"github.com/callpark/callpark/internal/metric"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -155,13 +156,11 @@ func (p *PBX) Run(ctx context.Context) error {
 	if _, err := bus.SubscribeAnnouncements(nodes.Observe); err != nil {
 		return err
 	}
-	publishErrors := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "callpark_event_publish_errors_total", Help: "Events that could not be published to NATS.",
-	})
-	if err := cfg.Registerer.Register(publishErrors); err != nil {
+	series := metric.NewSet(cfg.Registerer)
+	bus.OnPublishError = series.Counter("callpark_event_publish_errors_total", "Events that could not be published to NATS.").Inc
+	if err := series.Err(); err != nil {
 		return err
 	}
-	bus.OnPublishError = publishErrors.Inc
 	if cfg.Role != RoleCore {
 		err := jetStreamRetry(ctx, cfg.Cluster != nil, func(sctx context.Context) error {
 			return bus.EnsureStream(sctx, cfg.EventRetention)
@@ -214,12 +213,7 @@ func (p *PBX) Run(ctx context.Context) error {
 		if cfg.Bans.Failures >= 0 {
 			bc := cfg.Bans
 			bc.Log = log.With("component", "ban")
-			banned := prometheus.NewCounterVec(prometheus.CounterOpts{
-				Name: "callpark_bans_total", Help: "Addresses banned and accounts locked after repeated authentication failures.",
-			}, []string{"kind"})
-			if err := cfg.Registerer.Register(banned); err != nil {
-				return err
-			}
+			banned := series.Counters("callpark_bans_total", "Addresses banned and accounts locked after repeated authentication failures.", "kind")
 			bc.OnBan = func(_ netip.Addr, account string, _ time.Time) {
 				if account == "" {
 					banned.WithLabelValues("address").Inc()
@@ -228,6 +222,9 @@ func (p *PBX) Run(ctx context.Context) error {
 				}
 			}
 			bans = ban.New(bc)
+		}
+		if err := series.Err(); err != nil {
+			return err
 		}
 		c, err := core.New(core.Config{
 			Admission: core.Admission{MaxLegs: cfg.MaxLegs, DecisionTimeout: cfg.DecisionTimeout,

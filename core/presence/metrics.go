@@ -1,9 +1,9 @@
 package presence
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/callpark/callpark/internal/metric"
 )
 
 // metrics are the notifier's Prometheus series.
@@ -16,29 +16,13 @@ type metrics struct {
 }
 
 func newMetrics(r prometheus.Registerer) (*metrics, error) {
+	s := metric.NewSet(r)
 	m := &metrics{
-		subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "callpark_blf_subscriptions", Help: "Live dialog-event (BLF) subscriptions.",
-		}),
-		notifies: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "callpark_blf_notifies_total", Help: "Dialog-event NOTIFYs accepted by subscribers.",
-		}),
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "callpark_blf_notify_failures_total", Help: "Dialog-event NOTIFYs that failed, by reason (481, timeout, rejected, error).",
-		}, []string{"reason"}),
-		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "callpark_blf_subscribe_rejected_total", Help: "SUBSCRIBE requests refused after authentication, by reason.",
-		}, []string{"reason"}),
-		expired: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "callpark_blf_expired_total", Help: "Dialog-event subscriptions that expired without a refresh.",
-		}),
+		subscriptions: s.Gauge("callpark_blf_subscriptions", "Live dialog-event (BLF) subscriptions."),
+		notifies:      s.Counter("callpark_blf_notifies_total", "Dialog-event NOTIFYs accepted by subscribers."),
+		failures:      s.Counters("callpark_blf_notify_failures_total", "Dialog-event NOTIFYs that failed, by reason (481, timeout, rejected, error).", "reason"),
+		rejected:      s.Counters("callpark_blf_subscribe_rejected_total", "SUBSCRIBE requests refused after authentication, by reason.", "reason"),
+		expired:       s.Counter("callpark_blf_expired_total", "Dialog-event subscriptions that expired without a refresh."),
 	}
-	if r == nil {
-		return m, nil
-	}
-	var errs []error
-	for _, c := range []prometheus.Collector{m.subscriptions, m.notifies, m.failures, m.rejected, m.expired} {
-		errs = append(errs, r.Register(c))
-	}
-	return m, errors.Join(errs...)
+	return m, s.Err()
 }

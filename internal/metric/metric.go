@@ -1,0 +1,73 @@
+// Package metric is the one way callpark declares its Prometheus series:
+// a Set creates each collector and registers it in the same line, and
+// keeps the first registration errors for its owner to return. A Set on a
+// nil Registerer hands out working collectors that are simply not
+// exported (unit tests, tools).
+package metric
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Set registers the collectors it creates on one Registerer.
+type Set struct {
+	reg  prometheus.Registerer
+	errs []error
+}
+
+// NewSet returns a Set registering on reg (nil: register nowhere).
+func NewSet(reg prometheus.Registerer) *Set { return &Set{reg: reg} }
+
+// Err reports every registration that failed (duplicate names, mostly).
+func (s *Set) Err() error { return errors.Join(s.errs...) }
+
+func (s *Set) add(c prometheus.Collector) {
+	if s.reg != nil {
+		if err := s.reg.Register(c); err != nil {
+			s.errs = append(s.errs, err)
+		}
+	}
+}
+
+// Counter is a counter without labels.
+func (s *Set) Counter(name, help string) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	s.add(c)
+	return c
+}
+
+// Counters is a counter family over labels.
+func (s *Set) Counters(name, help string, labels ...string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+	s.add(c)
+	return c
+}
+
+// Gauge is a gauge without labels.
+func (s *Set) Gauge(name, help string) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+	s.add(g)
+	return g
+}
+
+// Gauges is a gauge family over labels.
+func (s *Set) Gauges(name, help string, labels ...string) *prometheus.GaugeVec {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+	s.add(g)
+	return g
+}
+
+// GaugeFunc is a gauge read from fn at each scrape, so it cannot drift
+// from what it counts; constant labels tell apart several of one name.
+func (s *Set) GaugeFunc(name, help string, labels prometheus.Labels, fn func() float64) {
+	s.add(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: labels}, fn))
+}
+
+// Histogram is a histogram without labels.
+func (s *Set) Histogram(name, help string, buckets []float64) prometheus.Histogram {
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets})
+	s.add(h)
+	return h
+}
