@@ -237,6 +237,21 @@ func registerSipp(t *testing.T, p *pbxtest.PBX, ext string, port int) {
 	}
 }
 
+// callSippParker registers 333 as a sipp UAS running scenario (which
+// parks the call it answers at *70333) and has 200 call it: the returned
+// call is answered and 200's tone comes back through sipp's echo.
+func callSippParker(t *testing.T, p *pbxtest.PBX, scenario string) (*sippRun, *pbxtest.Call) {
+	t.Helper()
+	port := pbxtest.FreePort(t)
+	registerSipp(t, p, "333", port)
+	john := startSipp(t, scenario, sippOpts{Port: port, Echo: true},
+		append(account(t, p, "333"), "-s", "*70333")...)
+	call := p.Phone(t, "demo", "200").Dial(t, "333")
+	call.SendTone(1000)
+	call.ExpectTone(t, 1000, 2500*time.Millisecond) // via sipp's echo
+	return john, call
+}
+
 func TestSippRegister(t *testing.T) {
 	sippBinary(t)
 	t.Parallel()
@@ -312,15 +327,7 @@ func TestSippParkHoldAndDial(t *testing.T) {
 	t.Parallel()
 	p := pbxtest.Start(t)
 
-	port := pbxtest.FreePort(t)
-	registerSipp(t, p, "333", port)
-	john := startSipp(t, "uas_park_hold_dial.xml", sippOpts{Port: port, Echo: true},
-		append(account(t, p, "333"), "-s", "*70333")...)
-
-	a := p.Phone(t, "demo", "200")
-	ca := a.Dial(t, "333")
-	ca.SendTone(1000)
-	ca.ExpectTone(t, 1000, 2500*time.Millisecond) // via sipp's echo
+	john, ca := callSippParker(t, p, "uas_park_hold_dial.xml")
 
 	// John holds: 200 hears music.
 	p.Events.NextWithin(t, 5*time.Second, events.CallHeld, pbxtest.Customer("demo"), func(e *events.Event) bool { return e.Account == "333" })
@@ -398,15 +405,7 @@ func TestSippParkRefer(t *testing.T) {
 	t.Parallel()
 	p := pbxtest.Start(t)
 
-	port := pbxtest.FreePort(t)
-	registerSipp(t, p, "333", port)
-	john := startSipp(t, "uas_park_refer.xml", sippOpts{Port: port, Echo: true},
-		append(account(t, p, "333"), "-s", "*70333")...)
-
-	a := p.Phone(t, "demo", "200")
-	ca := a.Dial(t, "333")
-	ca.SendTone(1000)
-	ca.ExpectTone(t, 1000, 2500*time.Millisecond) // via sipp's echo
+	john, ca := callSippParker(t, p, "uas_park_refer.xml")
 
 	tr := p.Events.NextWithin(t, 6*time.Second, events.CallTransfer, pbxtest.Customer("demo"))
 	if tr.Target != "*70333" || tr.Account != "333" {

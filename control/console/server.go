@@ -105,10 +105,10 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("POST /logout", s.action(s.logout, false))
 	mux.HandleFunc("GET /api/board", s.authed(s.getBoard))
 	mux.HandleFunc("GET /api/events", s.authed(s.events))
-	mux.HandleFunc("POST /api/park", s.action(s.park, true))
-	mux.HandleFunc("POST /api/retrieve", s.action(s.retrieve, true))
-	mux.HandleFunc("POST /api/hangup", s.action(s.hangup, true))
-	mux.HandleFunc("POST /api/move", s.action(s.move, true))
+	mux.HandleFunc("POST /api/park", s.action(handle(s, s.park), true))
+	mux.HandleFunc("POST /api/retrieve", s.action(handle(s, s.retrieve), true))
+	mux.HandleFunc("POST /api/hangup", s.action(handle(s, s.hangup), true))
+	mux.HandleFunc("POST /api/move", s.action(handle(s, s.move), true))
 	s.mux = mux
 	return s, nil
 }

@@ -85,26 +85,10 @@ const (
 )
 
 func dialsTable() *memdb.TableSchema {
-	return &memdb.TableSchema{
-		Name: TableDials,
-		Indexes: map[string]*memdb.IndexSchema{
-			IndexID: {
-				Name:    IndexID,
-				Unique:  true,
-				Indexer: &memdb.StringFieldIndex{Field: "ID"},
-			},
-			IndexFor: {
-				Name:    IndexFor,
-				Unique:  true,
-				Indexer: &memdb.StringFieldIndex{Field: "For"},
-			},
-			IndexLeg: {
-				Name:         IndexLeg,
-				AllowMissing: true,
-				Indexer:      &memdb.StringFieldIndex{Field: "Leg"},
-			},
-		},
-	}
+	return table(TableDials,
+		unique(IndexID, "ID"),
+		unique(IndexFor, "For"),
+		optional(index(IndexLeg, "Leg")))
 }
 
 // AddDial records d, unless its For leg has a pending dial already.
