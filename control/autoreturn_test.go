@@ -3,17 +3,11 @@ package control
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"math/rand/v2"
-	"os"
-	"path/filepath"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/callpark/callpark/control/state"
 	"github.com/callpark/callpark/dialplans"
@@ -54,39 +48,14 @@ func (s *memParked) All(context.Context) ([][]byte, error) {
 // (distinctive ring, 2 attempts) and 200 in ring_then_forward to 201.
 func newReturnHarness(t *testing.T, persist ParkedStore) *harness {
 	t.Helper()
-	dir := t.TempDir()
-	for name, text := range testDialplans {
-		if name == "customers/demo.yaml" {
-			text = strings.Replace(text, "  dial_timeout: 20s\n",
-				"  dial_timeout: 20s\n  auto_retrieve: {enabled: true, after: 60s, ring: distinctive, attempts: 2}\n", 1)
-			text = strings.Replace(text, `{extension: "200", password: p200}`,
-				`{extension: "200", password: p200, answering_mode: ring_then_forward, forward_to: "201"}`, 1)
-		}
-		p := filepath.Join(dir, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	set, err := dialplans.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bus := &fakeBus{}
-	reg := prometheus.NewRegistry()
-	c, err := New(Config{
-		Bus:        bus,
-		Dialplans:  func() *dialplans.Set { return set },
-		Log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Registerer: reg,
-		Workers:    4,
-		Rand:       rand.New(rand.NewPCG(7, 7)),
-		Persist:    persist,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &harness{t: t, c: c, bus: bus, reg: reg, ctx: t.Context()}
+	files := maps.Clone(testDialplans)
+	demo := files["customers/demo.yaml"]
+	demo = strings.Replace(demo, "  dial_timeout: 20s\n",
+		"  dial_timeout: 20s\n  auto_retrieve: {enabled: true, after: 60s, ring: distinctive, attempts: 2}\n", 1)
+	files["customers/demo.yaml"] = strings.Replace(demo, `{extension: "200", password: p200}`,
+		`{extension: "200", password: p200, answering_mode: ring_then_forward, forward_to: "201"}`, 1)
+	set := loadDialplans(t, files)
+	return harnessOn(t, func() *dialplans.Set { return set }, func(c *Config) { c.Persist = persist })
 }
 
 // later moves the harness clock d ahead.

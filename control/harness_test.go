@@ -170,16 +170,27 @@ type harness struct {
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	set := loadTestDialplans(t)
+	return harnessOn(t, func() *dialplans.Set { return set })
+}
+
+// harnessOn is a harness whose Control reads its dialplans from plans;
+// edits adjust the Config first.
+func harnessOn(t *testing.T, plans func() *dialplans.Set, edits ...func(*Config)) *harness {
+	t.Helper()
 	bus := &fakeBus{}
 	reg := prometheus.NewRegistry()
-	c, err := New(Config{
+	cfg := Config{
 		Bus:        bus,
-		Dialplans:  func() *dialplans.Set { return set },
+		Dialplans:  plans,
 		Log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Registerer: reg,
 		Workers:    4,
 		Rand:       rand.New(rand.NewPCG(7, 7)),
-	})
+	}
+	for _, edit := range edits {
+		edit(&cfg)
+	}
+	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,13 +1,9 @@
 package control
 
 import (
-	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"testing"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/callpark/callpark/dialplans"
 	"github.com/callpark/callpark/events"
@@ -52,16 +48,7 @@ func TestSampleDialplans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHarness(t)
-	h.c, err = New(Config{
-		Bus:        h.bus,
-		Dialplans:  func() *dialplans.Set { return set },
-		Log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Registerer: prometheus.NewRegistry(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := harnessOn(t, func() *dialplans.Set { return set })
 	for _, cust := range []string{"demo", "acme"} {
 		client, john := h.talkAndHold(cust, "client-"+cust, "333")
 		h.send(inbound(cust, "j2-"+cust, "333", "*70333"))

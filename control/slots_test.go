@@ -2,8 +2,6 @@ package control
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -145,13 +143,8 @@ func TestSlotParkAndRetrieveLightAndPublish(t *testing.T) {
 func TestSlotLampsFollowReload(t *testing.T) {
 	var cur atomic.Pointer[dialplans.Set]
 	cur.Store(loadDialplans(t, testDialplans))
-	bus := &fakeBus{}
-	c, err := New(Config{Bus: bus, Dialplans: cur.Load, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Workers: 2,
-		SlotResync: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{t: t, c: c, bus: bus, ctx: t.Context()}
+	h := harnessOn(t, cur.Load, func(c *Config) { c.Workers, c.SlotResync = 2, 20*time.Millisecond })
+	c := h.c
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()

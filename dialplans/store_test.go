@@ -1,7 +1,6 @@
 package dialplans
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -12,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/callpark/callpark/internal/syncbuf"
 )
 
 const storeRule = `kind: rule
@@ -40,31 +41,13 @@ func writeFile(t *testing.T, dir, name, data string) {
 	}
 }
 
-// syncBuffer is a log sink safe for the Watch goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newTestStore(t *testing.T) (*Store, string, *syncBuffer) {
+func newTestStore(t *testing.T) (*Store, string, *syncbuf.Buffer) {
 	t.Helper()
 	dir := t.TempDir()
 	writeFile(t, dir, "rules/default.yaml", storeRule)
 	writeFile(t, dir, "customers/a.yaml", storeCustomer("a", "one"))
 	writeFile(t, dir, "customers/b.yml", storeCustomer("b", "one"))
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	s, err := NewStore(dir, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)

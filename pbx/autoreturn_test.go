@@ -45,12 +45,23 @@ func autoReturnPBX(t *testing.T, edits ...string) *pbxtest.PBX {
 func parkOwn(t *testing.T, p *pbxtest.PBX, client, parker *pbxtest.Phone) (*pbxtest.Call, *events.Event) {
 	t.Helper()
 	cc, cp := connect(t, client, parker)
-	if code := cp.Transfer(t, "*70"+parker.Ext); code != 200 {
-		t.Fatalf("park on %s: NOTIFY %d", parker.Ext, code)
-	}
+	cp.Park(t, "*70"+parker.Ext)
 	cp.ExpectEnded(t, 5*time.Second)
 	e := p.Events.Next(t, events.CallParked, pbxtest.Park(parker.Ext))
 	return cc, e
+}
+
+// returnRinging is the scene of the return races: 201's call (cc) parked
+// by 333 (john) on the default plan, and the automatic return ringing
+// john (ring).
+func returnRinging(t *testing.T) (p *pbxtest.PBX, john *pbxtest.Phone, cc, ring *pbxtest.Call) {
+	t.Helper()
+	parallel(t)
+	p = autoReturnPBX(t)
+	client := p.Phone(t, "demo", "201")
+	john = p.Phone(t, "demo", "333")
+	cc, _ = parkOwn(t, p, client, john)
+	return p, john, cc, john.Ringing(t, 4*time.Second)
 }
 
 // checkReturnInvite checks the return's From and Alert-Info.
@@ -273,14 +284,8 @@ func TestAutoReturnRingThenForward(t *testing.T) {
 // TestAutoReturnLosesToManualRetrieval: the return rings; 202 retrieves by
 // hand meanwhile. 202 gets the caller, the ring is cancelled.
 func TestAutoReturnLosesToManualRetrieval(t *testing.T) {
-	parallel(t)
-	p := autoReturnPBX(t)
-	client := p.Phone(t, "demo", "201")
-	john := p.Phone(t, "demo", "333")
+	p, john, cc, ring := returnRinging(t)
 	other := p.Phone(t, "demo", "202")
-
-	cc, _ := parkOwn(t, p, client, john)
-	ring := john.Ringing(t, 4*time.Second)
 	cr := other.Dial(t, "*71333")
 	r := p.Events.Next(t, events.CallRetrieved, pbxtest.Park("333"))
 	if r.Park.By != "202" {
@@ -298,14 +303,8 @@ func TestAutoReturnLosesToManualRetrieval(t *testing.T) {
 // moment another phone dials the retrieval code: exactly one of them gets
 // the caller, the other's call ends.
 func TestAutoReturnRaceAnswerAndRetrieve(t *testing.T) {
-	parallel(t)
-	p := autoReturnPBX(t)
-	client := p.Phone(t, "demo", "201")
-	john := p.Phone(t, "demo", "333")
+	p, _, cc, ring := returnRinging(t)
 	other := p.Phone(t, "demo", "202")
-
-	cc, _ := parkOwn(t, p, client, john)
-	ring := john.Ringing(t, 4*time.Second)
 	manual := make(chan *pbxtest.Call, 1)
 	go func() {
 		c, err := other.DialErr(context.Background(), "*71333")
@@ -344,13 +343,7 @@ func TestAutoReturnRaceAnswerAndRetrieve(t *testing.T) {
 // TestAutoReturnCallerHangsUp: the caller gives up while the return rings:
 // the ring stops and the park is gone.
 func TestAutoReturnCallerHangsUp(t *testing.T) {
-	parallel(t)
-	p := autoReturnPBX(t)
-	client := p.Phone(t, "demo", "201")
-	john := p.Phone(t, "demo", "333")
-
-	cc, _ := parkOwn(t, p, client, john)
-	ring := john.Ringing(t, 4*time.Second)
+	p, john, cc, ring := returnRinging(t)
 	cc.Hangup()
 	ring.ExpectEnded(t, 3*time.Second)
 	p.Events.Next(t, events.CallAbandoned, pbxtest.Park("333"))

@@ -41,9 +41,7 @@ func TestBaresipTLSAndSRTP(t *testing.T) {
 	}
 
 	cb.StopTone()
-	if code := cb.Transfer(t, "*70333"); code != 200 {
-		t.Fatalf("park baresip's call: NOTIFY %d", code)
-	}
+	cb.Park(t, "*70333")
 	p.Events.Next(t, events.CallParked, pbxtest.Park("333"))
 	reception.ExpectSound(t, 5*time.Second, 1000, 1400)
 

@@ -62,9 +62,7 @@ func TestBLFSlots(t *testing.T) {
 	cc, cj := connect(t, client, john)
 	talk(t, cc, cj)
 	sent := time.Now()
-	if code := cj.Transfer(t, "711"); code != 200 {
-		t.Fatalf("REFER to 711: final NOTIFY %d, want 200", code)
-	}
+	cj.Park(t, "711")
 	notified := time.Now()
 	last, lamps := lastLamp(t, watchers, "711", true)
 	for _, l := range lamps {

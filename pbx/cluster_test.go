@@ -89,9 +89,7 @@ func TestClusterLampOnCFollowsParkOnA(t *testing.T) {
 	john := a.Phone(t, "demo", "333")
 	cc, cj := connect(t, client, john)
 	sent := time.Now()
-	if code := cj.Transfer(t, "711"); code != 200 {
-		t.Fatalf("REFER to 711: final NOTIFY %d, want 200", code)
-	}
+	cj.Park(t, "711")
 	l := w.WaitLamp(t, "711", true, 3*time.Second)
 	t.Logf("lamp on node c lit %s after the REFER on node a", l.At.Sub(sent).Round(time.Millisecond))
 	if l.Identity != "sip:201@demo.callpark.test" {
@@ -128,9 +126,7 @@ func TestClusterRetrieveRaceOneWinner(t *testing.T) {
 		var callers []*pbxtest.Call
 		for range perRound {
 			cc, cj := connect(t, client, john)
-			if code := cj.Transfer(t, "*70"); code != 200 {
-				t.Fatalf("round %d: park: %d", round, code)
-			}
+			cj.Park(t, "*70")
 			callers = append(callers, cc)
 		}
 		var numbers []string
@@ -234,9 +230,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	w := k.Watcher(t, "demo", "200")
 	w.Subscribe(t, "711", 0)
 	dc, dj := connect(t, dead.Phone(t, "demo", "201"), dead.Phone(t, "demo", "202"))
-	if code := dj.Transfer(t, "711"); code != 200 {
-		t.Fatalf("REFER to 711: %d", code)
-	}
+	dj.Park(t, "711")
 	w.WaitLamp(t, "711", true, 3*time.Second)
 	_ = dc
 
@@ -337,8 +331,6 @@ func TestClusterConsoleFollowsTheOwner(t *testing.T) {
 	client := other.Phone(t, "demo", "202")
 	john := other.Phone(t, "demo", "333")
 	_, cj := connect(t, client, john)
-	if code := cj.Transfer(t, "711"); code != 200 {
-		t.Fatalf("park on slot 1: NOTIFY %d", code)
-	}
+	cj.Park(t, "711")
 	s.WaitText("#slot-1 .caller", "202", 3*time.Second)
 }

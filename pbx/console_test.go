@@ -91,9 +91,7 @@ func TestConsoleBoard(t *testing.T) {
 	// John parks his caller on slot 1 with the slot's BLF key: the card
 	// shows the caller within a second, and its timer runs.
 	cc, cj := connect(t, client, john)
-	if code := cj.Transfer(t, "711"); code != 200 {
-		t.Fatalf("park on slot 1: NOTIFY %d", code)
-	}
+	cj.Park(t, "711")
 	p.Events.Next(t, "call.parked", pbxtest.Park("1"))
 	parkedAt := time.Now()
 	desk.WaitText("#slot-1 .caller", "202", time.Second)
@@ -153,9 +151,7 @@ func TestConsoleBoard(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if code := cs.Transfer(t, "*70201"); code != 200 {
-		t.Fatalf("park on 201: NOTIFY %d", code)
-	}
+	cs.Park(t, "*70201")
 	p.Events.Next(t, "call.parked", pbxtest.Park("201"))
 	time.Sleep(300 * time.Millisecond)
 	if strings.Contains(desk.Text("#parked"), "202") {
@@ -182,9 +178,7 @@ func TestConsoleTenancy(t *testing.T) {
 	client := p.Phone(t, "demo", "202")
 	john := p.Phone(t, "demo", "333")
 	_, cj := connect(t, client, john)
-	if code := cj.Transfer(t, "711"); code != 200 {
-		t.Fatalf("park on slot 1: NOTIFY %d", code)
-	}
+	cj.Park(t, "711")
 	p.Events.Next(t, "call.parked", pbxtest.Park("1"))
 
 	browser := pbxtest.NewBrowser(t)
@@ -278,9 +272,7 @@ func TestConsoleTablet(t *testing.T) {
 	desk := pbxtest.NewBrowser(t).Session(t, p.WebURL())
 	signIn(t, desk, "demo", "200", "secret200")
 	_, cj := connect(t, client, john)
-	if code := cj.Transfer(t, "711"); code != 200 {
-		t.Fatalf("park on slot 1: NOTIFY %d", code)
-	}
+	cj.Park(t, "711")
 	desk.WaitText("#slot-1 .caller", "202", 3*time.Second)
 	for _, size := range [][2]int64{{768, 1024}, {1024, 768}} {
 		desk.Do(chromedp.EmulateViewport(size[0], size[1], chromedp.EmulateTouch))

@@ -233,9 +233,7 @@ func TestSeparateCoreAndControl(t *testing.T) {
 	john := core.Phone(t, "demo", "333")
 	cc, cj := connect(t, client, john)
 	talk(t, cc, cj)
-	if code := cj.Transfer(t, "*70333"); code != 200 {
-		t.Fatalf("park: %d", code)
-	}
+	cj.Park(t, "*70333")
 	core.Events.Next(t, events.CallParked, pbxtest.Park("333"))
 	if n := len(ctl.Control().State().ParkedList("demo")); n != 1 {
 		t.Fatalf("control has %d parked calls", n)
@@ -251,9 +249,7 @@ func TestLameDuck(t *testing.T) {
 	john := p.Phone(t, "demo", "333")
 	ca, cb := connect(t, a, b)
 	cc, cj := connect(t, a, john)
-	if code := cj.Transfer(t, "*70333"); code != 200 {
-		t.Fatalf("park: %d", code)
-	}
+	cj.Park(t, "*70333")
 	p.Core().Drain()
 	_, err := john.DialErr(t.Context(), "201")
 	if got := pbxtest.StatusOf(err); got != 503 {

@@ -20,9 +20,7 @@ func TestIPv6CallAndPark(t *testing.T) {
 
 	cc, cj := connect(t, client, john)
 	talk(t, cc, cj)
-	if code := cj.Transfer(t, "*70333"); code != 200 {
-		t.Fatalf("park over IPv6: NOTIFY %d", code)
-	}
+	cj.Park(t, "*70333")
 	p.Events.Next(t, events.CallParked, pbxtest.Park("333"))
 	cc.ExpectAudio(t, time.Second)
 	cr := other.Dial(t, "*71333")

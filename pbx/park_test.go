@@ -110,9 +110,7 @@ func TestParkByReferAndRetrieveOwn(t *testing.T) {
 	john := p.Phone(t, "demo", "333")
 
 	cc, cj := connect(t, client, john)
-	if code := cj.Transfer(t, "*70333"); code != 200 {
-		t.Fatalf("REFER to *70333: final NOTIFY %d, want 200", code)
-	}
+	cj.Park(t, "*70333")
 	cj.ExpectEnded(t, 5*time.Second)
 	p.Events.Next(t, events.CallParked, pbxtest.Park("333"))
 	cc.ExpectAudio(t, time.Second)
@@ -213,9 +211,7 @@ func TestParkedCallerHangsUp(t *testing.T) {
 	client := p.Phone(t, "demo", "201")
 	john := p.Phone(t, "demo", "333")
 	cc, cj := connect(t, client, john)
-	if code := cj.Transfer(t, "*70333"); code != 200 {
-		t.Fatalf("park: %d", code)
-	}
+	cj.Park(t, "*70333")
 	p.Events.Next(t, events.CallParked, pbxtest.Park("333"))
 	cc.Hangup()
 	p.Events.Next(t, events.CallAbandoned, pbxtest.Park("333"))
@@ -224,9 +220,7 @@ func TestParkedCallerHangsUp(t *testing.T) {
 	}
 	// The number is free again at once.
 	cc, cj = connect(t, client, john)
-	if code := cj.Transfer(t, "*70333"); code != 200 {
-		t.Fatalf("park again: %d", code)
-	}
+	cj.Park(t, "*70333")
 	cc.ExpectAudio(t, 500*time.Millisecond)
 }
 
@@ -237,9 +231,7 @@ func TestTenantIsolation(t *testing.T) {
 	dJohn := p.Phone(t, "demo", "333")
 
 	cc, cj := connect(t, aClient, aJohn)
-	if code := cj.Transfer(t, "*70333"); code != 200 {
-		t.Fatalf("acme park: %d", code)
-	}
+	cj.Park(t, "*70333")
 	p.Events.Wait(t, 5*time.Second, "acme parked", func(e *events.Event) bool {
 		return e.Type == events.CallParked && e.Customer == "acme"
 	})

@@ -475,9 +475,7 @@ func TestSippRetrieve(t *testing.T) {
 	go func() { answered <- john.Answer(t, 5*time.Second) }()
 	ca := a.Dial(t, "333")
 	cj := <-answered
-	if code := cj.Transfer(t, "*70333"); code != 200 {
-		t.Fatalf("park by REFER: NOTIFY %d", code)
-	}
+	cj.Park(t, "*70333")
 	parked := p.Events.NextWithin(t, 5*time.Second, events.CallParked, pbxtest.Customer("demo"))
 	checkPark(t, parked, "333", "extension", "*71333", "333")
 	ca.SendTone(1000)

@@ -30,9 +30,7 @@ func TestTLSCallParkAndRetrieve(t *testing.T) {
 	}
 	talk(t, ca, cb)
 
-	if code := cb.Transfer(t, "*70333"); code != 200 {
-		t.Fatalf("park: NOTIFY %d", code)
-	}
+	cb.Park(t, "*70333")
 	p.Events.Next(t, events.CallParked, pbxtest.Park("333"))
 	ca.ExpectAudio(t, time.Second)
 

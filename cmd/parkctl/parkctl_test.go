@@ -4,30 +4,12 @@ import (
 	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/callpark/callpark/internal/syncbuf"
 	"github.com/callpark/callpark/pbx/pbxtest"
 )
-
-// syncBuffer is a bytes.Buffer safe for the watch goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // parkctl runs the command with env as its environment.
 func parkctl(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
@@ -72,7 +54,7 @@ func TestParkctlAgainstRunningService(t *testing.T) {
 	env := map[string]string{"PARKCTL_NATS": p.NATSURL(), "PARKCTL_CUSTOMER": "demo", "PARKCTL_TOKEN": "demo-api-token-0123456789"}
 
 	// watch prints the parking events as they happen.
-	watchOut, watchErr := &syncBuffer{}, &syncBuffer{}
+	watchOut, watchErr := &syncbuf.Buffer{}, &syncbuf.Buffer{}
 	wctx, stopWatch := context.WithCancel(context.Background())
 	watchDone := make(chan int, 1)
 	go func() {

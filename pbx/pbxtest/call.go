@@ -338,6 +338,18 @@ func (c *Call) Unhold(t testing.TB) {
 	}
 }
 
+// Park blind-transfers the call to number, as a phone's Park key does
+// (REFER to *70333), and fails the test unless the transfer succeeds:
+// final NOTIFY 200.
+func (c *Call) Park(t testing.TB, number string) {
+	t.Helper()
+	if code := c.Transfer(t, number); code != 200 {
+		t.Fatalf("REFER to %s: final NOTIFY %d, want 200", number, code)
+	}
+}
+
+// Transfer blind-transfers the call to number (REFER) and returns the
+// final NOTIFY's status.
 func (c *Call) Transfer(t testing.TB, number string) int {
 	t.Helper()
 	code, err := c.TransferErr(context.Background(), number)
