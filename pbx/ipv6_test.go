@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callpark/callpark/events"
 	"github.com/callpark/callpark/pbx"
 	"github.com/callpark/callpark/pbx/pbxtest"
 )
@@ -20,12 +19,7 @@ func TestIPv6CallAndPark(t *testing.T) {
 
 	cc, cj := connect(t, client, john)
 	talk(t, cc, cj)
-	cj.Park(t, "*70333")
-	p.Events.Next(t, events.CallParked, pbxtest.Park("333"))
-	cc.ExpectAudio(t, time.Second)
-	cr := other.Dial(t, "*71333")
-	p.Events.Next(t, events.CallRetrieved, pbxtest.Park("333"))
-	talk(t, cc, cr)
+	cr := parkAndRetrieve(t, p, cc, cj, other)
 	if sdp := cr.RemoteSDP(); !strings.Contains(sdp, "IN IP6 ::1") {
 		t.Errorf("callpark's answer is not IPv6:\n%s", sdp)
 	}

@@ -43,6 +43,20 @@ func talk(t *testing.T, a, b *pbxtest.Call) {
 	b.StopTone()
 }
 
+// parkAndRetrieve parks the far end of cp (cc, its caller) at *70333 by
+// REFER, checks cc hears the hold stream, and has by retrieve it with
+// *71333: the returned call talks with cc.
+func parkAndRetrieve(t *testing.T, p *pbxtest.PBX, cc, cp *pbxtest.Call, by *pbxtest.Phone) *pbxtest.Call {
+	t.Helper()
+	cp.Park(t, "*70333")
+	p.Events.Next(t, events.CallParked, pbxtest.Park("333"))
+	cc.ExpectAudio(t, time.Second)
+	cr := by.Dial(t, "*71333")
+	p.Events.Next(t, events.CallRetrieved, pbxtest.Park("333"))
+	talk(t, cc, cr)
+	return cr
+}
+
 // confirmation checks that the parker's call got a spoken prompt of about
 // the expected length, then was hung up by the PBX.
 func confirmation(t *testing.T, c *pbxtest.Call, min time.Duration) {

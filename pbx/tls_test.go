@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callpark/callpark/events"
 	"github.com/callpark/callpark/pbx"
 	"github.com/callpark/callpark/pbx/pbxtest"
 )
@@ -30,13 +29,7 @@ func TestTLSCallParkAndRetrieve(t *testing.T) {
 	}
 	talk(t, ca, cb)
 
-	cb.Park(t, "*70333")
-	p.Events.Next(t, events.CallParked, pbxtest.Park("333"))
-	ca.ExpectAudio(t, time.Second)
-
-	cc := carol.Dial(t, "*71333")
-	p.Events.Next(t, events.CallRetrieved, pbxtest.Park("333"))
-	talk(t, ca, cc)
+	cc := parkAndRetrieve(t, p, ca, cb, carol)
 	cc.Hangup()
 	ca.ExpectEnded(t, 5*time.Second)
 }

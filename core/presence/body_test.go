@@ -46,9 +46,9 @@ func TestBodyGolden(t *testing.T) {
 // them back.
 func TestBodyEscaped(t *testing.T) {
 	for _, s := range []string{`"Bob" <&> 'x'`, "tab\there", "ctl\x01char", "ünïcødé", "]]>"} {
-		var di dialogInfo
 		body := Body("7"+s, "d", 0, State{Busy: true, Display: s, User: "u"}, true)
-		if err := xmlUnmarshal(body, &di); err != nil {
+		di, err := ParseDocument(body)
+		if err != nil {
 			t.Fatalf("%q: %v\n%s", s, err, body)
 		}
 		if len(di.Dialogs) != 1 || di.Dialogs[0].State != "confirmed" {

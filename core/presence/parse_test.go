@@ -1,12 +1,9 @@
 package presence
 
 import (
-	"encoding/xml"
 	"strings"
 	"testing"
 )
-
-func xmlUnmarshal(b []byte, v any) error { return xml.Unmarshal(b, v) }
 
 func TestParseEvent(t *testing.T) {
 	for in, want := range map[string][2]string{
@@ -78,8 +75,7 @@ func FuzzParse(f *testing.F) {
 		}
 		Accepts([]string{s})
 		// Whatever the user part, the body stays well-formed XML.
-		var di dialogInfo
-		if err := xml.Unmarshal(Body(s, "d", 1, State{Busy: true, Display: s, User: s}, true), &di); err != nil {
+		if _, err := ParseDocument(Body(s, "d", 1, State{Busy: true, Display: s, User: s}, true)); err != nil {
 			t.Fatalf("Body(%q) is not XML: %v", s, err)
 		}
 	})

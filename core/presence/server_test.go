@@ -2,7 +2,6 @@ package presence
 
 import (
 	"context"
-	"encoding/xml"
 	"fmt"
 	"io"
 	"log/slog"
@@ -134,35 +133,13 @@ func do(s *Server, req *sip.Request, e Entity) *sip.Response {
 	return res
 }
 
-type dialogInfo struct {
-	XMLName xml.Name `xml:"urn:ietf:params:xml:ns:dialog-info dialog-info"`
-	Version uint32   `xml:"version,attr"`
-	State   string   `xml:"state,attr"`
-	Entity  string   `xml:"entity,attr"`
-	Dialogs []struct {
-		ID        string `xml:"id,attr"`
-		Direction string `xml:"direction,attr"`
-		State     string `xml:"state"`
-		Remote    struct {
-			Identity struct {
-				Display string `xml:"display,attr"`
-				URI     string `xml:",chardata"`
-			} `xml:"identity"`
-		} `xml:"remote"`
-	} `xml:"dialog"`
-}
-
-func parseNotify(t *testing.T, n *sip.Request) (dialogInfo, string) {
+func parseNotify(t *testing.T, n *sip.Request) (Document, string) {
 	t.Helper()
-	var di dialogInfo
-	if err := xml.Unmarshal(n.Body(), &di); err != nil {
+	di, err := ParseDocument(n.Body())
+	if err != nil {
 		t.Fatalf("NOTIFY body: %v\n%s", err, n.Body())
 	}
-	lamp := "none"
-	if len(di.Dialogs) == 1 {
-		lamp = di.Dialogs[0].State
-	}
-	return di, lamp
+	return di, di.Lamp()
 }
 
 func header(r interface{ GetHeader(string) sip.Header }, name string) string {

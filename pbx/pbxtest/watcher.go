@@ -2,7 +2,6 @@ package pbxtest
 
 import (
 	"context"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/callpark/callpark/core/presence"
 )
 
 // Watcher is a phone's BLF side: a plain sipgo user agent on a free UDP
@@ -133,23 +134,6 @@ func (w *Watcher) AnswerNotifies(code int) {
 	w.mu.Unlock()
 }
 
-type dialogInfoDoc struct {
-	XMLName xml.Name `xml:"urn:ietf:params:xml:ns:dialog-info dialog-info"`
-	Version uint32   `xml:"version,attr"`
-	State   string   `xml:"state,attr"`
-	Entity  string   `xml:"entity,attr"`
-	Dialogs []struct {
-		ID     string `xml:"id,attr"`
-		State  string `xml:"state"`
-		Remote struct {
-			Identity struct {
-				Display string `xml:"display,attr"`
-				URI     string `xml:",chardata"`
-			} `xml:"identity"`
-		} `xml:"remote"`
-	} `xml:"dialog"`
-}
-
 func (w *Watcher) onNotify(req *sip.Request, tx sip.ServerTransaction) {
 	w.mu.Lock()
 	answer := w.answer
@@ -163,9 +147,9 @@ func (w *Watcher) onNotify(req *sip.Request, tx sip.ServerTransaction) {
 	w.mu.Unlock()
 	ev := req.GetHeader("Event")
 	ct := req.GetHeader("Content-Type")
-	var doc dialogInfoDoc
+	doc, err := presence.ParseDocument(req.Body())
 	if sub == nil || ev == nil || !strings.HasPrefix(ev.Value(), "dialog") || ct == nil || ct.Value() != "application/dialog-info+xml" ||
-		xml.Unmarshal(req.Body(), &doc) != nil || doc.State != "full" || len(doc.Dialogs) > 1 {
+		err != nil || doc.State != "full" || len(doc.Dialogs) > 1 {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Unknown Subscription", nil))
 		return
 	}
