@@ -9,7 +9,6 @@ package pbx_test
 import (
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -115,68 +114,12 @@ func TestClusterRetrieveRaceOneWinner(t *testing.T) {
 	}
 	nodes := pbxtest.StartCluster(t, 3)
 	a, b, c := nodes[0], nodes[1], nodes[2]
-	client := a.Phone(t, "demo", "201")
-	john := a.Phone(t, "demo", "333")
-	left := b.Phone(t, "demo", "202")
-	right := c.Phone(t, "demo", "200")
-	owner := pbxtest.Owner(nodes, "demo")
-
 	const rounds, perRound = 5, 10
-	for round := range rounds {
-		var callers []*pbxtest.Call
-		for range perRound {
-			cc, cj := connect(t, client, john)
-			cj.Park(t, "*70")
-			callers = append(callers, cc)
-		}
-		var numbers []string
-		waitFor(t, 5*time.Second, "parks", func() bool {
-			numbers = numbers[:0]
-			for _, rec := range owner.Control().State().ParkedList("demo") {
-				numbers = append(numbers, rec.Number)
-			}
-			return len(numbers) == perRound
-		})
-		results := make([][2]*pbxtest.Call, perRound)
-		errs := make(chan error, 2*perRound)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i, n := range numbers {
-			for side, ph := range []*pbxtest.Phone{left, right} {
-				wg.Go(func() {
-					<-start
-					call, err := ph.DialErr(t.Context(), "*71*"+n)
-					results[i][side] = call
-					if err != nil {
-						errs <- err
-					}
-				})
-			}
-		}
-		close(start)
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Fatalf("round %d: dial failed: %v", round, err)
-		}
-		for i, n := range numbers {
-			waitFor(t, 10*time.Second, "a loser", func() bool { return ended(results[i][0]) || ended(results[i][1]) })
-			time.Sleep(50 * time.Millisecond)
-			if winners := btoi(!ended(results[i][0])) + btoi(!ended(results[i][1])); winners != 1 {
-				t.Fatalf("round %d number %s: %d winners", round, n, winners)
-			}
-		}
-		if got, want := a.Events.Count(events.CallRetrieved), (round+1)*perRound; got != want {
-			t.Fatalf("after round %d: %d call.retrieved, want %d", round, got, want)
-		}
-		for i := range results {
-			results[i][0].Hangup()
-			results[i][1].Hangup()
-		}
-		for _, cc := range callers {
-			cc.ExpectEnded(t, 5*time.Second)
-		}
-	}
+	raceRetrievals(t, retrievalRace{
+		client: a.Phone(t, "demo", "201"), parker: a.Phone(t, "demo", "333"),
+		left: b.Phone(t, "demo", "202"), right: c.Phone(t, "demo", "200"),
+		owner: pbxtest.Owner(nodes, "demo"), events: a,
+	}, rounds, perRound)
 	t.Logf("%d retrievals raced across nodes b and c, one winner each", rounds*perRound)
 }
 

@@ -1,6 +1,7 @@
 package pbx_test
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -17,98 +18,90 @@ func TestRetrieveRaceOneWinner(t *testing.T) {
 		t.Skip("long")
 	}
 	p := pbxtest.Start(t)
-	client := p.Phone(t, "demo", "201")
-	john := p.Phone(t, "demo", "333")
-	left := p.Phone(t, "demo", "202")
-	right := p.Phone(t, "demo", "200")
+	raceRetrievals(t, retrievalRace{
+		client: p.Phone(t, "demo", "201"), parker: p.Phone(t, "demo", "333"),
+		left: p.Phone(t, "demo", "202"), right: p.Phone(t, "demo", "200"),
+		owner: p, events: p,
+	}, 10, 10)
+}
 
-	const rounds, perRound = 10, 10
+// retrievalRace is who takes part in raceRetrievals: the client's calls
+// are parked by the parker, left and right race to retrieve each; owner
+// is the node whose control plane holds the parks, events the node whose
+// events tell the retrievals.
+type retrievalRace struct {
+	client, parker, left, right *pbxtest.Phone
+	owner, events               *pbxtest.PBX
+}
+
+// raceRetrievals runs rounds of perRound calls parked on random numbers by
+// REFER to *70, each then dialed (*71*N) by left and right at the same
+// moment: exactly one of each pair keeps the caller, the other hears "no
+// call parked" and is hung up by the PBX, and nothing stays parked.
+func raceRetrievals(t *testing.T, r retrievalRace, rounds, perRound int) {
+	t.Helper()
 	for round := range rounds {
 		began := time.Now()
-		// Park perRound callers on random numbers by REFER to *70.
 		var callers []*pbxtest.Call
 		for range perRound {
-			cc, cj := connect(t, client, john)
+			cc, cj := connect(t, r.client, r.parker)
 			cj.Park(t, "*70")
 			callers = append(callers, cc)
 		}
 		var numbers []string
-		deadline := time.Now().Add(5 * time.Second)
-		for len(numbers) < perRound {
+		waitFor(t, 5*time.Second, "parks", func() bool {
 			numbers = numbers[:0]
-			for _, rec := range p.Control().State().ParkedList("demo") {
+			for _, rec := range r.owner.Control().State().ParkedList("demo") {
 				numbers = append(numbers, rec.Number)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("round %d: %d parked, want %d", round, len(numbers), perRound)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return len(numbers) == perRound
+		})
 
-		type result struct {
-			call *pbxtest.Call
-			err  error
-		}
+		results := make([][2]*pbxtest.Call, perRound)
+		errs := make(chan error, 2*perRound)
 		var wg sync.WaitGroup
-		results := make([][2]result, perRound)
 		start := make(chan struct{})
 		for i, n := range numbers {
-			for side, ph := range []*pbxtest.Phone{left, right} {
+			for side, ph := range []*pbxtest.Phone{r.left, r.right} {
 				wg.Go(func() {
 					<-start
-					c, err := ph.DialErr(t.Context(), "*71*"+n)
-					results[i][side] = result{c, err}
+					call, err := ph.DialErr(t.Context(), "*71*"+n)
+					results[i][side] = call
+					if err != nil {
+						errs <- fmt.Errorf("number %s: %w", n, err)
+					}
 				})
 			}
 		}
 		close(start)
 		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("round %d: dial failed: %v", round, err)
+		}
 
-		// Losers hear "no call parked" and are hung up by the PBX; winners
-		// stay connected. Wait until every pair has lost one side.
-		deadline = time.Now().Add(10 * time.Second)
-		for i, n := range numbers {
-			for _, r := range results[i] {
-				if r.err != nil {
-					t.Fatalf("round %d number %s: dial failed: %v", round, n, r.err)
-				}
-			}
-			for !ended(results[i][0].call) && !ended(results[i][1].call) && time.Now().Before(deadline) {
-				time.Sleep(20 * time.Millisecond)
-			}
+		// Wait until every pair has lost one side, then let a late loser
+		// show before counting the winners.
+		for i := range numbers {
+			waitFor(t, 10*time.Second, "a loser", func() bool { return ended(results[i][0]) || ended(results[i][1]) })
 		}
 		time.Sleep(300 * time.Millisecond)
 		for i, n := range numbers {
-			winners := 0
-			for _, r := range results[i] {
-				if !ended(r.call) {
-					winners++
-				}
-			}
-			if winners != 1 {
+			if winners := btoi(!ended(results[i][0])) + btoi(!ended(results[i][1])); winners != 1 {
 				t.Fatalf("round %d number %s: %d winners", round, n, winners)
 			}
 		}
-		retrieved := 0
-		for _, e := range p.Events.All() {
-			if e.Type == events.CallRetrieved {
-				retrieved++
-			}
-		}
-		if want := (round + 1) * perRound; retrieved != want {
-			t.Fatalf("after round %d: %d call.retrieved events, want %d", round, retrieved, want)
+		if got, want := r.events.Events.Count(events.CallRetrieved), (round+1)*perRound; got != want {
+			t.Fatalf("after round %d: %d call.retrieved, want %d", round, got, want)
 		}
 		for i := range results {
-			for _, r := range results[i] {
-				r.call.Hangup()
-			}
+			results[i][0].Hangup()
+			results[i][1].Hangup()
 		}
 		for _, cc := range callers {
 			cc.ExpectEnded(t, 5*time.Second)
 		}
-		if n := len(p.Control().State().ParkedList("demo")); n != 0 {
-			t.Fatalf("round %d: %d calls still parked", round, n)
-		}
+		waitFor(t, 5*time.Second, "nothing parked", func() bool { return len(r.owner.Control().State().ParkedList("demo")) == 0 })
 		t.Logf("round %d: %d pairs, one winner each (%s)", round, perRound, time.Since(began).Round(time.Millisecond))
 	}
 }
