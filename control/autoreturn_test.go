@@ -58,6 +58,23 @@ func newReturnHarness(t *testing.T, persist ParkedStore) *harness {
 	return harnessOn(t, func() *dialplans.Set { return set }, func(c *Config) { c.Persist = persist })
 }
 
+// returnDue moves the clock past demo's return time (60 s) and starts
+// the automatic return of client's parked call.
+func (h *harness) returnDue(client string) {
+	h.later(61 * time.Second)
+	h.c.startReturn(h.ctx, client)
+}
+
+// returnRinging333 parks a caller under 333 and has its return ring 333
+// (leg out-2); the commands so far are taken. It returns the caller's leg.
+func (h *harness) returnRinging333() string {
+	client, _ := h.parked333("demo")
+	h.returnDue(client)
+	h.take()
+	h.send(outbound("demo", "out-2", client, "333"))
+	return client
+}
+
 // later moves the harness clock d ahead.
 func (h *harness) later(d time.Duration) {
 	now := h.c.now()
@@ -88,8 +105,7 @@ func TestAutoReturnSchedulesAndDials(t *testing.T) {
 	// Early: nothing happens.
 	h.c.startReturn(h.ctx, client)
 	h.expect()
-	h.later(61 * time.Second)
-	h.c.startReturn(h.ctx, client)
+	h.returnDue(client)
 	d := h.lastDial()
 	h.take()
 	if d == nil || d.Call != client || d.Account != "333" || !d.Bridge || d.AlertInfo != dialplans.DefaultAlertInfo ||
@@ -128,11 +144,7 @@ func TestAutoReturnSchedulesAndDials(t *testing.T) {
 
 func TestAutoReturnManualRetrievalCancelsRing(t *testing.T) {
 	h := newReturnHarness(t, nil)
-	client, _ := h.parked333("demo")
-	h.later(61 * time.Second)
-	h.c.startReturn(h.ctx, client)
-	h.take()
-	h.send(outbound("demo", "out-2", client, "333"))
+	client := h.returnRinging333()
 	h.send(inbound("demo", "r1", "999", "*71333"))
 	cmds := h.take()
 	if len(cmds) == 0 || cmds[0] != "hangup out-2" {
@@ -159,8 +171,7 @@ func TestAutoReturnRingThenForwardThenGiveUp(t *testing.T) {
 		h.t.Helper()
 		h.send(&events.Event{Type: events.CallDialFailed, Customer: "demo", Call: leg, Direction: events.Outbound, DialedFor: client, Code: code})
 	}
-	h.later(61 * time.Second)
-	h.c.startReturn(h.ctx, client)
+	h.returnDue(client)
 	if d := h.lastDial(); d.Account != "200" {
 		t.Fatalf("first return rings %s", d.Account)
 	}
@@ -184,8 +195,7 @@ func TestAutoReturnRingThenForwardThenGiveUp(t *testing.T) {
 	if strings.Join(got, ",") != want {
 		t.Fatalf("events\n got  %s\n want %s", strings.Join(got, ","), want)
 	}
-	h.later(61 * time.Second)
-	h.c.startReturn(h.ctx, client)
+	h.returnDue(client)
 	h.take()
 	failed("out-4", 480)
 	h.take()
@@ -210,11 +220,7 @@ func TestAutoReturnRingThenForwardThenGiveUp(t *testing.T) {
 
 func TestAutoReturnCallerLeavesWhileRinging(t *testing.T) {
 	h := newReturnHarness(t, nil)
-	client, _ := h.parked333("demo")
-	h.later(61 * time.Second)
-	h.c.startReturn(h.ctx, client)
-	h.take()
-	h.send(outbound("demo", "out-2", client, "333"))
+	client := h.returnRinging333()
 	// The core cancels the return (487) before the caller's end is seen.
 	h.send(&events.Event{Type: events.CallDialFailed, Customer: "demo", Call: "out-2", Direction: events.Outbound, DialedFor: client, Code: 487})
 	h.send(ev(events.CallEnded, "demo", client))

@@ -197,6 +197,14 @@ func harnessOn(t *testing.T, plans func() *dialplans.Set, edits ...func(*Config)
 	return &harness{t: t, c: c, bus: bus, reg: reg, ctx: t.Context()}
 }
 
+// refused: leg, a new call from an account of customer dialing dialed, is
+// answered, hears prompt and is hung up; nothing else is commanded.
+func (h *harness) refused(customer, leg, from, dialed, prompt string) {
+	h.t.Helper()
+	h.send(inbound(customer, leg, from, dialed))
+	h.expect("answer "+leg, "play "+leg+" "+prompt+" +hangup")
+}
+
 func (h *harness) send(e *events.Event) {
 	h.t.Helper()
 	h.c.HandleEvent(h.ctx, e)

@@ -77,8 +77,7 @@ func TestParkInvalidNumber(t *testing.T) {
 	h := newHarness(t)
 	h.talkAndHold("demo", "client", "333")
 	// 555 is not an account and the rule does not allow any number.
-	h.send(inbound("demo", "j2", "333", "*70555"))
-	h.expect("answer j2", "play j2 invalid-number +hangup")
+	h.refused("demo", "j2", "333", "*70555", "invalid-number")
 	h.noEvents()
 }
 
@@ -87,8 +86,7 @@ func TestParkNumberBusy(t *testing.T) {
 	h.parked333("demo")
 	// 200 talks to another client, holds and tries 333 too.
 	client2, john2 := h.talkAndHold("demo", "client2", "200")
-	h.send(inbound("demo", "k2", "200", "*70333"))
-	h.expect("answer k2", "play k2 number-busy +hangup")
+	h.refused("demo", "k2", "200", "*70333", "number-busy")
 	h.noEvents()
 	// Nothing lost: still on hold with music, with 200.
 	h.checkChannel(john2, state.StateHeld, client2)
@@ -104,8 +102,7 @@ func TestParkNumberBusy(t *testing.T) {
 func TestParkNoHeldCall(t *testing.T) {
 	h := newHarness(t)
 	h.talk("demo", "client", "333") // talking, not held
-	h.send(inbound("demo", "j2", "333", "*70333"))
-	h.expect("answer j2", "play j2 no-held-call +hangup")
+	h.refused("demo", "j2", "333", "*70333", "no-held-call")
 	h.noEvents()
 }
 
@@ -113,16 +110,13 @@ func TestParkNotPermitted(t *testing.T) {
 	h := newHarness(t)
 	// 202 has no permissions.
 	h.talkAndHold("demo", "client", "202")
-	h.send(inbound("demo", "j2", "202", "*70202"))
-	h.expect("answer j2", "play j2 not-permitted +hangup")
+	h.refused("demo", "j2", "202", "*70202", "not-permitted")
 	// quiet has parking off.
 	h.talkAndHold("quiet", "qclient", "333")
-	h.send(inbound("quiet", "q2", "333", "*70333"))
-	h.expect("answer q2", "play q2 not-permitted +hangup")
+	h.refused("quiet", "q2", "333", "*70333", "not-permitted")
 	// acme's 201 may retrieve but not park.
 	h.talkAndHold("acme", "aclient", "201")
-	h.send(inbound("acme", "a2", "201", "*70"))
-	h.expect("answer a2", "play a2 not-permitted +hangup")
+	h.refused("acme", "a2", "201", "*70", "not-permitted")
 	h.noEvents()
 }
 
@@ -141,8 +135,7 @@ func TestParkRandomAndRetrieve(t *testing.T) {
 		t.Fatal("no park under *" + n)
 	}
 	// *71N (no star) is an extension park, not the random one.
-	h.send(inbound("demo", "r0", "201", "*71"+n))
-	h.expect("answer r0", "play r0 not-parked +hangup")
+	h.refused("demo", "r0", "201", "*71"+n, "not-parked")
 	h.send(inbound("demo", "r1", "201", "*71*"+n))
 	h.expect(retrievedBy("r1", client)...)
 	if e := h.onlyEvent(events.CallRetrieved); e.Park.Number != n || e.Park.By != "201" || e.Park.Kind != "random" {
@@ -202,18 +195,15 @@ func TestRetrieveOwn(t *testing.T) {
 
 func TestRetrieveNotParked(t *testing.T) {
 	h := newHarness(t)
-	h.send(inbound("demo", "r", "201", "*71333"))
-	h.expect("answer r", "play r not-parked +hangup")
-	h.send(inbound("demo", "r2", "201", "*71"))
-	h.expect("answer r2", "play r2 not-parked +hangup")
+	h.refused("demo", "r", "201", "*71333", "not-parked")
+	h.refused("demo", "r2", "201", "*71", "not-parked")
 	h.noEvents()
 }
 
 func TestRetrieveNotPermitted(t *testing.T) {
 	h := newHarness(t)
 	h.parked333("demo")
-	h.send(inbound("demo", "r", "202", "*71333"))
-	h.expect("answer r", "play r not-permitted +hangup")
+	h.refused("demo", "r", "202", "*71333", "not-permitted")
 	if h.c.State().Parked("demo", "333") == nil {
 		t.Fatal("refused retrieve removed the park")
 	}
@@ -264,10 +254,8 @@ func TestTenantIsolation(t *testing.T) {
 	h := newHarness(t)
 	demoClient, _ := h.parked333("demo")
 	// acme's 333 sees nothing under 333.
-	h.send(inbound("acme", "r", "333", "*71333"))
-	h.expect("answer r", "play r not-parked +hangup")
-	h.send(inbound("acme", "r2", "333", "*71"))
-	h.expect("answer r2", "play r2 not-parked +hangup")
+	h.refused("acme", "r", "333", "*71333", "not-parked")
+	h.refused("acme", "r2", "333", "*71", "not-parked")
 	// acme parks on its own 333 while demo's is taken.
 	acmeClient, _ := h.parked333("acme")
 	if p := h.c.State().Parked("acme", "333"); p == nil || p.Channel != acmeClient {
@@ -285,8 +273,7 @@ func TestTenantIsolation(t *testing.T) {
 	}
 	// acme's held leg is never found from demo.
 	h.talkAndHold("acme", "aclient2", "200")
-	h.send(inbound("demo", "j5", "200", "*70200"))
-	h.expect("answer j5", "play j5 no-held-call +hangup")
+	h.refused("demo", "j5", "200", "*70200", "no-held-call")
 }
 
 func TestConcurrentRetrieveOneWinner(t *testing.T) {

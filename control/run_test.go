@@ -39,22 +39,28 @@ func TestNewChecksConfig(t *testing.T) {
 	}
 }
 
+// run runs h's Control until ctx ends and returns, once Control is
+// subscribed, the handler the bus delivers events to and Run's result.
+func (h *harness) run(ctx context.Context) (deliver func(*events.Event), done <-chan error) {
+	h.t.Helper()
+	result := make(chan error, 1)
+	go func() { result <- h.c.Run(ctx) }()
+	waitFor(h.t, "subscription", func() bool {
+		h.bus.mu.Lock()
+		defer h.bus.mu.Unlock()
+		deliver = h.bus.handler
+		return deliver != nil
+	})
+	return deliver, result
+}
+
 // TestRunDispatch feeds events through the subscription: every leg's
 // events are handled in order, own events are dropped, and Run returns when
 // its context ends.
 func TestRunDispatch(t *testing.T) {
 	h := newHarness(t)
 	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- h.c.Run(ctx) }()
-	waitFor(t, "subscription", func() bool {
-		h.bus.mu.Lock()
-		defer h.bus.mu.Unlock()
-		return h.bus.handler != nil
-	})
-	h.bus.mu.Lock()
-	deliver := h.bus.handler
-	h.bus.mu.Unlock()
+	deliver, done := h.run(ctx)
 
 	// 50 calls, each: started, then ended before answer.
 	const calls = 50
@@ -101,17 +107,7 @@ func TestRunDispatch(t *testing.T) {
 func TestRunConversationInOrder(t *testing.T) {
 	h := newHarness(t)
 	h.bus.outByCall = true
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	go h.c.Run(ctx)
-	waitFor(t, "subscription", func() bool {
-		h.bus.mu.Lock()
-		defer h.bus.mu.Unlock()
-		return h.bus.handler != nil
-	})
-	h.bus.mu.Lock()
-	deliver := h.bus.handler
-	h.bus.mu.Unlock()
+	deliver, _ := h.run(t.Context())
 
 	const calls = 100
 	for i := range calls {

@@ -61,8 +61,7 @@ func TestReferSlotAndRetrieve(t *testing.T) {
 	h.checkChannel(john2, state.StateHeld, client2)
 	h.checkChannel(client2, state.StateUp, john2)
 	// Dialing 711 retrieves it; *711 is extension 1, not the slot.
-	h.send(inbound("demo", "r", "201", "*711"))
-	h.expect("answer r", "play r not-parked +hangup")
+	h.refused("demo", "r", "201", "*711", "not-parked")
 	h.send(inbound("demo", "r2", "201", "711"))
 	h.expect(retrievedBy("r2", client)...)
 	if e := h.onlyEvent(events.CallRetrieved); e.Park.Kind != "slot" || e.Park.By != "201" {

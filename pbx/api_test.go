@@ -49,6 +49,16 @@ func ctx5(t *testing.T) context.Context {
 
 // upCall waits until the control plane sees account's call up (as a
 // console would, listing calls) and returns its id.
+// parkByAPI parks, as the console does, the call of req.Account once it
+// is up.
+func parkByAPI(t *testing.T, cl *api.Client, req api.ParkRequest) {
+	t.Helper()
+	upCall(t, cl, req.Account)
+	if _, err := cl.Park(ctx5(t), req); err != nil {
+		t.Fatalf("park %+v: %v", req, err)
+	}
+}
+
 func upCall(t *testing.T, cl *api.Client, account string) string {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -177,10 +187,7 @@ func TestAPIRetrieveNotAnsweredGoesBack(t *testing.T) {
 	cl := apiClient(t, p, "demo", demoToken)
 
 	cc, _ := connect(t, caller, reception)
-	upCall(t, cl, "200")
-	if _, err := cl.Park(ctx5(t), api.ParkRequest{Account: "200", Extension: "333"}); err != nil {
-		t.Fatal(err)
-	}
+	parkByAPI(t, cl, api.ParkRequest{Account: "200", Extension: "333"})
 	if _, err := cl.Retrieve(ctx5(t), api.RetrieveRequest{Extension: "333", To: "201"}); err != nil {
 		t.Fatal(err)
 	}
@@ -428,10 +435,7 @@ func TestEventReplayDurable(t *testing.T) {
 		t.Fatal(err)
 	}
 	cc2, _ := connect(t, caller2, reception)
-	upCall(t, cl, "200")
-	if _, err := cl.Park(ctx5(t), api.ParkRequest{Account: "200", Slot: "2"}); err != nil {
-		t.Fatal(err)
-	}
+	parkByAPI(t, cl, api.ParkRequest{Account: "200", Slot: "2"})
 	connect(t, acme1, acme2)
 	p.Events.Next(t, events.CallParked, pbxtest.Park("2"))
 
@@ -482,10 +486,7 @@ func TestAPIRetrieveToURI(t *testing.T) {
 	cl := apiClient(t, p, "demo", demoToken)
 
 	cc, _ := connect(t, caller, reception)
-	upCall(t, cl, "200")
-	if _, err := cl.Park(ctx5(t), api.ParkRequest{Account: "200", Random: true}); err != nil {
-		t.Fatal(err)
-	}
+	parkByAPI(t, cl, api.ParkRequest{Account: "200", Random: true})
 	e := p.Events.Next(t, events.CallParked, pbxtest.Park(""))
 	if e.Park.Kind != "random" {
 		t.Fatalf("parked %+v", e.Park)
@@ -517,10 +518,7 @@ func TestAPIParkedCallReturnsToTheAppAccount(t *testing.T) {
 	cl := apiClient(t, p, "demo", demoToken)
 
 	cc, cr := connect(t, caller, reception)
-	upCall(t, cl, "200")
-	if _, err := cl.Park(ctx5(t), api.ParkRequest{Account: "200", Extension: "333"}); err != nil {
-		t.Fatal(err)
-	}
+	parkByAPI(t, cl, api.ParkRequest{Account: "200", Extension: "333"})
 	cr.ExpectEnded(t, 5*time.Second)
 	cc.ExpectAudio(t, 500*time.Millisecond)
 	ring := reception.Answer(t, 5*time.Second)
