@@ -341,6 +341,18 @@ func TestSippParkHoldAndDial(t *testing.T) {
 	expectPrompt(t, p, parkLeg.Call)
 
 	// 200 is still there, hearing music, not its own tone.
+	stillParked(t, ca)
+
+	// 201 retrieves with *71333 from sipp.
+	retr := retrieveWithSipp(t, p, "201", "*71333", ca)
+	retr.wait(t) // 201 hangs up
+	ca.ExpectEnded(t, 5*time.Second)
+}
+
+// stillParked checks that ca, parked, is still up and hears the hold
+// stream, no longer its own tone (1000 Hz) echoed by the parker.
+func stillParked(t *testing.T, ca *pbxtest.Call) {
+	t.Helper()
 	select {
 	case <-ca.Ended():
 		t.Fatal("the parked caller was hung up")
@@ -350,17 +362,21 @@ func TestSippParkHoldAndDial(t *testing.T) {
 	if err := ca.WaitTone(1000, 300*time.Millisecond); err == nil {
 		t.Fatal("the parked caller still hears its own tone through 333")
 	}
+}
 
-	// 201 retrieves with *71333 from sipp.
+// retrieveWithSipp has ext, a sipp UAC with echo (uac_retrieve.xml), dial
+// code to retrieve the call parked under 333: ext is named the retriever
+// and ca's tone comes back through sipp's echo.
+func retrieveWithSipp(t *testing.T, p *pbxtest.PBX, ext, code string, ca *pbxtest.Call) *sippRun {
+	t.Helper()
 	retr := startSipp(t, "uac_retrieve.xml", sippOpts{Remote: p.Addr, Echo: true},
-		append(account(t, p, "201"), "-s", "*71333")...)
+		append(account(t, p, ext), "-s", code)...)
 	got := p.Events.NextWithin(t, 8*time.Second, events.CallRetrieved, pbxtest.Customer("demo"))
-	if got.Park == nil || got.Park.By != "201" || got.Park.Number != "333" {
-		t.Fatalf("call.retrieved: %+v, want 333 retrieved by 201", got.Park)
+	if got.Park == nil || got.Park.By != ext || got.Park.Number != "333" {
+		t.Fatalf("call.retrieved: %+v, want 333 retrieved by %s", got.Park, ext)
 	}
-	ca.ExpectTone(t, 1000, 3*time.Second) // bridged: its tone comes back via sipp 201
-	retr.wait(t)                          // 201 hangs up
-	ca.ExpectEnded(t, 5*time.Second)
+	ca.ExpectTone(t, 1000, 3*time.Second)
+	return retr
 }
 
 // checkPark checks a call.parked event.
@@ -417,25 +433,11 @@ func TestSippParkRefer(t *testing.T) {
 	p.Events.NextWithin(t, 3*time.Second, events.CallEnded, pbxtest.Customer("demo"), func(e *events.Event) bool { return e.Call == tr.Call })
 
 	time.Sleep(100 * time.Millisecond)
-	select {
-	case <-ca.Ended():
-		t.Fatal("the parked caller was hung up")
-	default:
-	}
-	ca.ExpectAudio(t, time.Second) // music while parked
-	if err := ca.WaitTone(1000, 300*time.Millisecond); err == nil {
-		t.Fatal("the parked caller still hears its own tone through 333")
-	}
+	stillParked(t, ca)
 
 	// *71 alone: 333 retrieves the call parked under its own extension.
-	retr := startSipp(t, "uac_retrieve.xml", sippOpts{Remote: p.Addr, Echo: true},
-		append(account(t, p, "333"), "-s", "*71")...)
-	got := p.Events.NextWithin(t, 8*time.Second, events.CallRetrieved, pbxtest.Customer("demo"))
-	if got.Park == nil || got.Park.By != "333" || got.Park.Number != "333" {
-		t.Fatalf("call.retrieved: %+v, want 333 retrieved by 333", got.Park)
-	}
-	ca.ExpectTone(t, 1000, 3*time.Second) // its tone comes back via sipp 333
-	retr.wait(t)
+	retr := retrieveWithSipp(t, p, "333", "*71", ca)
+	retr.wait(t) // 333 hangs up
 	ca.ExpectEnded(t, 5*time.Second)
 }
 
@@ -484,13 +486,7 @@ func TestSippRetrieve(t *testing.T) {
 		t.Fatal("the parked caller hears its own tone")
 	}
 
-	retr := startSipp(t, "uac_retrieve.xml", sippOpts{Remote: p.Addr, Echo: true},
-		append(account(t, p, "201"), "-s", "*71333")...)
-	got := p.Events.NextWithin(t, 8*time.Second, events.CallRetrieved, pbxtest.Customer("demo"))
-	if got.Park == nil || got.Park.By != "201" || got.Park.Number != "333" {
-		t.Fatalf("call.retrieved: %+v, want 333 retrieved by 201", got.Park)
-	}
-	ca.ExpectTone(t, 1000, 3*time.Second) // through sipp's echo
+	retr := retrieveWithSipp(t, p, "201", "*71333", ca)
 	retr.wait(t)
 	ca.ExpectEnded(t, 5*time.Second)
 
