@@ -63,13 +63,33 @@ func (b *Bus) EnsureStream(ctx context.Context, maxAge time.Duration) error {
 		Subjects:  []string{AllEvents},
 		Retention: jetstream.LimitsPolicy,
 		MaxAge:    maxAge,
-		// Subjects carry the call id, so the stream's subject index grows
-		// with traffic: bound it by size as well as by age.
-		MaxBytes: 512 << 20,
-		Storage:  jetstream.FileStorage,
-		Discard:  jetstream.DiscardOld,
+		// Live subjects carry the call id; stored, that token is "_"
+		// (StoredSubject), so the stream's subject index holds customers
+		// × sources × types instead of growing with every call for a day
+		// (it was most of what the process kept after a load). The call
+		// id is in every event's body.
+		SubjectTransform: &jetstream.SubjectTransformConfig{Source: storedSource, Destination: storedDestination},
+		MaxBytes:         512 << 20,
+		Storage:          jetstream.FileStorage,
+		Discard:          jetstream.DiscardOld,
 	})
 	return err
+}
+
+// The event stream's subject transform: the call token of
+// callpark.v1.events.<customer>.<source>.<call>.<type, two tokens>
+// becomes "_".
+const (
+	storedSource      = EventsPrefix + ".*.*.*.*.*"
+	storedDestination = EventsPrefix + ".{{wildcard(1)}}.{{wildcard(2)}}._.{{wildcard(4)}}.{{wildcard(5)}}"
+)
+
+// StoredSubject is the subject an event is kept under in the event
+// stream: its live subject with the call token "_". Filters that name a
+// customer, a source or a type match both; one naming a call id matches
+// only live events.
+func StoredSubject(customer, source, typ string) string {
+	return EventSubject(customer, source, "", typ)
 }
 
 // Publish sends an event. Errors are logged and counted, never fatal: a
