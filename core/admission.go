@@ -87,15 +87,10 @@ func (c *Core) overloaded() string {
 	}
 	c.mu.Lock()
 	legs, undecided := len(c.channels), c.undecided
-	q := c.undecidedQ
-	for len(q) > 0 && q[0].decision.done.Load() {
-		q[0] = nil
-		q = q[1:]
-	}
-	c.undecidedQ = q
+	c.trimUndecidedLocked()
 	var oldest time.Time
-	if len(q) > 0 {
-		oldest = q[0].created
+	if len(c.undecidedQ) > 0 {
+		oldest = c.undecidedQ[0].created
 	}
 	c.mu.Unlock()
 	if legs >= a.MaxLegs {
@@ -105,6 +100,22 @@ func (c *Core) overloaded() string {
 		return "control_backlog"
 	}
 	return ""
+}
+
+// trimUndecidedLocked drops the decided legs at the head of undecidedQ,
+// with c.mu held. Run at every decision too, not only at the next INVITE:
+// after a load the queue would otherwise keep the last legs (their
+// dialogs, media and buffers) reachable until the next call.
+func (c *Core) trimUndecidedLocked() {
+	q := c.undecidedQ
+	for len(q) > 0 && q[0].decision.done.Load() {
+		q[0] = nil
+		q = q[1:]
+	}
+	if len(q) == 0 {
+		q = nil // let the backing array go too
+	}
+	c.undecidedQ = q
 }
 
 func (c *Core) refuseOverload(req *sip.Request, tx sip.ServerTransaction, why string) {
@@ -130,6 +141,7 @@ func (ch *channel) decided() {
 			ch.core.metrics.decisionDelay.Observe(time.Since(ch.created).Seconds())
 			ch.core.mu.Lock()
 			ch.core.undecided--
+			ch.core.trimUndecidedLocked()
 			ch.core.mu.Unlock()
 		}
 	})
