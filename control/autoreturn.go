@@ -320,15 +320,7 @@ func (c *Control) publishReturn(typ string, p *state.Parked, account, reason str
 	case events.CallForwarded:
 		c.metrics.returns.WithLabelValues(p.Customer, "forwarded").Inc()
 	}
-	c.bus.Publish(&events.Event{
-		V:        events.Version,
-		Type:     typ,
-		Time:     c.now().UTC(),
-		Customer: p.Customer,
-		Call:     p.Channel,
-		Account:  account,
-		Reason:   reason,
-		Code:     code,
-		Park:     p.Event(),
-	})
+	e := c.appEvent(typ, p.Customer, p.Channel, p.Event())
+	e.Account, e.Reason, e.Code = account, reason, code
+	c.bus.Publish(e)
 }

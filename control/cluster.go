@@ -320,8 +320,7 @@ func (c *Control) lostRecord(p *state.Parked) {
 	c.metrics.lost.Inc()
 	c.publish(events.CallLost, p.Customer, p.Channel, p.Event())
 	if p.Kind == state.KindSlot {
-		c.bus.Publish(&events.Event{V: events.Version, Type: events.SlotFree, Time: c.now().UTC(),
-			Customer: p.Customer, Call: p.Channel, Slot: p.Number, Park: p.Event()})
+		c.publishSlot(events.SlotFree, p)
 	}
 }
 

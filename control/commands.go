@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/callpark/callpark/control/state"
 	"github.com/callpark/callpark/events"
 )
 
@@ -75,14 +76,20 @@ func (c *Control) hangup(ctx context.Context, customer, call string) {
 
 // publish sends a control-plane event about leg call.
 func (c *Control) publish(typ, customer, call string, park *events.Park) {
-	c.bus.Publish(&events.Event{
-		V:        events.Version,
-		Type:     typ,
-		Time:     c.now().UTC(),
-		Customer: customer,
-		Call:     call,
-		Park:     park,
-	})
+	c.bus.Publish(c.appEvent(typ, customer, call, park))
+}
+
+// appEvent is an application event of type typ about leg call of
+// customer, stamped now; the caller fills in the rest and publishes it.
+func (c *Control) appEvent(typ, customer, call string, park *events.Park) *events.Event {
+	return &events.Event{V: events.Version, Type: typ, Time: c.now().UTC(), Customer: customer, Call: call, Park: park}
+}
+
+// publishSlot publishes slot.busy or slot.free for the slot park p is on.
+func (c *Control) publishSlot(typ string, p *state.Parked) {
+	e := c.appEvent(typ, p.Customer, p.Channel, p.Event())
+	e.Slot = p.Number
+	c.bus.Publish(e)
 }
 
 // spell turns a dial code into prompts, one per character: "*71333" is

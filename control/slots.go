@@ -101,15 +101,7 @@ func (c *Control) slotChanged(ctx context.Context, l *slotLamps, ch slotChange) 
 	if ch.parked {
 		typ = events.SlotBusy
 	}
-	c.bus.Publish(&events.Event{
-		V:        events.Version,
-		Type:     typ,
-		Time:     c.now().UTC(),
-		Customer: p.Customer,
-		Call:     p.Channel,
-		Slot:     p.Number,
-		Park:     p.Event(),
-	})
+	c.publishSlot(typ, p)
 	entity := p.Code
 	if cust := c.customer(p.Customer); cust != nil {
 		entity = slotEntity(cust, p.Number)

@@ -142,8 +142,7 @@ func TestAutoReturnNormalRingIgnoresOverrideIdentity(t *testing.T) {
 	}
 	// ...holds it and parks it on 202's extension (the park code goes out
 	// under the override identity too).
-	cj.Hold(t)
-	p.Events.NextWithin(t, 3*time.Second, events.CallHeld, pbxtest.Customer("demo"))
+	hold(t, p, cj)
 	pc := john.Dial(t, "*70202")
 	pe := p.Events.Next(t, events.CallParked, pbxtest.Park("202"))
 	pc.Hangup() // no need to hear the confirmation to the end

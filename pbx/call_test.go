@@ -113,8 +113,7 @@ func TestHoldPlaysMusicThenResumes(t *testing.T) {
 	ca.SendTone(1000)
 	cb.ExpectTone(t, 1000, 3*time.Second)
 
-	ca.Hold(t)
-	p.Events.NextWithin(t, 3*time.Second, events.CallHeld, pbxtest.Customer("demo"))
+	hold(t, p, ca)
 	// B hears music on hold, not A's tone.
 	cb.ExpectMusic(t, 3*time.Second)
 	if err := cb.WaitTone(1000, 300*time.Millisecond); err == nil {

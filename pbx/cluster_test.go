@@ -29,8 +29,7 @@ func TestClusterParkOnARetrieveOnB(t *testing.T) {
 	// John takes a call on node A, holds it and parks it on 333.
 	cc, cj := connect(t, client, john)
 	talk(t, cc, cj)
-	cj.Hold(t)
-	a.Events.NextWithin(t, 3*time.Second, events.CallHeld, pbxtest.Customer("demo"))
+	hold(t, a, cj)
 	park := john.Dial(t, "*70333")
 	e := a.Events.Next(t, events.CallParked, pbxtest.Park("333"))
 	if events.NodeOf(e.Call) != "a" {

@@ -26,8 +26,7 @@ func TestTranscodePCMUToPCMA(t *testing.T) {
 	b := p.PhoneWithCodecs(t, "demo", "201", media.CodecAudioUlaw, media.CodecTelephoneEvent8000)
 	ca, cb := connect(t, a, b)
 	talk(t, ca, cb)
-	cb.Hold(t)
-	p.Events.NextWithin(t, 3*time.Second, events.CallHeld, pbxtest.Customer("demo"))
+	hold(t, p, cb)
 	ca.ExpectAudio(t, time.Second)
 }
 

@@ -43,8 +43,7 @@ func TestOutsideCallParkRetrieve(t *testing.T) {
 	c.ExpectTone(t, 1000, 3*time.Second) // there and back through the carrier
 	c.StopTone()
 
-	c.Hold(t)
-	p.Events.NextWithin(t, 3*time.Second, events.CallHeld, pbxtest.Customer("demo"))
+	hold(t, p, c)
 	park := sales.Dial(t, "*70333")
 	e := p.Events.Next(t, events.CallParked, pbxtest.Park("333"))
 	if e.Park.Parked.User != "+4930123456" {

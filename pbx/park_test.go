@@ -43,6 +43,14 @@ func talk(t *testing.T, a, b *pbxtest.Call) {
 	b.StopTone()
 }
 
+// hold puts c on hold (re-INVITE sendonly) and waits until p's core
+// reports it: call.held.
+func hold(t *testing.T, p *pbxtest.PBX, c *pbxtest.Call) {
+	t.Helper()
+	c.Hold(t)
+	p.Events.NextWithin(t, 3*time.Second, events.CallHeld, pbxtest.Customer("demo"))
+}
+
 // parkAndRetrieve parks the far end of cp (cc, its caller) at *70333 by
 // REFER, checks cc hears the hold stream, and has by retrieve it with
 // *71333: the returned call talks with cc.
@@ -77,8 +85,7 @@ func TestParkByHoldAndDialThenRetrieve(t *testing.T) {
 	cc, cj := connect(t, client, john)
 	talk(t, cc, cj)
 
-	cj.Hold(t)
-	p.Events.NextWithin(t, 3*time.Second, events.CallHeld, pbxtest.Customer("demo"))
+	hold(t, p, cj)
 	cc.ExpectMusic(t, 3*time.Second)
 	cc.ResetGap()
 
