@@ -422,7 +422,7 @@ phase_cycles() {
 		log "CYCLES: $rate/s for ${CYCLE_SECS}s ($m cycles)"
 		warn0=$(log_count)
 		local r0 r1
-		r0=$(metric callpark_overload_rejections_total)
+		r0=$(($(metric callpark_overload_rejections_total) + $(metric callpark_control_shed_calls_total)))
 		local d0 d1
 		d0=$(decision_buckets)
 		start_sipp "cyc-$rate-parker" "$to" -sf "$(scenario parker_cycle.xml)" -p "$PARKER_PORT" -mp "$PARKER_MP" \
@@ -454,7 +454,7 @@ phase_cycles() {
 		local left
 		left=$(drain)
 		warn1=$(log_count)
-		r1=$(metric callpark_overload_rejections_total)
+		r1=$(($(metric callpark_overload_rejections_total) + $(metric callpark_control_shed_calls_total)))
 		d1=$(decision_buckets)
 		local cli_csv uas_csv att ok fail pct uok wall
 		cli_csv=$(stat_csv "cyc-$rate-client")
@@ -483,7 +483,8 @@ phase_cycles() {
 		echo "  highest rate with < 0.1 % failures: $best cycles/s"
 		pprof_top "$WORK/cycles-cpu.pprof" "CPU profile of callparkd at ${PROFILE_RATE:-${RATES%% *}} cycles/s (top 15, cumulative)" -top -cum
 		echo "  (attempted = client calls created; failed = not completed, i.e. not parked, not retrieved or no BYE;"
-		echo "   503s = new INVITEs refused at once by admission control (callpark_overload_rejections_total);"
+		echo "   503s = new INVITEs refused at once: the core's admission control and the control plane's shedding"
+		echo "          (callpark_overload_rejections_total + callpark_control_shed_calls_total);"
 		echo "   parker-ok = parker sipp calls that parked, retrieved and hung up with every message in order)"
 		echo
 	} >>"$SUMMARY"
