@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	"github.com/callpark/callpark/control/state"
 	"github.com/callpark/callpark/events"
@@ -32,7 +33,13 @@ func (c *Control) do(ctx context.Context, customer string, cmd *events.Command) 
 	}
 	if err != nil {
 		c.metrics.commandErrors.WithLabelValues(cmd.Op).Inc()
-		c.log.Warn("core command failed", "op", cmd.Op, "customer", customer, "call", cmd.Call, "peer", cmd.Peer, "err", err)
+		// A leg gone meanwhile (its caller hung up while we decided) is
+		// the ordinary race of a busy system, not a fault: Info, not Warn.
+		level := slog.LevelWarn
+		if notFound(err) {
+			level = slog.LevelInfo
+		}
+		c.log.Log(ctx, level, "core command failed", "op", cmd.Op, "customer", customer, "call", cmd.Call, "peer", cmd.Peer, "err", err)
 	}
 	return r, err
 }
