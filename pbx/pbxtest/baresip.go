@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/callpark/callpark/internal/syncbuf"
 )
 
 // Baresip is a real softphone, baresip, registered to the PBX and driven
@@ -32,9 +34,9 @@ type Baresip struct {
 	events chan map[string]any
 	token  int
 
-	mu   sync.Mutex
+	mu   sync.Mutex // guards token and resp
 	resp map[string]chan map[string]any
-	log  strings.Builder
+	log  syncbuf.Buffer // baresip's stdout and stderr
 }
 
 // BaresipOptions choose how the softphone talks to the PBX.
@@ -126,7 +128,7 @@ func (p *PBX) Baresip(t testing.TB, customer, ext string, opts BaresipOptions) *
 	}
 
 	cmd := exec.Command(bin, "-f", dir)
-	out := &lockedWriter{w: &b.log, mu: &b.mu}
+	out := &b.log
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -176,21 +178,8 @@ func (p *PBX) Baresip(t testing.TB, customer, ext string, opts BaresipOptions) *
 	return b
 }
 
-type lockedWriter struct {
-	w  io.Writer
-	mu *sync.Mutex
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
 // Output is what baresip printed so far.
 func (b *Baresip) Output() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	return b.log.String()
 }
 

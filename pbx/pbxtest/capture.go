@@ -1,15 +1,15 @@
 package pbxtest
 
 import (
-	"bytes"
 	"encoding/binary"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/callpark/callpark/internal/syncbuf"
 )
 
 // Capture is a packet capture on the loopback interface by tshark, for
@@ -18,8 +18,7 @@ type Capture struct {
 	file string
 	cmd  *exec.Cmd
 	done chan struct{}
-	mu   sync.Mutex
-	errs bytes.Buffer
+	errs syncbuf.Buffer // tshark's stderr
 }
 
 // UDPPacket is one captured IPv4 UDP datagram.
@@ -36,7 +35,7 @@ func StartCapture(t testing.TB, filter string) *Capture {
 	c := &Capture{file: filepath.Join(t.TempDir(), "capture.pcap"), done: make(chan struct{})}
 	// -F pcap: the classic format, read below without tshark.
 	c.cmd = exec.Command(bin, "-q", "-i", "lo", "-f", filter, "-F", "pcap", "-w", c.file)
-	c.cmd.Stderr = &lockedWriter{w: &c.errs, mu: &c.mu}
+	c.cmd.Stderr = &c.errs
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -56,11 +55,7 @@ func StartCapture(t testing.TB, filter string) *Capture {
 	return c
 }
 
-func (c *Capture) stderr() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.errs.String()
-}
+func (c *Capture) stderr() string { return c.errs.String() }
 
 func (c *Capture) stop() {
 	_ = c.cmd.Process.Signal(os.Interrupt)
