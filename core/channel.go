@@ -143,6 +143,7 @@ func (ch *channel) hangup(code int, reason string) {
 	answered := ch.answered
 	ended := ch.ended
 	dialCancel := ch.dialCancel
+	cli := ch.cli // set by the dial when it is answered, under mu
 	// Only one final response may go out on an unanswered inbound leg: a
 	// reject and a shutdown hangup can race.
 	rejected := ch.rejected
@@ -183,8 +184,8 @@ func (ch *channel) hangup(code int, reason string) {
 			ch.core.log.Debug("bye failed", "call", ch.id, "err", err)
 		}
 		ch.release()
-	case ch.cli != nil && answered:
-		if err := ch.cli.Hangup(ctx); err != nil {
+	case cli != nil && answered:
+		if err := cli.Hangup(ctx); err != nil {
 			ch.core.log.Debug("bye failed", "call", ch.id, "err", err)
 		}
 		ch.finish(0, "hangup")
