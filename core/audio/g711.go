@@ -29,60 +29,49 @@ var (
 
 // EncodeUlaw appends the μ-law encoding of pcm to dst and returns the
 // extended slice (pass buf[:0] to reuse a buffer).
-func EncodeUlaw(pcm []int16, dst []byte) []byte {
-	dst = grow(dst, len(pcm))
-	out := dst[len(dst)-len(pcm):]
-	for i, s := range pcm {
-		out[i] = ulawEncode(s)
-	}
-	return dst
-}
+func EncodeUlaw(pcm []int16, dst []byte) []byte { return encode(pcm, dst, ulawEncode) }
 
 // DecodeUlaw appends the linear samples of the μ-law bytes src to dst and
 // returns the extended slice.
-func DecodeUlaw(src []byte, dst []int16) []int16 {
-	for _, b := range src {
-		dst = append(dst, ulawToPCM[b])
-	}
-	return dst
-}
+func DecodeUlaw(src []byte, dst []int16) []int16 { return decode(src, dst, &ulawToPCM) }
 
 // EncodeAlaw appends the A-law encoding of pcm to dst and returns the
 // extended slice.
-func EncodeAlaw(pcm []int16, dst []byte) []byte {
-	dst = grow(dst, len(pcm))
-	out := dst[len(dst)-len(pcm):]
-	for i, s := range pcm {
-		out[i] = alawEncode(s)
-	}
-	return dst
-}
+func EncodeAlaw(pcm []int16, dst []byte) []byte { return encode(pcm, dst, alawEncode) }
 
 // DecodeAlaw appends the linear samples of the A-law bytes src to dst and
 // returns the extended slice.
-func DecodeAlaw(src []byte, dst []int16) []int16 {
-	for _, b := range src {
-		dst = append(dst, alawToPCM[b])
-	}
-	return dst
-}
+func DecodeAlaw(src []byte, dst []int16) []int16 { return decode(src, dst, &alawToPCM) }
 
 // UlawToAlaw transcodes the μ-law bytes src into dst[:len(src)], for bridging
 // a PCMU leg to a PCMA leg without going through linear PCM. dst may be src
 // (in place). It panics if dst is shorter than src.
-func UlawToAlaw(src, dst []byte) {
-	dst = dst[:len(src)]
-	for i, b := range src {
-		dst[i] = ulawToAlaw[b]
-	}
-}
+func UlawToAlaw(src, dst []byte) { transcode(src, dst, &ulawToAlaw) }
 
 // AlawToUlaw transcodes the A-law bytes src into dst[:len(src)]; see
 // UlawToAlaw.
-func AlawToUlaw(src, dst []byte) {
+func AlawToUlaw(src, dst []byte) { transcode(src, dst, &alawToUlaw) }
+
+func encode(pcm []int16, dst []byte, law func(int16) byte) []byte {
+	dst = grow(dst, len(pcm))
+	out := dst[len(dst)-len(pcm):]
+	for i, s := range pcm {
+		out[i] = law(s)
+	}
+	return dst
+}
+
+func decode(src []byte, dst []int16, table *[256]int16) []int16 {
+	for _, b := range src {
+		dst = append(dst, table[b])
+	}
+	return dst
+}
+
+func transcode(src, dst []byte, table *[256]byte) {
 	dst = dst[:len(src)]
 	for i, b := range src {
-		dst[i] = alawToUlaw[b]
+		dst[i] = table[b]
 	}
 }
 
