@@ -153,7 +153,7 @@ func (c *Control) callFailed(ctx context.Context, d *state.Dial, e *events.Event
 // onAnswered marks a leg up. An outbound leg answered with no dial pending
 // (dialed by an earlier run of the control plane) is now bridged with the
 // leg it was dialed for; a pending dial's answer is dials.go's.
-func (c *Control) onAnswered(e *events.Event) {
+func (c *Control) onAnswered(_ context.Context, e *events.Event) {
 	ch := c.store.Channel(e.Call)
 	if ch == nil {
 		return
@@ -228,7 +228,7 @@ func (c *Control) onResumed(ctx context.Context, e *events.Event) {
 
 // onDialFailed forgets an outbound leg that failed before answer (what
 // its pending dial waited for is dials.go's).
-func (c *Control) onDialFailed(e *events.Event) {
+func (c *Control) onDialFailed(_ context.Context, e *events.Event) {
 	c.store.DeleteChannel(e.Call)
 }
 
@@ -255,7 +255,7 @@ func (c *Control) onEnded(ctx context.Context, e *events.Event) {
 }
 
 // onRegistration mirrors an account's contacts.
-func (c *Control) onRegistration(e *events.Event) {
+func (c *Control) onRegistration(_ context.Context, e *events.Event) {
 	if err := c.store.UpsertRegistration(&state.Registration{Customer: e.Customer, Account: e.Account, Node: e.Node, Contacts: e.Contacts}); err != nil {
 		c.log.Warn("store registration", "customer", e.Customer, "account", e.Account, "err", err)
 	}

@@ -392,26 +392,23 @@ func (c *Control) HandleEvent(ctx context.Context, e *events.Event) {
 	if c.handleDialEvent(ctx, e) {
 		return
 	}
-	switch e.Type {
-	case events.CallStarted:
-		c.onStarted(ctx, e)
-	case events.CallRinging:
-		c.onRinging(ctx, e)
-	case events.CallAnswered:
-		c.onAnswered(e)
-	case events.CallHeld:
-		c.onHeld(ctx, e)
-	case events.CallResumed:
-		c.onResumed(ctx, e)
-	case events.CallTransfer:
-		c.onTransfer(ctx, e)
-	case events.CallDialFailed:
-		c.onDialFailed(e)
-	case events.CallEnded:
-		c.onEnded(ctx, e)
-	case events.RegistrationUpdated:
-		c.onRegistration(e)
+	if handle := coreEventHandlers[e.Type]; handle != nil {
+		handle(c, ctx, e)
 	}
+}
+
+// coreEventHandlers are the core events control acts on; any other type
+// (call.dtmf, say) is only counted.
+var coreEventHandlers = map[string]func(*Control, context.Context, *events.Event){
+	events.CallStarted:         (*Control).onStarted,
+	events.CallRinging:         (*Control).onRinging,
+	events.CallAnswered:        (*Control).onAnswered,
+	events.CallHeld:            (*Control).onHeld,
+	events.CallResumed:         (*Control).onResumed,
+	events.CallTransfer:        (*Control).onTransfer,
+	events.CallDialFailed:      (*Control).onDialFailed,
+	events.CallEnded:           (*Control).onEnded,
+	events.RegistrationUpdated: (*Control).onRegistration,
 }
 
 // customer returns the customer of e in the dialplan in force, or nil.
