@@ -10,6 +10,7 @@ import (
 
 	"github.com/callpark/callpark/control/state"
 	"github.com/callpark/callpark/events"
+	"github.com/callpark/callpark/internal/tick"
 )
 
 // A cluster runs one control plane per node. The customers are split into
@@ -124,20 +125,11 @@ func (c *Control) runLeases(ctx context.Context, first chan<- struct{}) {
 		close(first)
 		return
 	}
-	t := time.NewTicker(LeaseTTL / 3)
-	defer t.Stop()
 	c.leaseRound(ctx)
 	close(first)
-	for {
-		select {
-		case <-ctx.Done():
-			if !c.crashed.Load() {
-				c.releaseAll()
-			}
-			return
-		case <-t.C:
-			c.leaseRound(ctx)
-		}
+	tick.Every(ctx, LeaseTTL/3, func() { c.leaseRound(ctx) })
+	if !c.crashed.Load() {
+		c.releaseAll()
 	}
 }
 
@@ -191,7 +183,7 @@ func (c *Control) takePartition(ctx context.Context, p int) {
 			c.log.Warn("registrations not loaded", "partition", p, "err", err)
 		}
 		for _, e := range regs {
-			c.onRegistration(e)
+			c.onRegistration(ctx, e)
 		}
 	}
 	c.restore(ctx, keep)

@@ -16,6 +16,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callpark/callpark/events"
+	"github.com/callpark/callpark/internal/tick"
 )
 
 // A leg on one node meets a leg on another through an internal leg: a SIP
@@ -161,17 +162,8 @@ func (c *Core) announce(ctx context.Context) {
 			Time: time.Now().UTC(), Leaving: leaving}
 	}
 	c.cfg.Announce(a(false))
-	t := time.NewTicker(events.AnnounceInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			if !c.crashed.Load() {
-				c.cfg.Announce(a(true))
-			}
-			return
-		case <-t.C:
-			c.cfg.Announce(a(false))
-		}
+	tick.Every(ctx, events.AnnounceInterval, func() { c.cfg.Announce(a(false)) })
+	if !c.crashed.Load() {
+		c.cfg.Announce(a(true))
 	}
 }

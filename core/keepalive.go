@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/callpark/callpark/internal/tick"
 )
 
 // Registrations are kept honest: a phone unplugged without unregistering
@@ -64,19 +66,13 @@ func (c *Core) keepAlive(ctx context.Context, every time.Duration) error {
 		<-ctx.Done()
 		return nil
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	tick.Every(ctx, every, func() {
 		for _, b := range c.reg.All() {
 			if !strings.EqualFold(b.Transport, "udp") {
 				continue // a stream connection's own keep-alive tells
 			}
 			c.probe(b.Customer, b.Account, b.Contact, b.Source)
 		}
-	}
+	})
+	return nil
 }

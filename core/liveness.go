@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/callpark/callpark/internal/tick"
 )
 
 // Answered legs are kept honest too. A phone that vanishes mid-call
@@ -35,20 +37,13 @@ func (c *Core) dialogKeepAlive(ctx context.Context, every time.Duration) error {
 		<-ctx.Done()
 		return nil
 	}
-	t := time.NewTicker(max(every/10, 10*time.Millisecond))
-	defer t.Stop()
 	sem := make(chan struct{}, maxDialogProbes)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	tick.Every(ctx, max(every/10, 10*time.Millisecond), func() {
 		for _, ch := range c.dueForProbe(time.Now().Add(-every)) {
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
-				return nil
+				return
 			}
 			go func() {
 				defer func() { <-sem }()
@@ -56,7 +51,8 @@ func (c *Core) dialogKeepAlive(ctx context.Context, every time.Duration) error {
 				ch.probe(ctx)
 			}()
 		}
-	}
+	})
+	return nil
 }
 
 // dueForProbe returns the answered legs not proved alive since before, and

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/callpark/callpark/events"
+	"github.com/callpark/callpark/internal/tick"
 )
 
 // TrunkRegistration is a trunk that registers to its carrier (outbound
@@ -38,9 +39,7 @@ const trunkRetry = 5 * time.Second
 func (c *Core) registerTrunks(ctx context.Context) {
 	running := map[string]context.CancelFunc{}
 	wanted := map[string]TrunkRegistration{}
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
+	sync := func() {
 		now := map[string]TrunkRegistration{}
 		for _, r := range c.cfg.Directory.TrunkRegistrations() {
 			now[r.key()] = r
@@ -59,14 +58,11 @@ func (c *Core) registerTrunks(ctx context.Context) {
 			running[k], wanted[k] = cancel, r
 			go c.keepRegistered(rctx, r)
 		}
-		select {
-		case <-ctx.Done():
-			for _, cancel := range running {
-				cancel()
-			}
-			return
-		case <-t.C:
-		}
+	}
+	sync()
+	tick.Every(ctx, time.Second, sync)
+	for _, cancel := range running {
+		cancel()
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/callpark/callpark/internal/tick"
 )
 
 // Store holds the dialplan in force and swaps in new versions as files
@@ -198,18 +200,11 @@ func (s *Store) Watch(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {
 		interval = 2 * time.Second
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick.Every(ctx, interval, func() {
 		if s.changed() {
 			_ = s.Reload() // logged there
 		}
-	}
+	})
 }
 
 // changed reports whether the tree differs from what the last read saw.

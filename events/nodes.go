@@ -6,6 +6,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/callpark/callpark/internal/tick"
 )
 
 // NodeChange kinds.
@@ -100,16 +102,7 @@ func (n *Nodes) Sweep() {
 
 // Run sweeps until ctx ends.
 func (n *Nodes) Run(ctx context.Context) {
-	t := time.NewTicker(NodeTimeout / 7)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			n.Sweep()
-		}
-	}
+	tick.Every(ctx, NodeTimeout/7, n.Sweep)
 }
 
 // Addr returns the SIP address of a live node.

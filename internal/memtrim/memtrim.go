@@ -21,6 +21,8 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
+
+	"github.com/callpark/callpark/internal/tick"
 )
 
 // DefaultInterval is the quiet time after which memory is trimmed.
@@ -52,17 +54,10 @@ func New(interval time.Duration) *Trimmer {
 
 // Run trims until ctx ends.
 func (t *Trimmer) Run(ctx context.Context) {
-	tick := time.NewTicker(t.interval)
-	defer tick.Stop()
 	last := t.cycles()
 	trimmed := true     // nothing to give back before the first collection
 	var until time.Time // the tail of the current quiet spell
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	tick.Every(ctx, t.interval, func() {
 		now := t.cycles()
 		switch {
 		case now != last:
@@ -77,7 +72,7 @@ func (t *Trimmer) Run(ctx context.Context) {
 			t.run() // what the timers let go of since
 		}
 		last = t.cycles() // our own collection does not count as activity
-	}
+	})
 }
 
 func (t *Trimmer) run() {
