@@ -25,6 +25,22 @@ func waits(t *ticket) bool {
 	}
 }
 
+// mustWait fails the test unless tk is still waiting.
+func mustWait(t *testing.T, tk *ticket, failure string) {
+	t.Helper()
+	if !waits(tk) {
+		t.Fatal(failure)
+	}
+}
+
+// mustGo fails the test unless tk goes at once.
+func mustGo(t *testing.T, tk *ticket, failure string) {
+	t.Helper()
+	if waits(tk) {
+		t.Fatal(failure)
+	}
+}
+
 // "John holds, then dials *70": the new call waits for the hold to be
 // handled, whatever worker each is on; events that are not new calls or
 // transfers, and other phones' events, never wait.
@@ -40,24 +56,16 @@ func TestSequencerNewCallWaitsForThePhonesEarlierEvents(t *testing.T) {
 	if trunk != nil {
 		t.Error("a trunk leg (no account) got a ticket")
 	}
-	if waits(ended) || waits(held) || waits(other) {
-		t.Fatal("an event that is not a new call waited")
+	for _, tk := range []*ticket{ended, held, other} {
+		mustGo(t, tk, "an event that is not a new call waited")
 	}
 	s.finish(other)
-	if waits(elsewhere) {
-		t.Fatal("201's new call waited although 201 had nothing in flight")
-	}
-	if !waits(dial) {
-		t.Fatal("333's new call did not wait for its hold")
-	}
+	mustGo(t, elsewhere, "201's new call waited although 201 had nothing in flight")
+	mustWait(t, dial, "333's new call did not wait for its hold")
 	s.finish(held)
-	if !waits(dial) {
-		t.Fatal("333's new call did not wait for its earlier call.ended")
-	}
+	mustWait(t, dial, "333's new call did not wait for its earlier call.ended")
 	s.finish(ended)
-	if waits(dial) {
-		t.Fatal("333's new call still waits after its earlier events")
-	}
+	mustGo(t, dial, "333's new call still waits after its earlier events")
 	// An event admitted after the new call is not waited for by it.
 	later := s.admit(seqEvent(events.CallHeld, "333", "leg-1"))
 	s.finish(dial)
@@ -89,20 +97,12 @@ func TestSequencerManyInFlightOutOfOrder(t *testing.T) {
 			s.finish(before[j])
 		}
 	}
-	if !waits(dial) {
-		t.Fatal("the new call went before every earlier event was handled")
-	}
+	mustWait(t, dial, "the new call went before every earlier event was handled")
 	s.finish(last)
-	if waits(dial) {
-		t.Fatal("the new call still waits after every earlier event was handled")
-	}
-	if !waits(dial2) {
-		t.Fatal("the transfer did not wait for the new call before it")
-	}
+	mustGo(t, dial, "the new call still waits after every earlier event was handled")
+	mustWait(t, dial2, "the transfer did not wait for the new call before it")
 	s.finish(dial)
-	if waits(dial2) {
-		t.Fatal("the transfer still waits")
-	}
+	mustGo(t, dial2, "the transfer still waits")
 	s.finish(dial2)
 	if k := s.inFlight(); k != 0 {
 		t.Errorf("%d accounts still in flight", k)

@@ -26,15 +26,7 @@ func TestBaresipTLSAndSRTP(t *testing.T) {
 	bob := p.Phone(t, "demo", "201")
 	carol := p.Phone(t, "demo", "202")
 
-	answered := bob.AnswerLater(t.Context())
-	reception.Dial(t, "201")
-	cb := <-answered
-	if cb == nil {
-		t.Fatal("201 did not get baresip's call")
-	}
-	cb.SendTone(1400)
-	cb.ExpectTone(t, 1000, 5*time.Second)
-	reception.ExpectTone(t, 1400, 5*time.Second)
+	cb := softphoneCalls(t, reception, bob, 1000)
 	// A second of steady audio through the bridge, for the capture too.
 	if n := cb.PacketsDuring(time.Second); n < 40 {
 		t.Fatalf("201 got %d packets from baresip in a second, want 50", n)

@@ -8,6 +8,29 @@ import (
 	"github.com/callpark/callpark/pbx/pbxtest"
 )
 
+// softphone is a real softphone under test (baresip, linphone) sending a
+// steady tone of its own.
+type softphone interface {
+	Dial(t testing.TB, number string)
+	ExpectTone(t testing.TB, freq float64, within time.Duration)
+}
+
+// softphoneCalls: sp dials callee, which answers; callee hears sp's tone
+// (toneOfSP) and sp hears the 1400 Hz the callee sends back.
+func softphoneCalls(t *testing.T, sp softphone, callee *pbxtest.Phone, toneOfSP float64) *pbxtest.Call {
+	t.Helper()
+	answered := callee.AnswerLater(t.Context())
+	sp.Dial(t, callee.Ext)
+	c := <-answered
+	if c == nil {
+		t.Fatalf("%s did not get the softphone's call", callee.Ext)
+	}
+	c.SendTone(1400)
+	c.ExpectTone(t, toneOfSP, 5*time.Second)
+	sp.ExpectTone(t, 1400, 5*time.Second)
+	return c
+}
+
 // TestLinphoneInterop: linphonec, a second real softphone, registers as
 // John (333) and calls 201; tones pass both ways. John parks 201 by blind
 // transfer to *70333 (a Park key), 201 hears music, and John retrieves it
@@ -18,15 +41,7 @@ func TestLinphoneInterop(t *testing.T) {
 	john := p.Linphone(t, "demo", "333", 1000)
 	client := p.Phone(t, "demo", "201")
 
-	answered := client.AnswerLater(t.Context())
-	john.Dial(t, "201")
-	cc := <-answered
-	if cc == nil {
-		t.Fatal("201 did not get linphone's call")
-	}
-	cc.SendTone(1400)
-	cc.ExpectTone(t, 1000, 5*time.Second)
-	john.ExpectTone(t, 1400, 5*time.Second)
+	cc := softphoneCalls(t, john, client, 1000)
 
 	cc.StopTone()
 	john.Transfer(t, "*70333")

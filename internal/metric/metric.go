@@ -23,51 +23,44 @@ func NewSet(reg prometheus.Registerer) *Set { return &Set{reg: reg} }
 // Err reports every registration that failed (duplicate names, mostly).
 func (s *Set) Err() error { return errors.Join(s.errs...) }
 
-func (s *Set) add(c prometheus.Collector) {
+// register registers c on s and returns it, so that each constructor
+// below is one line.
+func register[C prometheus.Collector](s *Set, c C) C {
 	if s.reg != nil {
 		if err := s.reg.Register(c); err != nil {
 			s.errs = append(s.errs, err)
 		}
 	}
+	return c
 }
 
 // Counter is a counter without labels.
 func (s *Set) Counter(name, help string) prometheus.Counter {
-	c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
-	s.add(c)
-	return c
+	return register(s, prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help}))
 }
 
 // Counters is a counter family over labels.
 func (s *Set) Counters(name, help string, labels ...string) *prometheus.CounterVec {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
-	s.add(c)
-	return c
+	return register(s, prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels))
 }
 
 // Gauge is a gauge without labels.
 func (s *Set) Gauge(name, help string) prometheus.Gauge {
-	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
-	s.add(g)
-	return g
+	return register(s, prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help}))
 }
 
 // Gauges is a gauge family over labels.
 func (s *Set) Gauges(name, help string, labels ...string) *prometheus.GaugeVec {
-	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
-	s.add(g)
-	return g
+	return register(s, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels))
 }
 
 // GaugeFunc is a gauge read from fn at each scrape, so it cannot drift
 // from what it counts; constant labels tell apart several of one name.
 func (s *Set) GaugeFunc(name, help string, labels prometheus.Labels, fn func() float64) {
-	s.add(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: labels}, fn))
+	register(s, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: labels}, fn))
 }
 
 // Histogram is a histogram without labels.
 func (s *Set) Histogram(name, help string, buckets []float64) prometheus.Histogram {
-	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets})
-	s.add(h)
-	return h
+	return register(s, prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}))
 }
