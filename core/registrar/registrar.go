@@ -24,9 +24,9 @@
 // every change and every refused request, and Count gives the number of
 // bindings. The package has no globals.
 //
-// Locking: Registrar.mu guards the bindings and is taken before
-// Registrar.notifyMu (the queue of OnChange events); the nonce counters have
-// their own leaf lock. No lock is held while OnChange or OnAuthFailure runs.
+// Locking: Registrar.mu guards the bindings and is taken before the lock of
+// the OnChange queue (an internal/mailbox Box, drained by whichever caller
+// finds it idle); the nonce counters have their own leaf lock. No lock is held while OnChange or OnAuthFailure runs.
 package registrar
 
 import (
@@ -41,6 +41,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callpark/callpark/internal/deadline"
+	"github.com/callpark/callpark/internal/mailbox"
 )
 
 // Directory resolves credentials. The realm of an account is its customer's
@@ -156,9 +157,7 @@ type Registrar struct {
 	queue deadline.Queue[*entry] // bindings by expiry
 	seq   uint64
 
-	notifyMu sync.Mutex
-	events   []changeEvent
-	draining bool
+	events *mailbox.Box[changeEvent] // OnChange events, in the order of changes
 }
 
 type aorKey struct{ customer, account string }
@@ -214,6 +213,7 @@ func New(dir func() Directory, opts Options) *Registrar {
 		nonces: newNonces(opts.Secret, opts.NonceTTL, opts.MaxNonces),
 		now:    time.Now,
 		wake:   make(chan struct{}, 1),
+		events: mailbox.New[changeEvent](),
 		aors:   make(map[aorKey][]*entry),
 	}
 }
@@ -304,10 +304,7 @@ func (r *Registrar) enqueueLocked(aor aorKey, now time.Time) {
 	if r.opts.OnChange == nil {
 		return
 	}
-	ev := changeEvent{aor: aor, contacts: snapshot(r.aors[aor], now)}
-	r.notifyMu.Lock()
-	r.events = append(r.events, ev)
-	r.notifyMu.Unlock()
+	r.events.Put(changeEvent{aor: aor, contacts: snapshot(r.aors[aor], now)})
 }
 
 // notify delivers queued OnChange events. The first caller to find the queue
@@ -317,23 +314,9 @@ func (r *Registrar) notify() {
 	if r.opts.OnChange == nil {
 		return
 	}
-	r.notifyMu.Lock()
-	if r.draining {
-		r.notifyMu.Unlock()
-		return
-	}
-	r.draining = true
-	for len(r.events) > 0 {
-		ev := r.events[0]
-		r.events[0] = changeEvent{}
-		r.events = r.events[1:]
-		r.notifyMu.Unlock()
+	r.events.Drain(func(ev changeEvent) {
 		r.opts.OnChange(ev.aor.customer, ev.aor.account, ev.contacts)
-		r.notifyMu.Lock()
-	}
-	r.events = nil
-	r.draining = false
-	r.notifyMu.Unlock()
+	})
 }
 
 // snapshot copies the unexpired bindings of list, newest first.

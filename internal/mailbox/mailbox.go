@@ -13,6 +13,8 @@ type Box[T any] struct {
 	items  []T
 	closed bool
 	wake   chan struct{}
+	// draining: a Drain is delivering.
+	draining bool
 }
 
 // New returns an empty, open box.
@@ -56,6 +58,37 @@ func (b *Box[T]) First() (v T, ok bool) {
 // One value may stand for many Puts (and for none left, if the consumer
 // took them meanwhile).
 func (b *Box[T]) Wake() <-chan struct{} { return b.wake }
+
+// Drain is the other way to consume a box, for producers that deliver
+// themselves (no consumer goroutine): the first caller to find no Drain
+// under way hands every queued item to fn, oldest first, including those
+// Put while it delivers, without holding the box's lock during fn; a
+// concurrent caller returns at once, its items delivered by the first.
+// Items are thus delivered one at a time, in the order they were Put.
+func (b *Box[T]) Drain(fn func(T)) {
+	b.mu.Lock()
+	if b.draining {
+		b.mu.Unlock()
+		return
+	}
+	b.draining = true
+	defer func() {
+		b.mu.Lock()
+		b.draining = false
+		b.mu.Unlock()
+	}()
+	for len(b.items) > 0 {
+		v := b.items[0]
+		var zero T
+		b.items[0] = zero
+		b.items = b.items[1:]
+		b.mu.Unlock()
+		fn(v)
+		b.mu.Lock()
+	}
+	b.items = nil
+	b.mu.Unlock()
+}
 
 // Close refuses further Puts; what is queued can still be taken.
 func (b *Box[T]) Close() {
