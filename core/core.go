@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -187,7 +188,9 @@ func New(cfg Config) (*Core, error) {
 	c.hubsCtx, c.hubsCancel = context.WithCancel(context.Background())
 	var hubOpts audio.HubOptions
 	if cfg.MusicBatch {
-		if raw, err := rawudp.Open(); err != nil {
+		// One socket per core: the hub has a shard per core, each
+		// flushing its own batch.
+		if raw, err := rawudp.Open(runtime.GOMAXPROCS(0)); err != nil {
 			cfg.Log.Info("music goes out through each leg's own socket (no batched sends)", "err", err)
 		} else {
 			c.music = raw

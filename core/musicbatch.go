@@ -8,9 +8,10 @@ import (
 // Music to parked calls goes out in batches: each shard of a music hub
 // gets a musicBatch, its listeners queue their packet in it (from their
 // own RTP address, so nothing changes for the phone), and at the end of the
-// tick the batch leaves through the core's raw socket, a few hundred
-// packets per sendmmsg (see core/rawudp). Without CAP_NET_RAW the core has
-// no raw socket and every packet goes through its leg's socket.
+// tick the batch leaves through one of the core's raw sockets (one per
+// core, so that the shards' sendmmsg calls run side by side), a few
+// hundred packets per call (see core/rawudp). Without CAP_NET_RAW the core
+// has no raw socket and every packet goes through its leg's socket.
 
 // musicBatch is the audio.Shard state of one hub shard.
 type musicBatch struct {

@@ -13,7 +13,7 @@ import (
 
 func open(t testing.TB) *Conn {
 	t.Helper()
-	c, err := Open()
+	c, err := Open(1)
 	if errors.Is(err, os.ErrPermission) {
 		t.Skip("no CAP_NET_RAW here:", err)
 	}
@@ -165,4 +165,57 @@ func BenchmarkBatch250(b *testing.B) {
 		bt.Flush()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*250), "ns/packet")
+}
+
+// Batches are spread over the Conn's sockets in turn, so that shards
+// flushing at the same time do not queue on one socket's write lock; two
+// batches flushed at once from two goroutines both arrive whole.
+func TestBatchesSpreadOverSockets(t *testing.T) {
+	c, err := Open(2)
+	if errors.Is(err, os.ErrPermission) {
+		t.Skip("no CAP_NET_RAW here:", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b1, b2, b3 := c.NewBatch(), c.NewBatch(), c.NewBatch()
+	if b1.sock == b2.sock || b3.sock != b1.sock {
+		t.Fatal("batches not spread over the two sockets in turn")
+	}
+	src, dst := listen(t), listen(t)
+	if err := dst.SetReadBuffer(1 << 20); err != nil {
+		t.Fatal(err)
+	}
+	srcAP := src.LocalAddr().(*net.UDPAddr).AddrPort()
+	dstAP := dst.LocalAddr().(*net.UDPAddr).AddrPort()
+	const each = 100
+	for i := range each {
+		b1.Add(srcAP, dstAP, []byte{1, byte(i)})
+		b2.Add(srcAP, dstAP, []byte{2, byte(i)})
+	}
+	errs := make(chan error, 2)
+	for _, b := range []*Batch{b1, b2} {
+		go func() { errs <- b.Flush() }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[byte]int{}
+	buf := make([]byte, 64)
+	_ = dst.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for range 2 * each {
+		n, err := dst.Read(buf)
+		if err != nil {
+			t.Fatalf("after %v: %v", seen, err)
+		}
+		if n == 2 {
+			seen[buf[0]]++
+		}
+	}
+	if seen[1] != each || seen[2] != each {
+		t.Fatalf("datagrams per batch %v, want %d each", seen, each)
+	}
 }
