@@ -14,7 +14,7 @@ import (
 // from its leg's own RTP port, without gaps; the retrieval then bridges
 // audio both ways through the legs' sockets as before.
 func TestParkedMusicIsBatched(t *testing.T) {
-	if c, err := rawudp.Open(); err != nil {
+	if c, err := rawudp.Open(1); err != nil {
 		t.Skip("no raw socket here, music is not batched:", err)
 	} else {
 		c.Close()
