@@ -26,7 +26,7 @@
 #   N=500             parked calls held in (a)        (N=2000: the target)
 #   DURATION=20       measured steady window of (a), seconds
 #   SETUP_RATE=200    call setup rate (calls/s) while filling (a)
-#   RATES="50 100 200 300 400 500"   cycle rates of (b), cycles/s
+#   RATES="100 200 300 500 1000 2000"   cycle rates of (b), cycles/s
 #   CYCLE_SECS=10     seconds per rate in (b)
 #   TALK_MS=500       retriever talk time in (b)
 #   PARK_DELAY_MS=200 pause between the parker answering and its REFER
@@ -55,7 +55,7 @@ BENCH=$ROOT/scripts/bench
 N=${N:-500}
 DURATION=${DURATION:-20}
 SETUP_RATE=${SETUP_RATE:-200}
-RATES=${RATES:-"50 100 200 300 400 500"}
+RATES=${RATES:-"100 200 300 500 1000 2000"}
 CYCLE_SECS=${CYCLE_SECS:-10}
 TALK_MS=${TALK_MS:-500}
 PARK_DELAY_MS=${PARK_DELAY_MS:-200}
