@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/callpark/callpark/dialplans"
 	"github.com/callpark/callpark/events"
 	"github.com/callpark/callpark/internal/deadline"
+	"github.com/callpark/callpark/internal/mailbox"
 	"github.com/callpark/callpark/internal/throttle"
 )
 
@@ -226,11 +228,13 @@ func (c *Control) Run(ctx context.Context) error {
 	seq := newSequencer()
 	var dispatchMu sync.Mutex
 	for _, q := range queues {
-		w := newWorker(q, func(j job) {
-			c.HandleEvent(ctx, j.e)
-			seq.finish(j.t)
+		wg.Go(func() {
+			q.run(ctx, func(j job) {
+				j.t.wait(ctx)
+				c.HandleEvent(ctx, j.e)
+				seq.finish(j.t)
+			})
 		})
-		wg.Go(func() { w.run(ctx) })
 	}
 	wg.Go(func() { c.returnsDue.Run(ctx, func(ch string) { c.fireReturn(ctx, ch) }) })
 	wg.Go(func() { c.dialDeadlines.Run(ctx, c.dialExpired) })
@@ -267,7 +271,7 @@ func (c *Control) Run(ctx context.Context) error {
 		// or the later one would wait on it from ahead of it in the queue:
 		// admit and push are one step even if deliveries ever overlap.
 		dispatchMu.Lock()
-		queues[workerOf(orderKey(e), len(queues))].push(job{e: e, t: seq.admit(e)})
+		queues[worker(orderKey(e), len(queues))].push(job{e: e, t: seq.admit(e)})
 		dispatchMu.Unlock()
 	})
 	if err != nil {
@@ -296,6 +300,86 @@ func (c *Control) Run(ctx context.Context) error {
 	wg.Wait()
 	c.tasks.Wait()
 	return err
+}
+
+// orderKey picks the worker of an event: its conversation's (the legs
+// linked to the one that began it), so that the events of one leg, and of
+// the legs dialed for it, are handled in the order they happened: "B
+// answered" before "A holds", or A's hold would find B still ringing and
+// B would get no music. Events of no leg (registrations) go by account.
+// What one phone's legs in other conversations owe each other ("John
+// holds" before "John dials *70") is the sequencer's job (order.go).
+func orderKey(e *events.Event) string {
+	if e.Linked != "" {
+		return e.Linked
+	}
+	if e.Call != "" {
+		return e.Call
+	}
+	return accountKey(e)
+}
+
+// worker picks the worker of a key.
+func worker(call string, n int) int {
+	h := fnv.New32a()
+	h.Write([]byte(call))
+	return int(h.Sum32() % uint32(n))
+}
+
+// queue is one worker's unbounded FIFO of events: push never blocks, so the
+// NATS delivery goroutine is never held up by a slow worker.
+type queue struct {
+	box *mailbox.Box[job]
+	// current is the event being handled (shed.go).
+	current inProgress
+}
+
+func newQueue() *queue { return &queue{box: mailbox.New[job]()} }
+
+// job is a queued event and its place in its account's order (order.go).
+type job struct {
+	e *events.Event
+	t *ticket
+}
+
+func (q *queue) push(j job) { q.box.Put(j) }
+
+// close makes run return once the queue is empty; idempotent.
+func (q *queue) close() { q.box.Close() }
+
+// run hands queued events to fn in order until the queue is closed, or ctx
+// ends (what is left is dropped then).
+func (q *queue) run(ctx context.Context, fn func(job)) {
+	for {
+		closed := q.box.Closed() // before Take: nothing put before Close is missed
+		batch := q.box.Take()
+		for i, j := range batch {
+			if ctx.Err() != nil {
+				return
+			}
+			// The batch is out of the queue: what waits now is the rest of
+			// it. The event being handled does not count: one slow
+			// command is not a backlog.
+			var next *events.Event
+			if i+1 < len(batch) {
+				next = batch[i+1].e
+			}
+			q.current.set(next)
+			fn(j)
+		}
+		q.current.set(nil)
+		if len(batch) > 0 {
+			continue
+		}
+		if closed {
+			return
+		}
+		select {
+		case <-q.box.Wake():
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // HandleEvent acts on one event, synchronously. Run calls it from the

@@ -99,19 +99,6 @@ func (t *ticket) wait(ctx context.Context) {
 	}
 }
 
-// isReady reports whether t's event may be handled now.
-func (t *ticket) isReady() bool {
-	if t == nil || t.ready == nil {
-		return true
-	}
-	select {
-	case <-t.ready:
-		return true
-	default:
-		return false
-	}
-}
-
 // finish records that t's event has been handled.
 func (s *sequencer) finish(t *ticket) {
 	if t == nil {

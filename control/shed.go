@@ -42,7 +42,7 @@ func (q *queue) oldest() time.Time {
 	if ns := q.current.Load(); ns != 0 {
 		return time.Unix(0, ns)
 	}
-	if j, ok := q.box.First(); ok && j.e != nil { // a resume job (worker.go) has no event
+	if j, ok := q.box.First(); ok {
 		return j.e.Time
 	}
 	return time.Time{}
