@@ -6,8 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/callpark/callpark/internal/memtrim"
-	"github.com/callpark/callpark/internal/metric"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -16,6 +14,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/callpark/callpark/internal/memtrim"
+	"github.com/callpark/callpark/internal/metric"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -48,8 +49,10 @@ type PBX struct {
 	// cert is the TLS certificate (nil: no TLS), tls.go.
 	cert *certificate
 	// web is the console's URL once it listens, for the announcements.
-	web   atomic.Value
-	ready chan struct{}
+	web atomic.Value
+	// metricsAddr is where /metrics listens ("" if off).
+	metricsAddr atomic.Value
+	ready       chan struct{}
 }
 
 // New builds the parts. Nothing listens until Run.
@@ -87,6 +90,13 @@ func (p *PBX) Console() *console.Server { return p.console }
 func (p *PBX) WebURL() string {
 	u, _ := p.web.Load().(string)
 	return u
+}
+
+// MetricsAddr is the address /metrics and /debug/pprof listen on ("" if
+// off), once Ready: the port chosen when Config.MetricsAddr asks for 0.
+func (p *PBX) MetricsAddr() string {
+	a, _ := p.metricsAddr.Load().(string)
+	return a
 }
 
 // Bus is the NATS connection, once Ready.
@@ -333,6 +343,7 @@ func (p *PBX) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("metrics listen: %w", err)
 		}
+		p.metricsAddr.Store(ln.Addr().String())
 		gatherer := cfg.Gatherer
 		if gatherer == nil {
 			gatherer = prometheus.DefaultGatherer
