@@ -15,9 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/callpark/callpark/internal/memtrim"
-	"github.com/callpark/callpark/internal/metric"
-
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +30,8 @@ import (
 	"github.com/callpark/callpark/core/registrar"
 	"github.com/callpark/callpark/dialplans"
 	"github.com/callpark/callpark/events"
+	"github.com/callpark/callpark/internal/memtrim"
+	"github.com/callpark/callpark/internal/metric"
 	"github.com/callpark/callpark/sounds"
 )
 
