@@ -39,7 +39,7 @@ const trunkRetry = 5 * time.Second
 func (c *Core) registerTrunks(ctx context.Context) {
 	running := map[string]context.CancelFunc{}
 	wanted := map[string]TrunkRegistration{}
-	sync := func() {
+	reconcile := func() {
 		now := map[string]TrunkRegistration{}
 		for _, r := range c.cfg.Directory.TrunkRegistrations() {
 			now[r.key()] = r
@@ -59,8 +59,8 @@ func (c *Core) registerTrunks(ctx context.Context) {
 			go c.keepRegistered(rctx, r)
 		}
 	}
-	sync()
-	tick.Every(ctx, time.Second, sync)
+	reconcile()
+	tick.Every(ctx, time.Second, reconcile)
 	for _, cancel := range running {
 		cancel()
 	}
