@@ -21,6 +21,9 @@
 #      the same sipp call, is bridged to the client, talks TALK_MS and hangs
 #      up; callpark must BYE the client. A cycle succeeds when the client's
 #      sipp call succeeds (it only gets its BYE after a retrieval).
+#      PHONES pairs of accounts share the load: client 1000+k calls parker
+#      2000+k (one sipp each side, accounts from injection files); with
+#      PHONES=1 every cycle is client 100 calling parker 200.
 #
 # Environment (defaults):
 #   N=500             parked calls held in (a)        (N=2000: the issue's target)
@@ -29,6 +32,7 @@
 #   RATES="100 200 300 500 1000 2000"   cycle rates of (b), cycles/s
 #   CYCLE_SECS=10     seconds per rate in (b)
 #   TALK_MS=500       retriever talk time in (b)
+#   PHONES=1          client/parker account pairs sharing the cycles of (b)
 #   PARK_DELAY_MS=200 pause between the parker answering and its REFER
 #   RTP_ECHO=0        1: the clients echo the music back (callpark also
 #                     receives 50 packets/s per parked call, like real phones)
@@ -59,6 +63,7 @@ RATES=${RATES:-"100 200 300 500 1000 2000"}
 CYCLE_SECS=${CYCLE_SECS:-10}
 TALK_MS=${TALK_MS:-500}
 PARK_DELAY_MS=${PARK_DELAY_MS:-200}
+PHONES=${PHONES:-1}
 RTP_ECHO=${RTP_ECHO:-0}
 PROFILE=${PROFILE:-1}
 PHASES=${PHASES:-"hold cycles"}
@@ -77,9 +82,11 @@ for tool in sipp dumpcap tshark curl ss awk; do
 	command -v "$tool" >/dev/null 2>&1 || die "$tool is required (apt-get install -y sip-tester tshark curl iproute2)"
 done
 [ -x "$CALLPARKD" ] || die "$CALLPARKD not found: run \`make bench-park\` (builds it first)"
-for v in N DURATION SETUP_RATE CYCLE_SECS TALK_MS PARK_DELAY_MS MAX_SECONDS; do
+for v in N DURATION SETUP_RATE CYCLE_SECS TALK_MS PARK_DELAY_MS PHONES MAX_SECONDS; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number (got '${!v}')"
 done
+
+[ "$PHONES" -ge 1 ] && [ "$PHONES" -le 999 ] || die "PHONES must be 1..999 (got $PHONES)"
 
 WORK=$(mktemp -d /tmp/callpark-bench.XXXXXX)
 PIDS=()
@@ -229,9 +236,38 @@ decision_buckets() {
 }
 log_count() { grep -cE 'level=(WARN|ERROR)' "$WORK/callparkd.log" || true; }
 
+# ---------------------------------------------------------------- accounts
+# The bench dialplans, plus PHONES client/parker pairs when PHONES > 1, and
+# the sipp injection files (a line per call: extension;[authentication
+# username=EXT password=PASS];...): parkers.csv, registered by register.xml
+# (200 and the pairs' parkers); retrievers.csv, the parkers of the cycles;
+# clients.csv, the cycles' clients with the parker each calls.
+DIALPLANS=$WORK/dialplans
+cp -r "$BENCH/dialplans" "$DIALPLANS"
+inf_line() { echo "$1;[authentication username=$1 password=$2];${3:+$3;}"; }
+{
+	echo SEQUENTIAL
+	inf_line "$PARKER_EXT" "$PARKER_PASS"
+} >"$WORK/parkers.csv"
+if [ "$PHONES" = 1 ]; then
+	cp "$WORK/parkers.csv" "$WORK/retrievers.csv"
+	printf 'SEQUENTIAL\n%s\n' "$(inf_line "$CLIENT_EXT" "$CLIENT_PASS" "$PARKER_EXT")" >"$WORK/clients.csv"
+else
+	echo SEQUENTIAL >"$WORK/clients.csv"
+	echo SEQUENTIAL >"$WORK/retrievers.csv"
+	for k in $(seq "$PHONES"); do
+		c=$((1000 + k)) pk=$((2000 + k))
+		printf '  - extension: "%s"\n    password: "bench-client-%s"\n' "$c" "$c"
+		printf '  - extension: "%s"\n    password: "bench-parker-%s"\n    permissions: [park, retrieve]\n' "$pk" "$pk"
+		inf_line "$c" "bench-client-$c" "$pk" >>"$WORK/clients.csv"
+		inf_line "$pk" "bench-parker-$pk" | tee -a "$WORK/retrievers.csv" >>"$WORK/parkers.csv"
+	done >>"$DIALPLANS/customers/bench.yaml"
+fi
+PARKERS=$(($(wc -l <"$WORK/parkers.csv") - 1))
+
 # ---------------------------------------------------------------- callparkd
 log "work dir $WORK; callparkd SIP $CP, metrics :$METRICS_PORT, NATS :$NATS_PORT"
-"$CALLPARKD" --sip "$CP" --dialplans "$BENCH/dialplans" --metrics "127.0.0.1:$METRICS_PORT" \
+"$CALLPARKD" --sip "$CP" --dialplans "$DIALPLANS" --metrics "127.0.0.1:$METRICS_PORT" \
 	--nats-listen "127.0.0.1:$NATS_PORT" --keepalive 0 ${CALLPARKD_ARGS:-} --log-level warn >"$WORK/callparkd.log" 2>&1 &
 CP_PID=$!
 PIDS+=("$CP_PID")
@@ -243,11 +279,11 @@ done
 IDLE_RSS_KB=$(rss_kb "$CP_PID")
 curl -fsS --max-time 2 "$METRICS" >/dev/null || die "callparkd metrics never came up; log: $WORK/callparkd.log"
 
-# The parker registers from the port its UAS scenarios listen on.
-start_sipp register 15 -sf "$BENCH/register.xml" -m 1 -p "$PARKER_PORT" \
-	-key ext "$PARKER_EXT" -au "$PARKER_EXT" -ap "$PARKER_PASS" "$CP"
-wait_pid "$SIPP_PID" 20
-[ "$(metric callpark_registrations)" -ge 1 ] || die "the parker (200) did not register; see $WORK/register/"
+# The parkers register from the port their UAS scenarios listen on.
+start_sipp register 30 -sf "$BENCH/register.xml" -inf "$WORK/parkers.csv" -m "$PARKERS" -r 200 -p "$PARKER_PORT" "$CP"
+wait_pid "$SIPP_PID" 35
+[ "$(metric callpark_registrations)" -ge "$PARKERS" ] ||
+	die "the parkers did not register ($(metric callpark_registrations) of $PARKERS); see $WORK/register/"
 
 MACHINE="$(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
 REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -256,7 +292,7 @@ SUMMARY=$WORK/summary.txt
 {
 	echo "callpark bench-park  $(date '+%Y-%m-%d %H:%M:%S %Z')"
 	echo "machine: $MACHINE; kernel $(uname -r); sipp $({ sipp -v 2>&1 || true; } | awk '/SIPp v/ {v = $2} END {print v}'); callpark $REV"
-	echo "settings: N=$N DURATION=${DURATION}s SETUP_RATE=$SETUP_RATE RATES=\"$RATES\" CYCLE_SECS=$CYCLE_SECS TALK_MS=$TALK_MS PARK_DELAY_MS=$PARK_DELAY_MS RTP_ECHO=$RTP_ECHO"
+	echo "settings: N=$N DURATION=${DURATION}s SETUP_RATE=$SETUP_RATE RATES=\"$RATES\" CYCLE_SECS=$CYCLE_SECS PHONES=$PHONES TALK_MS=$TALK_MS PARK_DELAY_MS=$PARK_DELAY_MS RTP_ECHO=$RTP_ECHO"
 	echo "sipp, dumpcap and callparkd share the machine's CPUs; \"cores\" = CPU seconds / wall seconds."
 	echo
 } >"$SUMMARY"
@@ -412,7 +448,7 @@ phase_cycles() {
 	local i=0 rate best=none
 	CYCLE_ERRS=""
 	{
-		echo "(b) CYCLES  park (REFER *70n) + retrieve (*71n) + hang up, ${CYCLE_SECS}s per rate, talk ${TALK_MS} ms"
+		echo "(b) CYCLES  park (REFER *70n) + retrieve (*71n) + hang up, ${CYCLE_SECS}s per rate, talk ${TALK_MS} ms, $PHONES client/parker pair(s)"
 		printf '  %6s %9s %9s %7s %9s %7s %9s %12s %11s %10s %8s\n' rate attempted succeeded failed "failure%" "503s" "parker-ok" "callparkd" "sipp-cores" "leftover" "warn"
 		printf '  %6s %9s %9s %7s %9s %7s %9s %12s %11s %10s %8s\n' "/s" "" "" "" "" "" "" "cores" "cli/uas" "legs/park" "lines"
 	} >>"$SUMMARY"
@@ -426,13 +462,11 @@ phase_cycles() {
 		local d0 d1
 		d0=$(decision_buckets)
 		start_sipp "cyc-$rate-parker" "$to" -sf "$(scenario parker_cycle.xml)" -p "$PARKER_PORT" -mp "$PARKER_MP" \
-			-l $((m + 100)) -d "$TALK_MS" -key ext "$PARKER_EXT" -key pfx "2$i" \
-			-au "$PARKER_EXT" -ap "$PARKER_PASS"
+			-l $((m + 100)) -d "$TALK_MS" -key pfx "2$i" -inf "$WORK/retrievers.csv"
 		uas=$SIPP_PID
 		sleep 0.5
 		start_sipp "cyc-$rate-client" "$to" -sf "$BENCH/client_cycle.xml" -p "$CLIENT_PORT" -mp "$CLIENT_MP" \
-			-m "$m" -r "$rate" -l $((m + 100)) -s "$PARKER_EXT" \
-			-key ext "$CLIENT_EXT" -au "$CLIENT_EXT" -ap "$CLIENT_PASS" "$CP"
+			-m "$m" -r "$rate" -l $((m + 100)) -inf "$WORK/clients.csv" "$CP"
 		cli=$SIPP_PID
 		# CPU over the steady part: from 2 s in to the end of the offered load.
 		sleep 2
