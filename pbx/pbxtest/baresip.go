@@ -317,14 +317,18 @@ func freePortPair(t testing.TB) int {
 	return 0
 }
 
-// freePortRange is the first of n consecutive free UDP ports below the
+// freePortRange is an even port, the first of n consecutive free ports below the
 // ephemeral range.
 func freePortRange(t testing.TB, n int) int {
 	t.Helper()
 	for range 100 {
+		// Even: baresip rounds the RTP port it picks down to an even one,
+		// so a range starting odd saw it take the port below the range
+		// (and the test's capture filter missed its media).
 		base := FreePort(t)
+		base += base % 2
 		ok := true
-		for i := 1; i < n && ok; i++ {
+		for i := 0; i < n && ok; i++ {
 			ok = portFree(base + i)
 		}
 		if ok {
