@@ -63,6 +63,9 @@ type channel struct {
 	heldByPhone bool
 	// refers pending a refer_notify, by ReferID.
 	refers map[string]*pendingRefer
+	// notifying are the final REFER NOTIFYs on their way, each closed when
+	// sent and answered (or failed); hangup sends its BYE after them.
+	notifying []chan struct{}
 	// dialCancel cancels outbound legs being dialed for this inbound leg.
 	dialCancel context.CancelFunc
 
@@ -153,6 +156,9 @@ func (ch *channel) hangup(code int, reason string) {
 	ch.mu.Unlock()
 	if ended || (ch.srv != nil && !answered && rejected) {
 		return
+	}
+	if answered {
+		ch.awaitNotifies(5 * time.Second)
 	}
 	if dialCancel != nil {
 		dialCancel()

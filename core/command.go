@@ -71,7 +71,15 @@ func (c *Core) handleCommand(_ context.Context, cmd *events.Command) *events.Rep
 		}
 		ch.hangup(code, cmd.Reason)
 	case events.OpHangup:
-		ch.hangup(cmd.Code, cmd.Reason)
+		if !ch.upOrAnswering() {
+			ch.hangup(cmd.Code, cmd.Reason) // a final response or CANCEL: sent in the background
+			break
+		}
+		// The answer to the BYE is the phone's business: the command does
+		// not wait for it, or a phone that never answers would hold the
+		// control plane up for the transaction's timeout. call.ended
+		// follows as usual.
+		go ch.hangup(cmd.Code, cmd.Reason)
 	case events.OpPlay:
 		if !ch.upOrAnswering() {
 			return fail(events.ErrBadState, errors.New("leg is not up"))

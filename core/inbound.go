@@ -312,6 +312,9 @@ func partyOf(h interface {
 // concurrently, and a 180 relayed for another node's dial can meet the
 // answer of a join.
 func (ch *channel) ring() error {
+	if ch.isRejected() {
+		return errors.New("not an unanswered inbound leg")
+	}
 	ch.answerMu.Lock()
 	defer ch.answerMu.Unlock()
 	ch.mu.Lock()
@@ -325,6 +328,12 @@ func (ch *channel) ring() error {
 
 // answer answers an inbound leg and starts its media. Safe to call twice.
 func (ch *channel) answer() error {
+	if ch.isRejected() {
+		// Refused already (the decision came too late): its final response
+		// holds answerMu until the caller's ACK, up to Timer H; a caller who
+		// never sends it must not hold up the command.
+		return errEnded
+	}
 	ch.answerMu.Lock()
 	defer ch.answerMu.Unlock()
 	if ch.isAnswered() {
@@ -356,6 +365,14 @@ func (ch *channel) answer() error {
 	ch.core.publish(ch.event(events.CallAnswered))
 	ch.announced()
 	return nil
+}
+
+// isRejected reports whether a final response has been given to the
+// unanswered inbound leg (or is on its way).
+func (ch *channel) isRejected() bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.rejected
 }
 
 // announced records that call.answered is out: hold and transfer events of

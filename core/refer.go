@@ -59,11 +59,20 @@ func (c *Core) handleRefer(req *sip.Request, tx sip.ServerTransaction) {
 	c.publish(e)
 }
 
-// referNotify ends a REFER with its final NOTIFY.
+// referNotify ends a REFER with its final NOTIFY. The NOTIFY goes out in
+// the background: the command does not wait for the phone's answer (a phone
+// that never answers would hold the control plane up for the transaction's
+// timeout); a BYE the leg gets later waits for it (hangup), so the phone
+// still learns the outcome before the call ends.
 func (ch *channel) referNotify(id string, code int) error {
 	ch.mu.Lock()
 	r, ok := ch.refers[id]
 	delete(ch.refers, id)
+	var done chan struct{}
+	if ok {
+		done = make(chan struct{})
+		ch.notifying = append(ch.notifying, done)
+	}
 	ch.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("no pending refer %q", id)
@@ -71,13 +80,38 @@ func (ch *channel) referNotify(id string, code int) error {
 	if code < 200 || code > 699 {
 		code = 500
 	}
-	// The final NOTIFY must follow the "100 Trying" one, or the phone sees
-	// the subscription end and then a NOTIFY for a dead subscription.
-	select {
-	case <-r.trying:
-	case <-time.After(5 * time.Second):
+	go func() {
+		defer close(done)
+		// The final NOTIFY must follow the "100 Trying" one, or the phone
+		// sees the subscription end and then a NOTIFY for a dead
+		// subscription.
+		select {
+		case <-r.trying:
+		case <-time.After(5 * time.Second):
+		}
+		_ = ch.sendReferNotify(r.req, code, reasonPhrase(code), true)
+	}()
+	return nil
+}
+
+// awaitNotifies waits, at most d, for the final NOTIFYs on their way.
+func (ch *channel) awaitNotifies(d time.Duration) {
+	ch.mu.Lock()
+	pending := ch.notifying
+	ch.notifying = nil
+	ch.mu.Unlock()
+	if len(pending) == 0 {
+		return
 	}
-	return ch.sendReferNotify(r.req, code, reasonPhrase(code), true)
+	limit := time.NewTimer(d)
+	defer limit.Stop()
+	for _, done := range pending {
+		select {
+		case <-done:
+		case <-limit.C:
+			return
+		}
+	}
 }
 
 // pendingRefer is a REFER waiting for its final NOTIFY.

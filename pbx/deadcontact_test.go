@@ -1,9 +1,11 @@
 package pbx_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
+	"github.com/callpark/callpark/events"
 	"github.com/callpark/callpark/pbx/pbxtest"
 )
 
@@ -47,4 +49,30 @@ func TestDeadContactNeverDelaysTheAnswer(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestUnpluggedParkerNeverDelaysThePark: John presses Park and his phone
+// drops off the network straight away, so the final NOTIFY and the BYE
+// that end his part go unanswered. The call is parked at once all the same
+// (the core does not hold the control plane's commands up waiting for a
+// phone's answers: a phone that never answers would stall every call
+// handled after it), the caller hears music, and another phone retrieves
+// it.
+func TestUnpluggedParkerNeverDelaysThePark(t *testing.T) {
+	p := pbxtest.Start(t)
+	client := p.Phone(t, "demo", "201")
+	john := p.Phone(t, "demo", "333")
+	other := p.Phone(t, "demo", "202")
+
+	cc, cj := connect(t, client, john)
+	go func() { _, _ = cj.TransferErr(context.Background(), "*70333") }() // its NOTIFYs never reach John
+	p.Events.Next(t, events.CallTransfer)
+	john.Unplug()
+	unplugged := time.Now()
+	p.Events.NextWithin(t, 10*time.Second, events.CallParked, pbxtest.Park("333"))
+	if d := time.Since(unplugged); d > 2*time.Second {
+		t.Fatalf("parked %v after the REFER, want within 2s", d.Round(time.Millisecond))
+	}
+	cc.ExpectAudio(t, time.Second)
+	talk(t, cc, other.Dial(t, "*71333"))
 }
