@@ -10,6 +10,11 @@ import (
 	"github.com/callpark/callpark/events"
 )
 
+// headerSafe keeps a display name or URI taken from a phone's own From
+// header to what a header value may hold. (Built once: a Replacer builds its
+// tables on first use, 7 KB, which was one per retrieval.)
+var headerSafe = strings.NewReplacer(`"`, "", "\\", "", "\r", "", "\n", "", "<", "", ">", "")
+
 // sendIdentity tells the phone on the leg who it talks to now: an in-dialog
 // UPDATE without a body carrying P-Asserted-Identity (RFC 3325, which most
 // desk phones show) and Remote-Party-ID (the older draft some still read).
@@ -26,12 +31,9 @@ func (ch *channel) sendIdentity(p events.Party) {
 	if uri == "" || !strings.HasPrefix(uri, "sip") {
 		uri = "sip:" + p.User + "@" + domain
 	}
-	// The display and URI come from phones' own From headers: keep them
-	// to what a header value may hold.
-	clean := strings.NewReplacer(`"`, "", "\\", "", "\r", "", "\n", "", "<", "", ">", "")
-	uri = clean.Replace(uri)
+	uri = headerSafe.Replace(uri)
 	name := ""
-	if d := clean.Replace(p.Display); d != "" {
+	if d := headerSafe.Replace(p.Display); d != "" {
 		name = `"` + d + `" `
 	}
 	id := name + "<" + uri + ">"
