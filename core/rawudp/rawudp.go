@@ -10,6 +10,14 @@
 // exactly what the leg's socket would have sent) and hands a whole tick's
 // packets to the kernel with one sendmmsg per few hundred.
 //
+// The sockets are blocking descriptors outside Go's netpoller, written with
+// sendmmsg directly. Registered with epoll, as a net.PacketConn is, every
+// datagram the kernel finished with woke the socket's waiters (sock_wfree:
+// the epoll callback, its lock, and a netpoll wake-up in the runtime): per
+// packet, for a socket nobody ever waits to write on. A full send buffer
+// now blocks the sending thread in the kernel until there is room, which
+// is what the netpoller's wait amounted to.
+//
 // Opening the sockets needs CAP_NET_RAW; without it Open fails and callers
 // keep writing through the legs' sockets. Only IPv4 is batched.
 package rawudp
@@ -21,9 +29,9 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"syscall"
+	"unsafe"
 
-	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -51,10 +59,12 @@ type Conn struct {
 	next  int // the socket of the next Batch
 }
 
-// socket is one IPPROTO_RAW socket.
+// socket is one IPPROTO_RAW socket: a blocking descriptor. mu keeps Close
+// from releasing the descriptor (whose number the kernel may hand out
+// again) while a sendmmsg is using it.
 type socket struct {
-	c  net.PacketConn
-	pc *ipv4.PacketConn
+	mu sync.RWMutex
+	fd int // -1 once closed
 }
 
 // Open opens n raw sockets (at least one; CAP_NET_RAW). Batches are spread
@@ -73,24 +83,50 @@ func Open(n int) (*Conn, error) {
 }
 
 func openSocket() (*socket, error) {
-	c, err := net.ListenPacket("ip4:255", "0.0.0.0") // IPPROTO_RAW: send only, header included
+	// IPPROTO_RAW: send only (no copy of received packets is queued to it),
+	// header included.
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
 	if err != nil {
-		return nil, fmt.Errorf("rawudp: %w", err)
+		return nil, fmt.Errorf("rawudp: socket: %w", err)
 	}
 	// A tick's batch must fit the send buffer: with a full buffer
 	// sendmmsg waits (on loopback, until softirq delivery frees it) and
 	// the whole tick is late. SO_SNDBUFFORCE passes net.core.wmem_max
 	// where allowed (CAP_NET_ADMIN); otherwise take what the limit gives.
-	if sc, err := c.(*net.IPConn).SyscallConn(); err == nil {
-		var serr error
-		_ = sc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUFFORCE, sendBuffer)
-		})
-		if serr != nil {
-			_ = c.(*net.IPConn).SetWriteBuffer(sendBuffer)
-		}
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sendBuffer) != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, sendBuffer)
 	}
-	return &socket{c: c, pc: ipv4.NewPacketConn(c)}, nil
+	return &socket{fd: fd}, nil
+}
+
+// sendmmsg hands msgs to the kernel and returns how many it took.
+func (s *socket) sendmmsg(msgs []unix.Mmsghdr) (int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.fd < 0 {
+		return 0, net.ErrClosed
+	}
+	for {
+		n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&msgs[0])), uintptr(len(msgs)), 0, 0, 0)
+		switch {
+		case errno == unix.EINTR:
+			continue
+		case errno != 0:
+			return 0, errno
+		}
+		return int(n), nil
+	}
+}
+
+func (s *socket) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fd < 0 {
+		return nil
+	}
+	err := unix.Close(s.fd)
+	s.fd = -1
+	return err
 }
 
 // sendBuffer is the raw socket's send buffer: several ticks of 5,000
@@ -101,7 +137,7 @@ const sendBuffer = 16 << 20
 func (c *Conn) Close() error {
 	var errs []error
 	for _, s := range c.socks {
-		errs = append(errs, s.c.Close())
+		errs = append(errs, s.close())
 	}
 	return errors.Join(errs...)
 }
@@ -111,10 +147,10 @@ func (c *Conn) Close() error {
 // allocates nothing.
 type Batch struct {
 	sock  *socket
-	msgs  []ipv4.Message
-	addrs []net.IPAddr
+	msgs  []unix.Mmsghdr // msgs[i] points at iovs[i] and addrs[i]
+	iovs  []unix.Iovec   // iovs[i] is the datagram in slots[i]
+	addrs []unix.RawSockaddrInet4
 	slots [][]byte // SlotSize each, reused
-	views [][]byte // views[i] is the datagram in slots[i]
 	n     int
 	// Sent and Failed count datagrams since the Batch was made.
 	Sent, Failed uint64
@@ -152,9 +188,11 @@ func (b *Batch) Add(src, dst netip.AddrPort, parts ...[]byte) bool {
 		for i := range chunk {
 			b.slots = append(b.slots, block[i*SlotSize:(i+1)*SlotSize:(i+1)*SlotSize])
 		}
-		b.views = append(b.views, make([][]byte, chunk)...)
-		b.msgs = append(b.msgs, make([]ipv4.Message, chunk)...)
-		b.addrs = append(b.addrs, make([]net.IPAddr, chunk)...)
+		// Growing moves the arrays: the messages queued so far keep
+		// pointing into the old ones, which they keep alive.
+		b.msgs = append(b.msgs, make([]unix.Mmsghdr, chunk)...)
+		b.iovs = append(b.iovs, make([]unix.Iovec, chunk)...)
+		b.addrs = append(b.addrs, make([]unix.RawSockaddrInet4, chunk)...)
 	}
 	pkt := b.slots[b.n][:size]
 	s4, d4 := src.Addr().As4(), dst.Addr().As4()
@@ -179,9 +217,16 @@ func (b *Batch) Add(src, dst netip.AddrPort, parts ...[]byte) bool {
 		off += copy(udp[off:], p)
 	}
 	binary.BigEndian.PutUint16(udp[6:], Checksum(s4, d4, udp))
-	b.addrs[b.n] = net.IPAddr{IP: net.IP(pkt[16:20:20])}
-	b.views[b.n] = pkt
-	b.msgs[b.n] = ipv4.Message{Buffers: b.views[b.n : b.n+1 : b.n+1], Addr: &b.addrs[b.n]}
+	b.addrs[b.n] = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: d4}
+	b.iovs[b.n] = unix.Iovec{Base: &pkt[0]}
+	b.iovs[b.n].SetLen(size)
+	m := &b.msgs[b.n]
+	*m = unix.Mmsghdr{Hdr: unix.Msghdr{
+		Name:    (*byte)(unsafe.Pointer(&b.addrs[b.n])),
+		Namelen: unix.SizeofSockaddrInet4,
+		Iov:     &b.iovs[b.n],
+	}}
+	m.Hdr.SetIovlen(1)
 	b.n++
 	return true
 }
@@ -194,7 +239,7 @@ func (b *Batch) Flush() error {
 	var first error
 	for i := 0; i < b.n; {
 		end := min(b.n, i+MaxPerCall)
-		sent, err := b.sock.pc.WriteBatch(b.msgs[i:end], 0)
+		sent, err := b.sock.sendmmsg(b.msgs[i:end])
 		if sent > 0 {
 			b.Sent += uint64(sent)
 			i += sent
