@@ -268,7 +268,7 @@ PARKERS=$(($(wc -l <"$WORK/parkers.csv") - 1))
 # ---------------------------------------------------------------- callparkd
 log "work dir $WORK; callparkd SIP $CP, metrics :$METRICS_PORT, NATS :$NATS_PORT"
 "$CALLPARKD" --sip "$CP" --dialplans "$DIALPLANS" --metrics "127.0.0.1:$METRICS_PORT" \
-	--nats-listen "127.0.0.1:$NATS_PORT" --keepalive 0 ${CALLPARKD_ARGS:-} --log-level warn >"$WORK/callparkd.log" 2>&1 &
+	--nats-listen "127.0.0.1:$NATS_PORT" --web "" --keepalive 0 ${CALLPARKD_ARGS:-} --log-level warn >"$WORK/callparkd.log" 2>&1 &
 CP_PID=$!
 PIDS+=("$CP_PID")
 for _ in $(seq 100); do

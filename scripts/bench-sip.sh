@@ -35,7 +35,7 @@ while True:
 
 SIP=$(free_port); NATS=$(free_port); MET=$(free_port)
 "$ROOT/bin/callparkd" --sip 127.0.0.1:$SIP --nats-listen 127.0.0.1:$NATS --metrics 127.0.0.1:$MET \
-  --dialplans "$ROOT/dialplans/sample" --keepalive 0 --log-level warn >"$WORK/callparkd.log" 2>&1 &
+  --dialplans "$ROOT/dialplans/sample" --web "" --keepalive 0 --log-level warn >"$WORK/callparkd.log" 2>&1 &
 PID=$!; PIDS+=($PID)
 for _ in $(seq 50); do curl -sf "127.0.0.1:$MET/metrics" >/dev/null && break; sleep 0.1; done
 
