@@ -37,6 +37,7 @@ type PBX struct {
 	cancel   context.CancelFunc
 	done     chan error
 	stopOnce sync.Once
+	t        testing.TB // the test it was started for
 }
 
 // ServiceAuth is the NATS option that connects as the callpark processes'
@@ -181,7 +182,7 @@ func launch(t testing.TB, cfg pbx.Config) *PBX {
 	go func() { done <- p.Run(ctx) }()
 	reg, _ := cfg.Registerer.(*prometheus.Registry)
 	tp := &PBX{PBX: p, Addr: net.JoinHostPort(cfg.SIPHost, itoa(cfg.SIPPort)), Registry: reg, Config: cfg,
-		cancel: cancel, done: done}
+		cancel: cancel, done: done, t: t}
 	if cfg.TLSCertFile != "" {
 		tp.TLSAddr = net.JoinHostPort(cfg.SIPHost, itoa(cfg.SIPTLSPort))
 	}

@@ -147,6 +147,14 @@ func (p *PBX) newPhoneSetup(t testing.TB, host, customer, ext string, codecs []m
 		setup(ph)
 	}
 	ph.start(t)
+	if t == p.t {
+		// Cleanups run last first: a stop registered after the phone's
+		// start runs before its unplug, so the PBX's goodbye BYEs reach a
+		// phone that answers them (an unplugged one left each waiting out
+		// its 5 s, in most tests' teardown). The PBX's own stop, registered
+		// first, is then a no-op.
+		t.Cleanup(func() { p.stop(t) })
+	}
 	return ph
 }
 
