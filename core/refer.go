@@ -71,7 +71,7 @@ func (ch *channel) referNotify(id string, code int) error {
 	var done chan struct{}
 	if ok {
 		done = make(chan struct{})
-		ch.notifying = append(ch.notifying, done)
+		ch.notifying = append(pending(ch.notifying), done)
 	}
 	ch.mu.Unlock()
 	if !ok {
@@ -92,6 +92,20 @@ func (ch *channel) referNotify(id string, code int) error {
 		_ = ch.sendReferNotify(r.req, code, reasonPhrase(code), true)
 	}()
 	return nil
+}
+
+// pending is what of notifying is still on its way (a leg that transfers
+// again and again does not pile up finished ones).
+func pending(notifying []chan struct{}) []chan struct{} {
+	kept := notifying[:0]
+	for _, done := range notifying {
+		select {
+		case <-done:
+		default:
+			kept = append(kept, done)
+		}
+	}
+	return kept
 }
 
 // awaitNotifies waits, at most d, for the final NOTIFYs on their way.
