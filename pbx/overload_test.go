@@ -53,3 +53,42 @@ func TestNewCallsGet503WithoutControl(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestLateAnswerOfARefusedCallFailsAtOnce: the control plane's answer
+// arrives after the core has refused the call for want of a decision, and
+// the caller vanished before ACKing the 503 (so the refusal waits out
+// Timer H, 32 s). The late answer fails at once instead of waiting behind
+// it: a caller who never ACKs must not hold a command up.
+func TestLateAnswerOfARefusedCallFailsAtOnce(t *testing.T) {
+	ns, err := events.RunServer(events.ServerConfig{Port: -1, JetStream: true, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	p := pbxtest.Start(t, pbxtest.WithRole(pbx.RoleCore), pbxtest.WithNATS(ns.ClientURL()),
+		func(c *pbx.Config) { c.DecisionTimeout = time.Second })
+	a := p.Phone(t, "demo", "200")
+	p.Phone(t, "demo", "201")
+
+	go func() { _, _ = a.DialErr(t.Context(), "201") }()
+	started := p.Events.Next(t, events.CallStarted)
+	a.Unplug() // its 503 will never be ACKed
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Counter("callpark_overload_rejections_total", map[string]string{"reason": "no_decision"}) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the call was not refused for want of a decision")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if p.Core().Calls() == 0 {
+		t.Fatal("the refused leg is gone already: nothing waits for its ACK")
+	}
+	begin := time.Now()
+	r := p.Core().HandleCommand(t.Context(), &events.Command{Op: events.OpAnswer, Call: started.Call, Customer: "demo"})
+	if took := time.Since(begin); took > time.Second {
+		t.Fatalf("late answer took %v, want at once", took.Round(time.Millisecond))
+	}
+	if r.OK {
+		t.Fatal("a refused call was answered")
+	}
+}
