@@ -121,7 +121,21 @@ func (c *Core) trimUndecidedLocked() {
 func (c *Core) refuseOverload(req *sip.Request, tx sip.ServerTransaction, why string) {
 	c.metrics.overload.WithLabelValues(why).Inc()
 	c.noisy.Warn("new call refused: overload", "reason", why)
-	respond(req, tx, sip.StatusServiceUnavailable, "Service Unavailable", sip.NewHeader("Retry-After", "5"))
+	refuseStateless(req, tx, "5")
+}
+
+// refuseStateless answers a new INVITE 503 the way a stateless UAS does
+// (RFC 3261 8.2.7): once, keeping nothing. A refused INVITE's transaction
+// would otherwise live on for its timers, parsed messages, Timer G's
+// retransmissions and a goroutine waiting to hand the ACK to nobody,
+// for 5 s after the ACK and 32 s without one: under overload, thousands
+// of them at once, the memory and the CPU the load was refused to save.
+// A lost 503 is mended by the caller's retransmission, which meets a
+// fresh decision; the ACK meets no transaction and is dropped, as a
+// stateless UAS must (the in-dialog check never answers an ACK).
+func refuseStateless(req *sip.Request, tx sip.ServerTransaction, retryAfter string) {
+	respond(req, tx, sip.StatusServiceUnavailable, "Service Unavailable", sip.NewHeader("Retry-After", retryAfter))
+	tx.Terminate()
 }
 
 // decision tracks whether the control plane has acted on a new inbound

@@ -50,7 +50,7 @@ func respond(req *sip.Request, tx sip.ServerTransaction, code int, reason string
 // admit checks a new INVITE and decides who sent it.
 func (c *Core) admit(req *sip.Request, tx sip.ServerTransaction, next sipgo.RequestHandler) {
 	if c.draining.Load() {
-		respond(req, tx, sip.StatusServiceUnavailable, "Service Unavailable", sip.NewHeader("Retry-After", "30"))
+		refuseStateless(req, tx, "30")
 		return
 	}
 	if why := c.overloaded(); why != "" {

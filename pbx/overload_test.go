@@ -2,6 +2,8 @@ package pbx_test
 
 import (
 	"context"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,5 +92,73 @@ func TestLateAnswerOfARefusedCallFailsAtOnce(t *testing.T) {
 	}
 	if r.OK {
 		t.Fatal("a refused call was answered")
+	}
+}
+
+// TestOverloadRefusalKeepsNothing: a call refused for overload is answered
+// 503 once, as a stateless UAS answers (RFC 3261 8.2.7): a caller that never
+// ACKs gets no retransmissions of it (a transaction kept for its timers
+// would resend it at 0.5 s and 1.5 s, and hold its memory for 32 s), its own
+// retransmission of the INVITE gets a fresh 503, and its late ACK gets
+// nothing.
+func TestOverloadRefusalKeepsNothing(t *testing.T) {
+	ns, err := events.RunServer(events.ServerConfig{Port: -1, JetStream: true, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	p := pbxtest.Start(t, pbxtest.WithRole(pbx.RoleCore), pbxtest.WithNATS(ns.ClientURL()))
+	ns.Shutdown() // no control plane reachable: every new call is refused
+	deadline := time.Now().Add(5 * time.Second)
+	for pbxtest.SendHostile(p.Addr, "udp", []pbxtest.Hostile{pbxtest.NewInvite(sippDomain)}, time.Second)[0] != "SIP/2.0 503 Service Unavailable" {
+		if time.Now().After(deadline) {
+			t.Fatal("new calls are not refused with the control plane gone")
+		}
+	}
+
+	conn, err := net.Dial("udp", p.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	invite := pbxtest.NewInvite(sippDomain).Raw
+	invite = strings.ReplaceAll(invite, "LOCAL", conn.LocalAddr().String())
+	invite = strings.ReplaceAll(invite, "TRANSPORT", "UDP")
+	answers := func(within time.Duration) []string {
+		var got []string
+		buf := make([]byte, 65536)
+		_ = conn.SetReadDeadline(time.Now().Add(within))
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return got
+			}
+			line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
+			got = append(got, line)
+		}
+	}
+
+	if _, err := conn.Write([]byte(invite)); err != nil {
+		t.Fatal(err)
+	}
+	if got := answers(2500 * time.Millisecond); len(got) != 1 || !strings.HasPrefix(got[0], "SIP/2.0 503") {
+		t.Fatalf("answers to a refused INVITE never ACKed, over 2.5 s: %q, want one 503", got)
+	}
+	if _, err := conn.Write([]byte(invite)); err != nil { // the caller's retransmission
+		t.Fatal(err)
+	}
+	if got := answers(time.Second); len(got) != 1 || !strings.HasPrefix(got[0], "SIP/2.0 503") {
+		t.Fatalf("answers to the retransmitted INVITE: %q, want one 503", got)
+	}
+	ack := strings.Replace(invite, "INVITE sip:", "ACK sip:", 1)
+	ack = strings.Replace(ack, " INVITE\r\n", " ACK\r\n", 1) // CSeq
+	if _, err := conn.Write([]byte(ack)); err != nil {
+		t.Fatal(err)
+	}
+	if got := answers(time.Second); len(got) != 0 {
+		t.Fatalf("answers to the ACK: %q, want none", got)
+	}
+	if n := p.Core().Calls(); n != 0 {
+		t.Fatalf("%d legs kept for refused calls", n)
 	}
 }

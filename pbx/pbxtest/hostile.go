@@ -286,3 +286,10 @@ func ForgeInDialog(method, domain, callID, fromTag, toTag string) Hostile {
 	}
 	return Hostile{Name: "forged " + method, Want: "481", Raw: render(method, "sip:201@"+domain, hs, body)}
 }
+
+// NewInvite is a new call from 200 to 201 in domain, with an offer, as a
+// phone would send it (no authentication).
+func NewInvite(domain string) Hostile {
+	hs := hostileHeaders("INVITE", domain, fmt.Sprintf("new-%d", rand.Uint64()), fmt.Sprint(rand.Uint32()), "")
+	return Hostile{Name: "new INVITE", Raw: render("INVITE", "sip:201@"+domain, hs, goodSDP)}
+}
