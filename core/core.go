@@ -255,6 +255,9 @@ func New(cfg Config) (*Core, error) {
 	if err := watchDialogs(cfg.Registerer, c.dg); err != nil {
 		return nil, err
 	}
+	if err := watchMusic(cfg.Registerer, c.hubs); err != nil {
+		return nil, err
+	}
 	// Handlers diago does not own, or that we own instead of diago. They
 	// must all be registered before serving, and each passes the ingress
 	// guard (diago's pass it through c.middleware).

@@ -6,6 +6,7 @@ import (
 	"github.com/emiago/diago"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/callpark/callpark/core/audio"
 	"github.com/callpark/callpark/internal/metric"
 )
 
@@ -68,5 +69,16 @@ func watchDialogs(r prometheus.Registerer, dg *diago.Diago) error {
 		dg.DialogCacheClient().DialogRange(context.Background(), func(string, *diago.DialogClientSession) bool { n++; return true })
 		return float64(n)
 	})
+	return s.Err()
+}
+
+// watchMusic exports the music hubs' pacing: packets that went out late
+// (a late tick catching up) or never (a tick later still).
+func watchMusic(r prometheus.Registerer, hubs *audio.Hubs) error {
+	s := metric.NewSet(r)
+	s.CounterFunc("callpark_music_late_packets_total", "Music-on-hold packets sent late, up to 40 ms, by a tick that came late.", nil,
+		func() float64 { return float64(hubs.Stats().Late) })
+	s.CounterFunc("callpark_music_skipped_packets_total", "Music-on-hold packets never sent: their tick came more than 40 ms late.", nil,
+		func() float64 { return float64(hubs.Stats().Skipped) })
 	return s.Err()
 }

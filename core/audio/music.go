@@ -26,6 +26,11 @@ import (
 // DefaultClass is the music class Hubs falls back to.
 const DefaultClass = "default"
 
+// MaxCatchUp is how many missed frames a late tick still delivers (40 ms
+// of audio: within what a phone's jitter buffer absorbs); a tick later
+// than that skips them.
+const MaxCatchUp = 2
+
 // skipLogEvery rate-limits the warning a Hub logs when it falls behind.
 const skipLogEvery = 10 * time.Second
 
@@ -56,7 +61,8 @@ type Shard interface {
 type HubStats struct {
 	Listeners int
 	Ticks     uint64 // shard ticks that delivered a frame
-	Skipped   uint64 // frames skipped because a shard fell behind
+	Late      uint64 // listener frames delivered late, catching up after a late tick
+	Skipped   uint64 // listener frames skipped because a shard fell further behind
 }
 
 // HubOptions tune a Hub. The zero value is usable.
@@ -84,6 +90,7 @@ type Hub struct {
 
 	running atomic.Bool
 	ticks   atomic.Uint64
+	late    atomic.Uint64
 	skipped atomic.Uint64
 }
 
@@ -207,7 +214,7 @@ func (h *Hub) Len() int {
 
 // Stats returns the hub's counters.
 func (h *Hub) Stats() HubStats {
-	return HubStats{Listeners: h.Len(), Ticks: h.ticks.Load(), Skipped: h.skipped.Load()}
+	return HubStats{Listeners: h.Len(), Ticks: h.ticks.Load(), Late: h.late.Load(), Skipped: h.skipped.Load()}
 }
 
 func (sh *shard) list() []Listener {
@@ -219,10 +226,15 @@ func (sh *shard) list() []Listener {
 
 // Run paces the hub until ctx is done: every 20 ms each listener receives the
 // current frame. A shard with no listeners stops its ticker and sleeps until
-// Add. A shard that falls behind (a slow listener, a stalled machine) skips
-// the missed frames rather than delivering a burst, so listeners stay in
-// real time. Run must not be called again while it is running; a second
-// concurrent call returns at once.
+// Add. A tick that comes late (a busy machine: the scheduler, other
+// processes) delivers the frames it missed, up to MaxCatchUp of them, back
+// to back and in order: each stream's packets carry consecutive sequence
+// numbers and timestamps, so a phone's jitter buffer plays them on time and
+// nothing is lost. A shard further behind (a stalled machine, a slow
+// listener) skips the missed frames rather than delivering a burst longer
+// than a jitter buffer holds, so listeners stay in real time. Run must not
+// be called again while it is running; a second concurrent call returns at
+// once.
 func (h *Hub) Run(ctx context.Context) {
 	if !h.running.CompareAndSwap(false, true) {
 		h.log.Error("music hub Run called twice")
@@ -293,9 +305,9 @@ func (sh *shard) play(ctx context.Context) bool {
 			if n <= last {
 				continue // a stale tick after a stall: already caught up
 			}
-			if missed := uint64(n - last - 1); missed > 0 {
-				h.skipped.Add(missed)
-				unreported += missed
+			from := sh.catchUp(last, n)
+			if skipped := uint64(from - last - 1); skipped > 0 {
+				unreported += skipped
 				if now.Sub(lastWarn) >= skipLogEvery {
 					h.log.Warn("music hub fell behind; frames skipped",
 						"skipped", unreported, "listeners", len(sh.list()), "shard", sh.index)
@@ -303,10 +315,30 @@ func (sh *shard) play(ctx context.Context) bool {
 				}
 			}
 			last = n
-			if sh.deliver(n) == 0 {
-				return true
+			for k := from; k <= n; k++ {
+				if sh.deliver(k) == 0 {
+					return true
+				}
 			}
 		}
+	}
+}
+
+// catchUp returns the first tick to deliver when tick n comes after tick
+// last: the ones missed in between when there are at most MaxCatchUp of
+// them (counted late), else n alone (the missed ones counted skipped).
+func (sh *shard) catchUp(last, n int64) int64 {
+	missed := uint64(n - last - 1)
+	listeners := uint64(len(sh.list()))
+	switch {
+	case missed == 0:
+		return n
+	case missed <= MaxCatchUp:
+		sh.hub.late.Add(missed * listeners)
+		return last + 1
+	default:
+		sh.hub.skipped.Add(missed * listeners)
+		return n
 	}
 }
 
@@ -362,6 +394,21 @@ func NewHubsWith(ctx context.Context, lib func(class string) ([]int16, bool), lo
 	h := NewHubs(ctx, lib, log)
 	h.opts = o
 	return h
+}
+
+// Stats sums the stats of every hub.
+func (h *Hubs) Stats() HubStats {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var sum HubStats
+	for _, hub := range h.hubs {
+		s := hub.Stats()
+		sum.Listeners += s.Listeners
+		sum.Ticks += s.Ticks
+		sum.Late += s.Late
+		sum.Skipped += s.Skipped
+	}
+	return sum
 }
 
 // Get returns the hub of class, creating and starting it if needed. "" means

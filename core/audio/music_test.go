@@ -462,3 +462,25 @@ func BenchmarkHubTick2000(b *testing.B) {
 		n++
 	}
 }
+
+// A tick that comes late delivers the frames it missed, up to MaxCatchUp,
+// in order (so a phone's jitter buffer still plays them on time); a later
+// one skips them.
+func TestHubLateTickCatchesUp(t *testing.T) {
+	h := NewHubWith(make([]int16, 10*FrameSamples), nil, HubOptions{Shards: 1})
+	h.Add(new(nop))
+	sh := h.shards[0]
+	for _, c := range []struct{ last, n, from int64 }{
+		{5, 6, 6},                           // on time
+		{5, 7, 6},                           // one missed: delivered late
+		{5, 6 + MaxCatchUp, 6},              // as many as may be caught up
+		{5, 7 + MaxCatchUp, 7 + MaxCatchUp}, // more: skipped
+	} {
+		if got := sh.catchUp(c.last, c.n); got != c.from {
+			t.Errorf("tick %d after %d: deliver from %d, want %d", c.n, c.last, got, c.from)
+		}
+	}
+	if s := h.Stats(); s.Late != 1+MaxCatchUp || s.Skipped != 1+MaxCatchUp {
+		t.Errorf("late %d, skipped %d; want %d and %d", s.Late, s.Skipped, 1+MaxCatchUp, 1+MaxCatchUp)
+	}
+}

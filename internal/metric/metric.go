@@ -60,6 +60,12 @@ func (s *Set) GaugeFunc(name, help string, labels prometheus.Labels, fn func() f
 	register(s, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: labels}, fn))
 }
 
+// CounterFunc is a counter read from fn at each scrape (fn must never
+// decrease), for counts kept elsewhere.
+func (s *Set) CounterFunc(name, help string, labels prometheus.Labels, fn func() float64) {
+	register(s, prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels}, fn))
+}
+
 // Histogram is a histogram without labels.
 func (s *Set) Histogram(name, help string, buckets []float64) prometheus.Histogram {
 	return register(s, prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}))
