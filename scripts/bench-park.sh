@@ -34,6 +34,13 @@
 #   TALK_MS=500       retriever talk time in (b)
 #   PHONES=1          client/parker account pairs sharing the cycles of (b)
 #   PARK_DELAY_MS=200 pause between the parker answering and its REFER
+#   CAPTURE_EVERY=8   capture the music of one stream in this many (by
+#                     callpark's RTP port; 1: all). Capturing 250,000
+#                     packets/s takes dumpcap about 0.4 of this machine's
+#                     2 cores and the capture hook more in the sender, a
+#                     load that has nothing to do with callpark; every
+#                     packet of a sampled stream is measured, and
+#                     callpark's own pacing counters cover all streams.
 #   RTP_ECHO=0        1: the clients echo the music back (callpark also
 #                     receives 50 packets/s per parked call, like real phones)
 #   PHASES="hold cycles"
@@ -65,6 +72,7 @@ TALK_MS=${TALK_MS:-500}
 PARK_DELAY_MS=${PARK_DELAY_MS:-200}
 PHONES=${PHONES:-1}
 RTP_ECHO=${RTP_ECHO:-0}
+CAPTURE_EVERY=${CAPTURE_EVERY:-8}
 PROFILE=${PROFILE:-1}
 PHASES=${PHASES:-"hold cycles"}
 CALLPARKD=${CALLPARKD:-$ROOT/bin/callparkd}
@@ -183,6 +191,12 @@ start_sipp() {
 		-trace_stat -fd 1 -trace_err ${SIPP_TRACE:+-trace_msg} -key domain "$DOMAIN" -auth_uri "$CP" "$@" >screen.txt 2>&1) &
 	SIPP_PID=$!
 	PIDS+=("$SIPP_PID")
+	# A sipp that cannot start (its port taken meanwhile) would leave a
+	# phase measuring nothing: stop here with its reason.
+	sleep 0.3
+	if cat "$WORK/$tag"/*_errors.log 2>/dev/null | grep -q "Unable to bind"; then
+		die "sipp $tag could not start: $(cat "$WORK/$tag"/*_errors.log | grep "Unable to bind" | head -1)"
+	fi
 }
 # wait_pid PID SECONDS: wait for a process to end; TERM it after SECONDS.
 wait_pid() {
@@ -331,7 +345,10 @@ phase_hold() {
 	log "HOLD: $parked_start parked; measuring ${DURATION}s"
 
 	pcap=$WORK/hold.pcap
-	dumpcap -q -i lo -f "udp and dst host 127.0.0.1 and dst port $CLIENT_MP" -s 64 -B 64 \
+	local sample=""
+	# RTP ports are even: one stream in CAPTURE_EVERY (a power of two) by port/2.
+	[ "$CAPTURE_EVERY" -gt 1 ] && sample=" and (udp[0:2] >> 1) & $((CAPTURE_EVERY - 1)) == 0"
+	dumpcap -q -i lo -f "udp and dst host 127.0.0.1 and dst port $CLIENT_MP$sample" -s 64 -B 64 \
 		-a "duration:$DURATION" -w "$pcap" >"$WORK/dumpcap.log" 2>&1 &
 	local dpid=$!
 	PIDS+=("$dpid")
@@ -340,6 +357,8 @@ phase_hold() {
 	s0=$(cpu_ticks "$cli")
 	u0=$(cpu_ticks "$uas")
 	w0=$(sipp_dropped)
+	ml0=$(metric callpark_music_late_packets_total)
+	ms0=$(metric callpark_music_skipped_packets_total)
 	local prof_pid=""
 	if [ "$PROFILE" = 1 ]; then
 		curl -fsS --max-time $((DURATION + 10)) -o "$WORK/hold-cpu.pprof" \
@@ -352,6 +371,8 @@ phase_hold() {
 	u1=$(cpu_ticks "$uas")
 	t1=$(date +%s.%N)
 	w1=$(sipp_dropped)
+	ml1=$(metric callpark_music_late_packets_total)
+	ms1=$(metric callpark_music_skipped_packets_total)
 	alive
 	local rss hwm
 	rss=$(rss_kb "$CP_PID")
@@ -392,8 +413,12 @@ phase_hold() {
 	local wall cores expected cli_csv uas_csv
 	wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')
 	cores=$(awk -v a="$c0" -v b="$c1" -v w="$wall" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", (b - a) / t / w}')
-	# Expected over the capture's real span (dumpcap stops a little late).
-	expected=$(awk -v n="$N" -v s="$cspan" 'BEGIN {printf "%d", n * 50 * s}')
+	# Expected over the capture's real span (dumpcap stops a little late),
+	# for every stream captured (sampled: the streams seen, each of which
+	# should have sent 50 packets/s; the count seen is printed beside N/CAPTURE_EVERY).
+	local nstreams=$N
+	[ "$CAPTURE_EVERY" -gt 1 ] && nstreams=$streams
+	expected=$(awk -v n="$nstreams" -v s="$cspan" 'BEGIN {printf "%d", n * 50 * s}')
 	cli_csv=$(stat_csv hold-client)
 	uas_csv=$(stat_csv hold-parker)
 	local c_tot c_ok c_fail u_tot u_ok u_fail
@@ -416,8 +441,9 @@ phase_hold() {
 			"callparkd RSS at end / peak (VmHWM)" "$(div "$rss" 1024 1) MiB / $(div "$hwm" 1024 1) MiB" \
 			"RSS per parked call (window end - idle) / N" "$(div $((rss - IDLE_RSS_KB)) "$N" 1) KiB   (idle $(div "$IDLE_RSS_KB" 1024 1) MiB)" \
 			"sipp CPU (client / parker), cores" "$(awk -v a="$s0" -v b="$s1" -v w="$wall" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", (b - a) / t / w}') / $(awk -v a="$u0" -v b="$u1" -v w="$wall" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", (b - a) / t / w}')" \
-			"music packets received / expected" "$pk / $expected  ($(div $((pk * 100)) "$expected" 2) %; $(div "$pk" "$cspan" 0)/s vs $((N * 50))/s over ${cspan}s)" \
-			"music streams seen" "$streams   (expected $N)" \
+			"music packets received / expected" "$pk / $expected  ($(div $((pk * 100)) "$expected" 2) %; $(div "$pk" "$cspan" 0)/s vs $((nstreams * 50))/s over ${cspan}s)" \
+			"music streams seen" "$streams   (expected $N$([ "$CAPTURE_EVERY" -gt 1 ] && echo ", about $((N / CAPTURE_EVERY)) captured: one in $CAPTURE_EVERY by port"))" \
+			"callpark's pacing: packets sent late / skipped" "$((ml1 - ml0)) / $((ms1 - ms0))   (a tick up to 40 ms late catches up; later, it skips)" \
 			"packet rate per stream (first to last packet)" "$prate /s (50 expected)" \
 			"gaps < 10 ms (bursts)" "$fast of $gaps ($(div $((fast * 100)) "$gaps" 4) %)" \
 			"gaps > 30 ms" "$late of $gaps ($(div $((late * 100)) "$gaps" 4) %), in $late_streams streams; max gap $maxgap ms" \
@@ -541,8 +567,10 @@ sleep "${SETTLE_SECS:-60}"
 {
 	echo "callparkd ${SETTLE_SECS:-60} s after the load: RSS $(div "$(rss_kb "$CP_PID")" 1024 1) MiB (idle at start: $(div "$base_rss" 1024 1) MiB), legs $(metric callpark_core_active_legs), SIP dialogs kept $(metric callpark_core_sip_dialogs)"
 	{ curl -fsS --max-time 5 "http://127.0.0.1:$METRICS_PORT/debug/pprof/heap?debug=1" 2>/dev/null || true; } |
-		awk '/^# (HeapAlloc|HeapSys|HeapIdle|HeapReleased|HeapInuse|Stack(Inuse|Sys)|Sys|NumGC) / {printf "%s %s = %.1f MiB; ", $2, "", $4 / 1048576} END {print ""}' |
-		sed 's/^/  Go memory: /; s/NumGC  = \([0-9.]*\) MiB/NumGC/'
+		awk '/^# (HeapAlloc|HeapSys|HeapIdle|HeapReleased|HeapInuse|Sys|GCSys|OtherSys) / {printf "%s = %.1f MiB; ", $2, $4 / 1048576}
+			/^# (Stack|MSpan) = / {printf "%s in use/sys = %.1f/%.1f MiB; ", $2, $4 / 1048576, $6 / 1048576}
+			/^# NumGC / {printf "NumGC = %d; ", $4} END {print ""}' |
+		sed 's/^/  Go memory: /'
 	if [ "$PROFILE" = 1 ]; then
 		curl -fsS --max-time 10 -o "$WORK/after-heap.pprof" "http://127.0.0.1:$METRICS_PORT/debug/pprof/heap" 2>/dev/null || true
 		pprof_top "$WORK/after-heap.pprof" "heap in use after the load (top 10)" -top -sample_index=inuse_space
