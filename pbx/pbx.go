@@ -118,7 +118,7 @@ func (p *PBX) Ready() <-chan struct{} { return p.ready }
 
 // Run starts everything and blocks until ctx ends; then it shuts down in
 // order. Lame duck (Drain) is the caller's first step on SIGTERM.
-func (p *PBX) Run(ctx context.Context) error {
+func (p *PBX) Run(ctx context.Context) (err error) {
 	cfg := p.cfg
 	log := cfg.Log
 	url := cfg.NATSURL
@@ -189,7 +189,22 @@ func (p *PBX) Run(ctx context.Context) error {
 		}
 	}
 
-	g, ctx := errgroup.WithContext(ctx)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, ctx := errgroup.WithContext(runCtx)
+	waited := false
+	defer func() {
+		if waited {
+			return
+		}
+		// A step below failed with parts already running: stop them, and
+		// report the first of them that failed if one did (a SIP port
+		// taken, say): the step then only saw the group's cancellation.
+		cancel()
+		if werr := g.Wait(); werr != nil && !errors.Is(werr, context.Canceled) {
+			err = werr
+		}
+	}()
 	g.Go(func() error { p.store.Watch(ctx, cfg.ReloadInterval); return nil })
 	g.Go(func() error { nodes.Run(ctx); return nil })
 	if cfg.MemTrim > 0 {
@@ -374,6 +389,7 @@ func (p *PBX) Run(ctx context.Context) error {
 		close(p.ready)
 	}()
 	log.Info("callpark running", "role", cfg.Role, "sip", net.JoinHostPort(cfg.SIPHost, fmt.Sprint(cfg.SIPPort)), "nats", url)
+	waited = true
 	return g.Wait()
 }
 

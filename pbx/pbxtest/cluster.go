@@ -15,25 +15,8 @@ import (
 // until every node is ready. opts apply to every node.
 func StartCluster(t testing.TB, n int, opts ...Option) []*PBX {
 	t.Helper()
-	type ports struct{ client, route int }
-	ps := make([]ports, n)
-	for i := range ps {
-		ps[i] = ports{FreePort(t), FreePort(t)}
-	}
-	secret := fmt.Sprintf("cluster-secret-%d", time.Now().UnixNano())
 	nodes := make([]*PBX, n)
-	for i := range n {
-		var routes []string
-		for j := range n {
-			if j != i {
-				routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ps[j].route))
-			}
-		}
-		cfg := Config(t, opts...)
-		cfg.Node = string(rune('a' + i))
-		cfg.NATSPort = ps[i].client
-		cfg.NATSPassword = secret // one service password on every server
-		cfg.Cluster = &pbx.Cluster{Port: ps[i].route, Routes: routes, Secret: secret, Replicas: min(n, 3)}
+	for i, cfg := range ClusterConfigs(t, n, opts...) {
 		nodes[i] = launch(t, cfg)
 	}
 	// The nodes wait for each other (a clustered JetStream needs its
@@ -50,6 +33,34 @@ func StartCluster(t testing.TB, n int, opts ...Option) []*PBX {
 		}
 	}
 	return nodes
+}
+
+// ClusterConfigs are the configs of the n nodes StartCluster starts: nodes
+// a, b, c…, each with its own NATS server routed to the others.
+func ClusterConfigs(t testing.TB, n int, opts ...Option) []pbx.Config {
+	t.Helper()
+	type ports struct{ client, route int }
+	ps := make([]ports, n)
+	for i := range ps {
+		ps[i] = ports{FreePort(t), FreePort(t)}
+	}
+	secret := fmt.Sprintf("cluster-secret-%d", time.Now().UnixNano())
+	cfgs := make([]pbx.Config, n)
+	for i := range n {
+		var routes []string
+		for j := range n {
+			if j != i {
+				routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ps[j].route))
+			}
+		}
+		cfg := Config(t, opts...)
+		cfg.Node = string(rune('a' + i))
+		cfg.NATSPort = ps[i].client
+		cfg.NATSPassword = secret // one service password on every server
+		cfg.Cluster = &pbx.Cluster{Port: ps[i].route, Routes: routes, Secret: secret, Replicas: min(n, 3)}
+		cfgs[i] = cfg
+	}
+	return cfgs
 }
 
 // Owner returns the node whose control plane decides for customer now.
