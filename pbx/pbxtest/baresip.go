@@ -325,11 +325,15 @@ func freePortRange(t testing.TB, n int) int {
 		// Even: baresip rounds the RTP port it picks down to an even one,
 		// so a range starting odd saw it take the port below the range
 		// (and the test's capture filter missed its media).
-		base := FreePort(t)
-		base += base % 2
+		first := FreePort(t)
+		base := first + first%2
 		ok := true
 		for i := 0; i < n && ok; i++ {
-			ok = portFree(base + i)
+			if base+i != first {
+				_, taken := handedOut.LoadOrStore(base+i, struct{}{})
+				ok = !taken
+			}
+			ok = ok && portFree(base+i)
 		}
 		if ok {
 			return base

@@ -109,13 +109,23 @@ func SampleDialplans() string {
 	return filepath.Join(filepath.Dir(file), "..", "..", "dialplans", "sample")
 }
 
+// handedOut is every port FreePort has returned in this process: a port
+// checked free but not yet bound by its test must not go to another test
+// running in parallel (a cluster start picks nine, and a node whose SIP
+// or NATS port went to someone else meanwhile fails to start).
+var handedOut sync.Map // int -> struct{}
+
 // FreePort returns a port free for both UDP and TCP on 127.0.0.1, picked
 // at random below Linux's ephemeral range (32768-60999) so that RTP sockets,
-// which take ephemeral ports, never grab it between the check and the bind.
+// which take ephemeral ports, never grab it between the check and the bind,
+// and never returned twice in one process.
 func FreePort(t testing.TB) int {
 	t.Helper()
 	for range 200 {
 		port := 20000 + rand.IntN(12000)
+		if _, taken := handedOut.LoadOrStore(port, struct{}{}); taken {
+			continue
+		}
 		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", itoa(port)))
 		if err != nil {
 			continue
