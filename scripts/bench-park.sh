@@ -358,6 +358,7 @@ phase_hold() {
 	u0=$(cpu_ticks "$uas")
 	w0=$(sipp_dropped)
 	ml0=$(metric callpark_music_late_packets_total)
+	gc0=$(metric go_gc_duration_seconds_count)
 	ms0=$(metric callpark_music_skipped_packets_total)
 	local prof_pid=""
 	if [ "$PROFILE" = 1 ]; then
@@ -372,6 +373,7 @@ phase_hold() {
 	t1=$(date +%s.%N)
 	w1=$(sipp_dropped)
 	ml1=$(metric callpark_music_late_packets_total)
+	gc1=$(metric go_gc_duration_seconds_count)
 	ms1=$(metric callpark_music_skipped_packets_total)
 	alive
 	local rss hwm
@@ -438,6 +440,7 @@ phase_hold() {
 			"client calls OK / failed (sipp)" "$c_ok / $c_fail   (of $c_tot)" \
 			"parked at window end / SIP legs at window end" "$parked_end / $legs_window" \
 			"callparkd CPU in window" "$(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" 'BEGIN {printf "%.2f", (b - a) / t}') s = $cores cores" \
+			"callparkd GC cycles in window" "$((gc1 - gc0))" \
 			"callparkd RSS at end / peak (VmHWM)" "$(div "$rss" 1024 1) MiB / $(div "$hwm" 1024 1) MiB" \
 			"RSS per parked call (window end - idle) / N" "$(div $((rss - IDLE_RSS_KB)) "$N" 1) KiB   (idle $(div "$IDLE_RSS_KB" 1024 1) MiB)" \
 			"sipp CPU (client / parker), cores" "$(awk -v a="$s0" -v b="$s1" -v w="$wall" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", (b - a) / t / w}') / $(awk -v a="$u0" -v b="$u1" -v w="$wall" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", (b - a) / t / w}')" \
