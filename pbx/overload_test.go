@@ -162,3 +162,36 @@ func TestOverloadRefusalKeepsNothing(t *testing.T) {
 		t.Fatalf("%d legs kept for refused calls", n)
 	}
 }
+
+// TestChallengeIsAnsweredOnce: an INVITE without credentials, never ACKed
+// (a forged source address: the 401 goes to someone else), is challenged
+// once. A challenge kept in a transaction was resent ten times over 32 s:
+// one forged packet, eleven answers, each larger than the request.
+func TestChallengeIsAnsweredOnce(t *testing.T) {
+	p := pbxtest.Start(t)
+	conn, err := net.Dial("udp", p.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	invite := pbxtest.NewInvite(sippDomain).Raw
+	invite = strings.ReplaceAll(invite, "LOCAL", conn.LocalAddr().String())
+	invite = strings.ReplaceAll(invite, "TRANSPORT", "UDP")
+	if _, err := conn.Write([]byte(invite)); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	buf := make([]byte, 65536)
+	_ = conn.SetReadDeadline(time.Now().Add(2500 * time.Millisecond))
+	for {
+		n, err := conn.Read(buf)
+		if err != nil {
+			break
+		}
+		line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
+		got = append(got, line)
+	}
+	if len(got) != 1 || !strings.HasPrefix(got[0], "SIP/2.0 401") {
+		t.Fatalf("answers to an INVITE without credentials over 2.5 s: %q, want one 401", got)
+	}
+}

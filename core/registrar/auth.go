@@ -331,9 +331,20 @@ func (r *Registrar) respond(req *sip.Request, tx sip.ServerTransaction, code int
 	r.send(tx, sip.NewResponseFromRequest(req, code, reason, nil))
 }
 
+// send answers on tx. A refusal (a challenge too) is answered the way a
+// stateless UAS answers (RFC 3261 8.2.7): once, keeping nothing. Over UDP
+// a transaction kept for its timers would resend a refused INVITE's 401
+// ten times over 32 s to whatever source address the request claimed:
+// one forged packet, eleven answers, each bigger than it, a reflector for
+// anyone's flood. A phone whose 401 was lost retransmits its request and
+// is challenged afresh; the ACK of a 401 meets no transaction and is
+// dropped.
 func (r *Registrar) send(tx sip.ServerTransaction, res *sip.Response) {
 	if err := tx.Respond(res); err != nil {
 		r.log.Debug("respond failed", "status", res.StatusCode, "error", err)
+	}
+	if res.StatusCode >= 300 {
+		tx.Terminate()
 	}
 }
 
