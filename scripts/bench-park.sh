@@ -568,7 +568,9 @@ alive
 base_rss=${IDLE_RSS_KB:-0}
 sleep "${SETTLE_SECS:-60}"
 {
-	echo "callparkd ${SETTLE_SECS:-60} s after the load: RSS $(div "$(rss_kb "$CP_PID")" 1024 1) MiB (idle at start: $(div "$base_rss" 1024 1) MiB), legs $(metric callpark_core_active_legs), SIP dialogs kept $(metric callpark_core_sip_dialogs)"
+	echo "callparkd ${SETTLE_SECS:-60} s after the load: RSS $(div "$(rss_kb "$CP_PID")" 1024 1) MiB (idle at start: $(div "$base_rss" 1024 1) MiB), legs $(metric callpark_core_active_legs), SIP dialogs kept $(metric callpark_core_sip_dialogs) (server $(metric 'callpark_core_sip_dialogs{side="server"}'), client $(metric 'callpark_core_sip_dialogs{side="client"}'))"
+	# What still runs: a dialog kept is a goroutine waiting on something.
+	curl -fsS --max-time 5 -o "$WORK/after-goroutines.txt" "http://127.0.0.1:$METRICS_PORT/debug/pprof/goroutine?debug=1" 2>/dev/null || true
 	{ curl -fsS --max-time 5 "http://127.0.0.1:$METRICS_PORT/debug/pprof/heap?debug=1" 2>/dev/null || true; } |
 		awk '/^# (HeapAlloc|HeapSys|HeapIdle|HeapReleased|HeapInuse|Sys|GCSys|OtherSys) / {printf "%s = %.1f MiB; ", $2, $4 / 1048576}
 			/^# (Stack|MSpan) = / {printf "%s in use/sys = %.1f/%.1f MiB; ", $2, $4 / 1048576, $6 / 1048576}
