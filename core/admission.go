@@ -125,11 +125,13 @@ func (c *Core) refuseOverload(req *sip.Request, tx sip.ServerTransaction, why st
 }
 
 // refuseStateless answers a new INVITE 503 the way a stateless UAS does
-// (RFC 3261 8.2.7): once, keeping nothing. A refused INVITE's transaction
-// would otherwise live on for its timers, parsed messages, Timer G's
-// retransmissions and a goroutine waiting to hand the ACK to nobody,
-// for 5 s after the ACK and 32 s without one: under overload, thousands
-// of them at once, the memory and the CPU the load was refused to save.
+// (RFC 3261 8.2.7): once, keeping nothing, as every refusal of a request
+// before it has a dialog (reject, the registrar's challenges). A refused
+// INVITE's transaction would otherwise live on for its timers, parsed
+// messages, Timer G's retransmissions (ten, to whatever source the
+// request claimed) and a goroutine waiting to hand the ACK to nobody, for
+// 5 s after the ACK and 32 s without one: under overload, thousands of
+// them at once, the memory and the CPU the load was refused to save.
 // A lost 503 is mended by the caller's retransmission, which meets a
 // fresh decision; the ACK meets no transaction and is dropped, as a
 // stateless UAS must (the in-dialog check never answers an ACK).

@@ -60,6 +60,7 @@ func (c *Core) admit(req *sip.Request, tx sip.ServerTransaction, next sipgo.Requ
 	if code, reason := checkOffer(req); code != 0 {
 		c.metrics.badRequests.WithLabelValues(reason).Inc()
 		respond(req, tx, code, reason)
+		tx.Terminate() // stateless, as every refusal of a new call
 		return
 	}
 	id, internal, err := c.internalIdentity(req)

@@ -124,7 +124,8 @@ func (c *Core) guard(next sipgo.RequestHandler) sipgo.RequestHandler {
 	}
 }
 
-// reject answers an invalid request (never an ACK) and counts it.
+// reject answers an invalid request (never an ACK) and counts it. The
+// answer is stateless (see refuseStateless): once, keeping nothing.
 func (c *Core) reject(req *sip.Request, tx sip.ServerTransaction, code int, reason, label string) {
 	c.metrics.badRequests.WithLabelValues(label).Inc()
 	c.noisy.Warn("SIP request refused", "reason", label, "method", req.Method.String(),
@@ -133,6 +134,7 @@ func (c *Core) reject(req *sip.Request, tx sip.ServerTransaction, code int, reas
 		return
 	}
 	_ = tx.Respond(sip.NewResponseFromRequest(req, code, reason, nil))
+	tx.Terminate()
 }
 
 // trackedTx remembers whether a final answer went out, so the recover

@@ -163,35 +163,44 @@ func TestOverloadRefusalKeepsNothing(t *testing.T) {
 	}
 }
 
-// TestChallengeIsAnsweredOnce: an INVITE without credentials, never ACKed
-// (a forged source address: the 401 goes to someone else), is challenged
-// once. A challenge kept in a transaction was resent ten times over 32 s:
+// TestRefusalsAreAnsweredOnce: a new INVITE refused before it has a
+// dialog (no credentials, no offer, a malformed request), never ACKed (a
+// forged source address: the answer goes to someone else), is answered
+// once. A refusal kept in a transaction was resent ten times over 32 s:
 // one forged packet, eleven answers, each larger than the request.
-func TestChallengeIsAnsweredOnce(t *testing.T) {
+func TestRefusalsAreAnsweredOnce(t *testing.T) {
 	p := pbxtest.Start(t)
-	conn, err := net.Dial("udp", p.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	invite := pbxtest.NewInvite(sippDomain).Raw
-	invite = strings.ReplaceAll(invite, "LOCAL", conn.LocalAddr().String())
-	invite = strings.ReplaceAll(invite, "TRANSPORT", "UDP")
-	if _, err := conn.Write([]byte(invite)); err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	buf := make([]byte, 65536)
-	_ = conn.SetReadDeadline(time.Now().Add(2500 * time.Millisecond))
-	for {
-		n, err := conn.Read(buf)
+	noOffer, _, _ := strings.Cut(invite, "Content-Type:")
+	noOffer += "Content-Length: 0\r\n\r\n"
+	for _, c := range []struct{ name, raw, want string }{
+		{"without credentials", invite, "SIP/2.0 401"},
+		{"without an offer", noOffer, "SIP/2.0 488"},
+		{"with Max-Forwards 0", strings.Replace(invite, "Max-Forwards: 70", "Max-Forwards: 0", 1), "SIP/2.0 483"},
+	} {
+		conn, err := net.Dial("udp", p.Addr)
 		if err != nil {
-			break
+			t.Fatal(err)
 		}
-		line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
-		got = append(got, line)
-	}
-	if len(got) != 1 || !strings.HasPrefix(got[0], "SIP/2.0 401") {
-		t.Fatalf("answers to an INVITE without credentials over 2.5 s: %q, want one 401", got)
+		raw := strings.ReplaceAll(c.raw, "LOCAL", conn.LocalAddr().String())
+		raw = strings.ReplaceAll(raw, "TRANSPORT", "UDP")
+		if _, err := conn.Write([]byte(raw)); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		buf := make([]byte, 65536)
+		_ = conn.SetReadDeadline(time.Now().Add(2500 * time.Millisecond))
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				break
+			}
+			line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
+			got = append(got, line)
+		}
+		conn.Close()
+		if len(got) != 1 || !strings.HasPrefix(got[0], c.want) {
+			t.Errorf("answers to an INVITE %s over 2.5 s: %q, want one %s", c.name, got, c.want)
+		}
 	}
 }
