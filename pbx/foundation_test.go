@@ -250,6 +250,7 @@ func TestLameDuck(t *testing.T) {
 	ca, cb := connect(t, a, b)
 	cc, cj := connect(t, a, john)
 	cj.Park(t, "*70333")
+	p.Events.Next(t, events.CallParked, pbxtest.Park("333")) // parked before the drain begins
 	p.Core().Drain()
 	_, err := john.DialErr(t.Context(), "201")
 	if got := pbxtest.StatusOf(err); got != 503 {
