@@ -79,6 +79,9 @@ type Config struct {
 	// MusicBatch sends music on hold in batches through a raw socket
 	// (musicbatch.go) when the process may open one (CAP_NET_RAW).
 	MusicBatch bool
+	// MusicShards is the number of pacing goroutines (and raw sockets)
+	// music on hold is spread over; 0: one per core (GOMAXPROCS).
+	MusicShards int
 	// Bans drops every packet of an address that failed authentication
 	// too often (nil: no bans); the registrar reports failures to it.
 	Bans *ban.List
@@ -186,11 +189,13 @@ func New(cfg Config) (*Core, error) {
 	}
 	c.metrics = m
 	c.hubsCtx, c.hubsCancel = context.WithCancel(context.Background())
-	var hubOpts audio.HubOptions
+	hubOpts := audio.HubOptions{Shards: cfg.MusicShards}
+	if hubOpts.Shards <= 0 {
+		hubOpts.Shards = runtime.GOMAXPROCS(0)
+	}
 	if cfg.MusicBatch {
-		// One socket per core: the hub has a shard per core, each
-		// flushing its own batch.
-		if raw, err := rawudp.Open(runtime.GOMAXPROCS(0)); err != nil {
+		// One socket per shard, each shard flushing its own batch.
+		if raw, err := rawudp.Open(hubOpts.Shards); err != nil {
 			cfg.Log.Info("music goes out through each leg's own socket (no batched sends)", "err", err)
 		} else {
 			c.music = raw

@@ -114,6 +114,9 @@ type Config struct {
 	// PlainMusic sends music on hold through each leg's own socket even
 	// where a raw socket would batch it (core.Config.MusicBatch).
 	PlainMusic bool
+	// MusicShards spreads music on hold over this many pacing goroutines
+	// (0: one per core).
+	MusicShards int
 	// DialogKeepAlive is how often an answered leg's far end gets an
 	// in-dialog OPTIONS (0: never); one that answers 481 or nothing is hung
 	// up, and a parked call it left is abandoned, not kept forever.

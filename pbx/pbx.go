@@ -256,6 +256,7 @@ func (p *PBX) Run(ctx context.Context) (err error) {
 			KeepAlive:       cfg.KeepAlive,
 			DialogKeepAlive: cfg.DialogKeepAlive,
 			MusicBatch:      !cfg.PlainMusic,
+			MusicShards:     cfg.MusicShards,
 			Bans:            bans,
 			Host:            cfg.SIPHost,
 			Port:            cfg.SIPPort,

@@ -80,6 +80,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	shedAfter := fs.Duration("shed-after", time.Second, "new extension calls get 503 while the control plane's queue lags this much (negative: never); retrievals always go on")
 	keepAlive := fs.Duration("keepalive", 60*time.Second, "OPTIONS keep-alive of UDP contacts; one that does not answer is unregistered (0: off)")
 	dialogKeepAlive := fs.Duration("dialog-keepalive", 60*time.Second, "in-dialog OPTIONS to each answered leg; a far end that answers 481 or nothing is hung up (0: off)")
+	musicShards := fs.Int("music-shards", 0, "pacing goroutines music on hold is spread over, their ticks staggered over the 20 ms (0: one per core)")
 	musicBatch := fs.Bool("music-batch", true, "send music on hold in batches (sendmmsg) through a raw socket when allowed (CAP_NET_RAW); false: through each leg's socket")
 	trusted := fs.String("trusted", "", "comma-separated addresses or CIDRs never banned (an office NAT, a carrier)")
 	banFailures := fs.Int("ban-failures", 10, "authentication failures from one address within --ban-window that ban it (-1: never ban)")
@@ -130,7 +131,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		NATSURL: *natsURL, NATSHost: nhost, NATSPort: nport, NATSStoreDir: *natsStore,
 		NATSUser: *natsUser, NATSSecretFile: *natsSecret,
 		Dialplans: *dir, MetricsAddr: *metrics, WebAddr: *web, DrainTimeout: *drain, Log: log,
-		MaxLegs: *maxLegs, KeepAlive: *keepAlive, DialogKeepAlive: *dialogKeepAlive, PlainMusic: !*musicBatch, MaxDecisionDelay: *decisionDelay, DecisionTimeout: *decisionTimeout, ShedAfter: *shedAfter, MemTrim: *memTrim,
+		MaxLegs: *maxLegs, KeepAlive: *keepAlive, DialogKeepAlive: *dialogKeepAlive, PlainMusic: !*musicBatch, MusicShards: *musicShards, MaxDecisionDelay: *decisionDelay, DecisionTimeout: *decisionTimeout, ShedAfter: *shedAfter, MemTrim: *memTrim,
 		Bans: ban.Config{Failures: *banFailures, Window: *banWindow, BanFor: *banTime, Trusted: prefixes},
 	}
 	cfg.Node = *node
