@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/callpark/callpark/core/stateless"
 	"github.com/emiago/sipgo/sip"
 )
 
@@ -124,20 +125,13 @@ func (c *Core) refuseOverload(req *sip.Request, tx sip.ServerTransaction, why st
 	refuseStateless(req, tx, "5")
 }
 
-// refuseStateless answers a new INVITE 503 the way a stateless UAS does
-// (RFC 3261 8.2.7): once, keeping nothing, as every refusal of a request
-// before it has a dialog (reject, the registrar's challenges). A refused
-// INVITE's transaction would otherwise live on for its timers, parsed
-// messages, Timer G's retransmissions (ten, to whatever source the
-// request claimed) and a goroutine waiting to hand the ACK to nobody, for
-// 5 s after the ACK and 32 s without one: under overload, thousands of
-// them at once, the memory and the CPU the load was refused to save.
-// A lost 503 is mended by the caller's retransmission, which meets a
-// fresh decision; the ACK meets no transaction and is dropped, as a
-// stateless UAS must (the in-dialog check never answers an ACK).
+// refuseStateless answers a new INVITE 503 with Retry-After, statelessly
+// (package stateless): a refusal for overload must not keep what the load
+// was refused to save.
 func refuseStateless(req *sip.Request, tx sip.ServerTransaction, retryAfter string) {
-	respond(req, tx, sip.StatusServiceUnavailable, "Service Unavailable", sip.NewHeader("Retry-After", retryAfter))
-	tx.Terminate()
+	res := sip.NewResponseFromRequest(req, sip.StatusServiceUnavailable, "Service Unavailable", nil)
+	res.AppendHeader(sip.NewHeader("Retry-After", retryAfter))
+	_ = stateless.Respond(req, tx, res)
 }
 
 // decision tracks whether the control plane has acted on a new inbound

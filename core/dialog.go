@@ -90,11 +90,9 @@ func (c *Core) inDialog(req *sip.Request, tx sip.ServerTransaction) bool {
 		return true
 	}
 	if req.Method == sip.ACK {
-		// The ACK of a refusal answered statelessly (a challenge, most
-		// often: its ACK can arrive after the authenticated INVITE that
-		// followed it made the leg), or a forgery: nothing to answer and
-		// nothing it may change (RFC 3261 8.2.7: ignored). Not counted
-		// as refused: every challenged call sends one.
+		// A late ACK of a leg's earlier answer, or a forgery: nothing to
+		// answer and nothing it may change. (The ACKs of stateless
+		// refusals, one per challenged call, never get here.)
 		return false
 	}
 	c.reject(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", "dialog_mismatch")

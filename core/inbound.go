@@ -13,6 +13,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/callpark/callpark/core/stateless"
 	"github.com/callpark/callpark/events"
 )
 
@@ -30,6 +31,9 @@ func (c *Core) middleware(next sipgo.RequestHandler) sipgo.RequestHandler {
 			}
 			c.admit(req, tx, next)
 		case sip.BYE, sip.INFO, sip.NOTIFY, sip.ACK:
+			if stateless.IsACK(req) {
+				return // the ACK of a refusal: nothing waits for it
+			}
 			if c.inDialog(req, tx) {
 				next(req, tx)
 			}
@@ -59,8 +63,7 @@ func (c *Core) admit(req *sip.Request, tx sip.ServerTransaction, next sipgo.Requ
 	}
 	if code, reason := checkOffer(req); code != 0 {
 		c.metrics.badRequests.WithLabelValues(reason).Inc()
-		respond(req, tx, code, reason)
-		tx.Terminate() // stateless, as every refusal of a new call
+		_ = stateless.Respond(req, tx, sip.NewResponseFromRequest(req, code, reason, nil))
 		return
 	}
 	id, internal, err := c.internalIdentity(req)

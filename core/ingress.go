@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/callpark/callpark/core/stateless"
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 )
@@ -133,8 +134,7 @@ func (c *Core) reject(req *sip.Request, tx sip.ServerTransaction, code int, reas
 	if req.Method == sip.ACK {
 		return
 	}
-	_ = tx.Respond(sip.NewResponseFromRequest(req, code, reason, nil))
-	tx.Terminate()
+	_ = stateless.Respond(req, tx, sip.NewResponseFromRequest(req, code, reason, nil))
 }
 
 // trackedTx remembers whether a final answer went out, so the recover

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/callpark/callpark/core/stateless"
 	"github.com/emiago/sipgo/sip"
 )
 
@@ -324,27 +325,24 @@ func (r *Registrar) challenge(req *sip.Request, tx sip.ServerTransaction, now ti
 		}
 		res.AppendHeader(sip.NewHeader("WWW-Authenticate", v))
 	}
-	r.send(tx, res)
+	r.send(req, tx, res)
 }
 
 func (r *Registrar) respond(req *sip.Request, tx sip.ServerTransaction, code int, reason string) {
-	r.send(tx, sip.NewResponseFromRequest(req, code, reason, nil))
+	r.send(req, tx, sip.NewResponseFromRequest(req, code, reason, nil))
 }
 
-// send answers on tx. A refusal (a challenge too) is answered the way a
-// stateless UAS answers (RFC 3261 8.2.7): once, keeping nothing. Over UDP
-// a transaction kept for its timers would resend a refused INVITE's 401
-// ten times over 32 s to whatever source address the request claimed:
-// one forged packet, eleven answers, each bigger than it, a reflector for
-// anyone's flood. A phone whose 401 was lost retransmits its request and
-// is challenged afresh; the ACK of a 401 meets no transaction and is
-// dropped.
-func (r *Registrar) send(tx sip.ServerTransaction, res *sip.Response) {
-	if err := tx.Respond(res); err != nil {
-		r.log.Debug("respond failed", "status", res.StatusCode, "error", err)
-	}
+// send answers req on tx; a refusal (a challenge too) statelessly: once,
+// keeping nothing (see package stateless).
+func (r *Registrar) send(req *sip.Request, tx sip.ServerTransaction, res *sip.Response) {
+	var err error
 	if res.StatusCode >= 300 {
-		tx.Terminate()
+		err = stateless.Respond(req, tx, res)
+	} else {
+		err = tx.Respond(res)
+	}
+	if err != nil {
+		r.log.Debug("respond failed", "status", res.StatusCode, "error", err)
 	}
 }
 

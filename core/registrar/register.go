@@ -85,7 +85,7 @@ func (r *Registrar) HandleRegister(req *sip.Request, tx sip.ServerTransaction) {
 			if d < r.opts.MinExpires {
 				res := sip.NewResponseFromRequest(req, sip.StatusIntervalToBrief, "Interval Too Brief", nil)
 				res.AppendHeader(sip.NewHeader("Min-Expires", strconv.FormatInt(int64(ceilSeconds(r.opts.MinExpires)), 10)))
-				r.send(tx, res)
+				r.send(req, tx, res)
 				return
 			}
 			d = min(d, r.opts.MaxExpires)
@@ -119,7 +119,7 @@ func (r *Registrar) HandleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		res.AppendHeader(&e)
 	}
 	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format(dateFormat)))
-	r.send(tx, res)
+	r.send(req, tx, res)
 	if changed {
 		r.log.Debug("registered", "customer", id.Customer, "account", id.Account,
 			"source", req.Source(), "bindings", len(current))
