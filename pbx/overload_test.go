@@ -2,7 +2,6 @@ package pbx_test
 
 import (
 	"context"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -29,16 +28,24 @@ func dial503(t *testing.T, ph *pbxtest.Phone, number string, limit time.Duration
 	t.Logf("503 after %v", took.Round(time.Millisecond))
 }
 
+// ownNATS runs a NATS server for a core-only PBX with no control plane,
+// so that a test can take it away; it stops when the test ends.
+func ownNATS(t *testing.T) *events.Server {
+	t.Helper()
+	ns, err := events.RunServer(events.ServerConfig{Port: -1, JetStream: true, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	return ns
+}
+
 // TestNewCallsGet503WithoutControl: a core whose control plane does not
 // answer (none running, then NATS gone altogether) refuses new calls with
 // 503 within about 2 s instead of leaving them at 100 Trying, and keeps no
 // leg of them.
 func TestNewCallsGet503WithoutControl(t *testing.T) {
-	ns, err := events.RunServer(events.ServerConfig{Port: -1, JetStream: true, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
+	ns := ownNATS(t)
 	p := pbxtest.Start(t, pbxtest.WithRole(pbx.RoleCore), pbxtest.WithNATS(ns.ClientURL()),
 		func(c *pbx.Config) { c.DecisionTimeout = 2 * time.Second })
 	a := p.Phone(t, "demo", "200")
@@ -62,11 +69,7 @@ func TestNewCallsGet503WithoutControl(t *testing.T) {
 // Timer H, 32 s). The late answer fails at once instead of waiting behind
 // it: a caller who never ACKs must not hold a command up.
 func TestLateAnswerOfARefusedCallFailsAtOnce(t *testing.T) {
-	ns, err := events.RunServer(events.ServerConfig{Port: -1, JetStream: true, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
+	ns := ownNATS(t)
 	p := pbxtest.Start(t, pbxtest.WithRole(pbx.RoleCore), pbxtest.WithNATS(ns.ClientURL()),
 		func(c *pbx.Config) { c.DecisionTimeout = time.Second })
 	a := p.Phone(t, "demo", "200")
@@ -102,11 +105,7 @@ func TestLateAnswerOfARefusedCallFailsAtOnce(t *testing.T) {
 // retransmission of the INVITE gets a fresh 503, and its late ACK gets
 // nothing.
 func TestOverloadRefusalKeepsNothing(t *testing.T) {
-	ns, err := events.RunServer(events.ServerConfig{Port: -1, JetStream: true, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
+	ns := ownNATS(t)
 	p := pbxtest.Start(t, pbxtest.WithRole(pbx.RoleCore), pbxtest.WithNATS(ns.ClientURL()))
 	ns.Shutdown() // no control plane reachable: every new call is refused
 	deadline := time.Now().Add(5 * time.Second)
@@ -116,47 +115,25 @@ func TestOverloadRefusalKeepsNothing(t *testing.T) {
 		}
 	}
 
-	conn, err := net.Dial("udp", p.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	phone := pbxtest.DialRaw(t, p.Addr)
 	invite := pbxtest.NewInvite(sippDomain).Raw
-	invite = strings.ReplaceAll(invite, "LOCAL", conn.LocalAddr().String())
-	invite = strings.ReplaceAll(invite, "TRANSPORT", "UDP")
-	answers := func(within time.Duration) []string {
-		var got []string
-		buf := make([]byte, 65536)
-		_ = conn.SetReadDeadline(time.Now().Add(within))
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				return got
-			}
-			line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
-			got = append(got, line)
-		}
+	phone.Send(t, invite)
+	got := phone.Answers(2500 * time.Millisecond)
+	if lines := pbxtest.StatusLines(got); len(lines) != 1 || !strings.HasPrefix(lines[0], "SIP/2.0 503") {
+		t.Fatalf("answers to a refused INVITE never ACKed, over 2.5 s: %q, want one 503", lines)
 	}
-
-	if _, err := conn.Write([]byte(invite)); err != nil {
-		t.Fatal(err)
+	phone.Send(t, invite) // the caller's retransmission
+	if lines := pbxtest.StatusLines(phone.Answers(time.Second)); len(lines) != 1 || !strings.HasPrefix(lines[0], "SIP/2.0 503") {
+		t.Fatalf("answers to the retransmitted INVITE: %q, want one 503", lines)
 	}
-	if got := answers(2500 * time.Millisecond); len(got) != 1 || !strings.HasPrefix(got[0], "SIP/2.0 503") {
-		t.Fatalf("answers to a refused INVITE never ACKed, over 2.5 s: %q, want one 503", got)
-	}
-	if _, err := conn.Write([]byte(invite)); err != nil { // the caller's retransmission
-		t.Fatal(err)
-	}
-	if got := answers(time.Second); len(got) != 1 || !strings.HasPrefix(got[0], "SIP/2.0 503") {
-		t.Fatalf("answers to the retransmitted INVITE: %q, want one 503", got)
-	}
+	// The ACK of the first 503, as the caller sends it: the 503's To (tag
+	// included), the INVITE's branch and CSeq number.
 	ack := strings.Replace(invite, "INVITE sip:", "ACK sip:", 1)
 	ack = strings.Replace(ack, " INVITE\r\n", " ACK\r\n", 1) // CSeq
-	if _, err := conn.Write([]byte(ack)); err != nil {
-		t.Fatal(err)
-	}
-	if got := answers(time.Second); len(got) != 0 {
-		t.Fatalf("answers to the ACK: %q, want none", got)
+	ack = strings.Replace(ack, "To: "+header(invite, "To"), "To: "+header(got[0], "To"), 1)
+	phone.Send(t, ack)
+	if got := phone.Answers(time.Second); len(got) != 0 {
+		t.Fatalf("answers to the ACK: %q, want none", pbxtest.StatusLines(got))
 	}
 	if n := p.Core().Calls(); n != 0 {
 		t.Fatalf("%d legs kept for refused calls", n)
@@ -178,29 +155,21 @@ func TestRefusalsAreAnsweredOnce(t *testing.T) {
 		{"without an offer", noOffer, "SIP/2.0 488"},
 		{"with Max-Forwards 0", strings.Replace(invite, "Max-Forwards: 70", "Max-Forwards: 0", 1), "SIP/2.0 483"},
 	} {
-		conn, err := net.Dial("udp", p.Addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw := strings.ReplaceAll(c.raw, "LOCAL", conn.LocalAddr().String())
-		raw = strings.ReplaceAll(raw, "TRANSPORT", "UDP")
-		if _, err := conn.Write([]byte(raw)); err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		buf := make([]byte, 65536)
-		_ = conn.SetReadDeadline(time.Now().Add(2500 * time.Millisecond))
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				break
-			}
-			line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
-			got = append(got, line)
-		}
-		conn.Close()
+		phone := pbxtest.DialRaw(t, p.Addr)
+		phone.Send(t, c.raw)
+		got := pbxtest.StatusLines(phone.Answers(2500 * time.Millisecond))
 		if len(got) != 1 || !strings.HasPrefix(got[0], c.want) {
 			t.Errorf("answers to an INVITE %s over 2.5 s: %q, want one %s", c.name, got, c.want)
 		}
 	}
+}
+
+// header is the value of the first name header of a SIP message.
+func header(msg, name string) string {
+	for _, line := range strings.Split(msg, "\r\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(strings.TrimSpace(k), name) {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }

@@ -73,6 +73,7 @@ PARK_DELAY_MS=${PARK_DELAY_MS:-200}
 PHONES=${PHONES:-1}
 RTP_ECHO=${RTP_ECHO:-0}
 CAPTURE_EVERY=${CAPTURE_EVERY:-8}
+case $CAPTURE_EVERY in 1 | 2 | 4 | 8 | 16 | 32 | 64) ;; *) echo "bench-park: CAPTURE_EVERY must be a power of two up to 64" >&2; exit 2 ;; esac
 PROFILE=${PROFILE:-1}
 PHASES=${PHASES:-"hold cycles"}
 CALLPARKD=${CALLPARKD:-$ROOT/bin/callparkd}

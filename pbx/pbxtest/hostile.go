@@ -244,9 +244,7 @@ func sendOne(addr, network, raw string, wait time.Duration) string {
 		return "dial error: " + err.Error()
 	}
 	defer c.Close()
-	raw = strings.ReplaceAll(raw, "LOCAL", c.LocalAddr().String())
-	raw = strings.ReplaceAll(raw, "TRANSPORT", strings.ToUpper(network))
-	if _, err := c.Write([]byte(raw)); err != nil {
+	if _, err := c.Write([]byte(fill(raw, c, network))); err != nil {
 		return ""
 	}
 	buf := make([]byte, 65536)
