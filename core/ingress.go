@@ -126,7 +126,7 @@ func (c *Core) guard(next sipgo.RequestHandler) sipgo.RequestHandler {
 }
 
 // reject answers an invalid request (never an ACK) and counts it. The
-// answer is stateless (see refuseStateless): once, keeping nothing.
+// answer is stateless (package stateless): once, keeping nothing.
 func (c *Core) reject(req *sip.Request, tx sip.ServerTransaction, code int, reason, label string) {
 	c.metrics.badRequests.WithLabelValues(label).Inc()
 	c.noisy.Warn("SIP request refused", "reason", label, "method", req.Method.String(),
