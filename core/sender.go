@@ -1,6 +1,7 @@
 package core
 
 import (
+	"errors"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -67,6 +68,12 @@ type sender struct {
 	// muted while the phone holds (inactive/sendonly) or after stop.
 	muted   bool
 	stopped bool
+	// deaf: the leg plays music and its phone's audio is dropped by the
+	// kernel (deaf.go); deafOn, deafPT and deafSess are the filter in place.
+	deaf     bool
+	deafOn   bool
+	deafPT   int
+	deafSess *media.MediaSession
 	// DTMF relay state.
 	teInTS  uint32
 	teOutTS uint32
@@ -130,6 +137,39 @@ func (s *sender) updateCodecsLocked() {
 			audioSet = true
 		}
 	}
+	s.applyDeafLocked()
+}
+
+// setDeaf makes the leg deaf (on) or hearing again.
+func (s *sender) setDeaf(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deaf = on
+	s.applyDeafLocked()
+}
+
+// applyDeafLocked brings the RTP socket's filter in line with s.deaf and
+// the negotiated telephone-event payload type.
+func (s *sender) applyDeafLocked() {
+	if s.sess == nil || s.stopped {
+		return
+	}
+	pt := -1
+	if s.hasTE {
+		pt = int(s.dtmfPT)
+	}
+	if s.deaf == s.deafOn && s.sess == s.deafSess && (!s.deaf || pt == s.deafPT) {
+		return
+	}
+	if err := setDeaf(s.sess, s.deaf, pt); err != nil {
+		if errors.Is(err, net.ErrClosed) {
+			return // the leg is ending
+		}
+		// The leg keeps reading what its phone sends, as it did before.
+		s.ch.core.noisy.Warn("cannot filter a leg's RTP", "call_id", s.ch.callID, "err", err)
+		return
+	}
+	s.deafOn, s.deafPT, s.deafSess = s.deaf, pt, s.sess
 }
 
 // codec reports the leg's audio encoding for the reader side.
@@ -349,12 +389,14 @@ func (s *sender) startMusicLocked() {
 	s.hub = hub
 	s.mode.Store(int32(modeMusic))
 	hub.Add(s)
+	s.setDeaf(true)
 }
 
 func (s *sender) stopMusicLocked() {
 	if s.hub != nil {
 		s.hub.Remove(s)
 		s.hub = nil
+		s.setDeaf(false)
 	}
 }
 
@@ -398,6 +440,9 @@ func (s *sender) restoreLocked() {
 // stop ends every output for good.
 func (s *sender) stop() {
 	s.ctl.Lock()
+	s.mu.Lock()
+	s.stopped = true // and the socket is closing: no filter to remove
+	s.mu.Unlock()
 	s.stopMusicLocked()
 	if s.promptStop != nil {
 		close(s.promptStop)
@@ -405,9 +450,6 @@ func (s *sender) stop() {
 	}
 	s.mode.Store(int32(modeNone))
 	s.ctl.Unlock()
-	s.mu.Lock()
-	s.stopped = true
-	s.mu.Unlock()
 }
 
 // udpAddrPort converts a *net.UDPAddr, IPv4 in IPv6 form included.
