@@ -191,7 +191,7 @@ func (ch *channel) hangup(code int, reason string) {
 		}
 		ch.release()
 	case cli != nil && answered:
-		if err := cli.Hangup(ctx); err != nil {
+		if err := ch.core.bye(cli); err != nil {
 			ch.core.log.Debug("bye failed", "call", ch.id, "err", err)
 		}
 		ch.finish(0, "hangup")

@@ -136,14 +136,14 @@ func (ch *channel) remoteTarget() (sip.Uri, bool) {
 // the probe that got lost.
 func (ch *channel) lost() {
 	ch.finish(sip.StatusRequestTimeout, "unreachable")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	var err error
 	switch {
 	case ch.srv != nil:
+		ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
+		defer cancel()
 		err = ch.srv.Hangup(ctx)
 	case ch.cli != nil:
-		err = ch.cli.Hangup(ctx)
+		err = ch.core.bye(ch.cli)
 	}
 	if err != nil {
 		ch.core.log.Debug("bye to a lost leg failed", "call", ch.id, "err", err)

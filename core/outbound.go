@@ -244,9 +244,7 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 				}
 				// Another fork answered too: nobody gets a ghost call.
 				_ = r.d.Ack(context.Background())
-				hctx, hc := context.WithTimeout(context.Background(), 5*time.Second)
-				_ = r.d.Hangup(hctx)
-				hc()
+				_ = c.bye(r.d)
 			}
 		}()
 	}
@@ -267,9 +265,7 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 	if origin != nil && origin.ctx.Err() != nil || b.ctx.Err() != nil {
 		// The caller hung up while the 200 OK was on its way.
 		_ = d.Ack(context.Background())
-		hctx, hc := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = d.Hangup(hctx)
-		hc()
+		_ = c.bye(d)
 		c.dialFailed(b, origin, sip.StatusRequestTerminated, "cancelled")
 		return
 	}
@@ -299,7 +295,10 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 		c.log.Warn("ack failed", "call", b.id, "err", err)
 	}
 	go func() {
-		<-d.Context().Done()
+		select {
+		case <-d.Context().Done(): // a BYE from the phone, or ours answered
+		case <-b.ctx.Done(): // finished (its dialog may outlive an unanswered BYE)
+		}
 		b.finish(0, "hangup")
 	}()
 	if cmd.Bridge && origin != nil {
@@ -389,10 +388,10 @@ func (c *Core) invite(ctx context.Context, t target, domain string, origin *chan
 			// cancellation and leaves the callee answered. ACK it, then
 			// BYE (RFC 3261 15), or the phone holds a ghost call.
 			c.log.Info("answer crossed our CANCEL; hanging up", "to", uri.String())
-			actx, ac := context.WithTimeout(context.Background(), 5*time.Second)
+			actx, ac := context.WithTimeout(context.Background(), byeTimeout)
 			_ = d.Ack(actx)
-			_ = d.Hangup(actx)
 			ac()
+			_ = c.bye(d)
 		}
 		_ = d.Close()
 		var pe *sipgo.ErrDialogResponse

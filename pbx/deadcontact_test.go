@@ -76,3 +76,33 @@ func TestUnpluggedParkerNeverDelaysThePark(t *testing.T) {
 	cc.ExpectAudio(t, time.Second)
 	talk(t, cc, other.Dial(t, "*71333"))
 }
+
+// TestUnansweredByeEndsTheDialog: Mary calls John, John's phone drops off
+// the network, Mary hangs up. The core's BYE to John is never answered;
+// RFC 3261 15.1.1 ends the session and the dialog all the same: his leg's
+// media socket is closed and the SIP engine keeps no dialog for it (it
+// kept both forever, one per phone lost mid-call).
+func TestUnansweredByeEndsTheDialog(t *testing.T) {
+	p := pbxtest.Start(t)
+	mary := p.Phone(t, "demo", "201")
+	john := p.Phone(t, "demo", "333")
+	cm, cj := connect(t, mary, john)
+	talk(t, cm, cj)
+	legPort := cj.MediaPort() // the core's RTP port on John's leg
+	john.Unplug()
+	cm.Hangup()
+	p.WaitNoLegs(t, 10*time.Second)
+
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		dialogs := p.Counter("callpark_core_sip_dialogs", nil)
+		open := pbxtest.UDPBound(legPort)
+		if dialogs == 0 && !open {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after John's BYE went unanswered: %v SIP dialogs kept, his leg's RTP port open: %v", dialogs, open)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

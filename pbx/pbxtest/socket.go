@@ -52,3 +52,20 @@ func UDPDrops(t testing.TB, port int) uint64 {
 	}
 	return total
 }
+
+// UDPBound reports whether a UDP socket of this machine is bound to port.
+func UDPBound(port int) bool {
+	want := fmt.Sprintf(":%04X", port)
+	for _, name := range []string{"/proc/net/udp", "/proc/net/udp6"} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) > 2 && strings.HasSuffix(f[1], want) {
+				return true
+			}
+		}
+	}
+	return false
+}
