@@ -1,7 +1,6 @@
 package pbxtest
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"strconv"
@@ -18,43 +17,10 @@ func (c *Call) MediaPort() int {
 	return 0
 }
 
-// UDPDrops is how many datagrams the kernel dropped at the UDP socket
-// bound to port on this machine (socket filters, full buffers): the drops
-// column of /proc/net/udp and udp6.
-func UDPDrops(t testing.TB, port int) uint64 {
-	t.Helper()
-	want := fmt.Sprintf(":%04X", port)
-	var total uint64
-	found := false
-	for _, name := range []string{"/proc/net/udp", "/proc/net/udp6"} {
-		f, err := os.Open(name)
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
-			// sl local_address rem_address st ... drops
-			if len(fields) < 13 || !strings.HasSuffix(fields[1], want) {
-				continue
-			}
-			n, err := strconv.ParseUint(fields[len(fields)-1], 10, 64)
-			if err != nil {
-				continue
-			}
-			total += n
-			found = true
-		}
-		f.Close()
-	}
-	if !found {
-		t.Fatalf("no UDP socket on port %d in /proc/net/udp", port)
-	}
-	return total
-}
-
-// UDPBound reports whether a UDP socket of this machine is bound to port.
-func UDPBound(port int) bool {
+// udpSocket looks up the UDP sockets of this machine bound to port in
+// /proc/net/udp and udp6: whether there is one, and how many datagrams the
+// kernel dropped at them (socket filters, full buffers).
+func udpSocket(port int) (bound bool, drops uint64) {
 	want := fmt.Sprintf(":%04X", port)
 	for _, name := range []string{"/proc/net/udp", "/proc/net/udp6"} {
 		b, err := os.ReadFile(name)
@@ -62,10 +28,34 @@ func UDPBound(port int) bool {
 			continue
 		}
 		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(line); len(f) > 2 && strings.HasSuffix(f[1], want) {
-				return true
+			// sl local_address rem_address st ... drops
+			f := strings.Fields(line)
+			if len(f) < 13 || !strings.HasSuffix(f[1], want) {
+				continue
+			}
+			bound = true
+			if n, err := strconv.ParseUint(f[len(f)-1], 10, 64); err == nil {
+				drops += n
 			}
 		}
 	}
-	return false
+	return bound, drops
+}
+
+// UDPDrops is how many datagrams the kernel dropped at the UDP socket
+// bound to port (socket filters, full buffers); the test fails if there is
+// none.
+func UDPDrops(t testing.TB, port int) uint64 {
+	t.Helper()
+	bound, drops := udpSocket(port)
+	if !bound {
+		t.Fatalf("no UDP socket on port %d in /proc/net/udp", port)
+	}
+	return drops
+}
+
+// UDPBound reports whether a UDP socket of this machine is bound to port.
+func UDPBound(port int) bool {
+	bound, _ := udpSocket(port)
+	return bound
 }
