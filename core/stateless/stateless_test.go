@@ -57,3 +57,38 @@ func TestRespondOnceAndMarkTheTag(t *testing.T) {
 		t.Error("IsACK of an INVITE")
 	}
 }
+
+// Whatever a peer sends, answering it statelessly and checking its ACK
+// neither panics nor sends more than one answer; an answer to a request
+// that had no To tag is marked, one to a request that had one keeps it.
+func FuzzStateless(f *testing.F) {
+	f.Add([]byte(strings.Replace(invite, "%s", "", 1)))
+	f.Add([]byte(strings.Replace(invite, "%s", ";tag="+tagPrefix+"x", 1)))
+	f.Add([]byte(strings.NewReplacer("INVITE sip:", "ACK sip:", "1 INVITE", "1 ACK", "%s", ";tag=sl-").Replace(invite)))
+	f.Add([]byte("ACK sip:a SIP/2.0\r\nTo: ;tag\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		msg, err := sip.ParseMessage(raw)
+		if err != nil {
+			return
+		}
+		req, ok := msg.(*sip.Request)
+		if !ok {
+			return
+		}
+		_ = IsACK(req)
+		if req.Method == sip.ACK {
+			return // never answered
+		}
+		hadTag := req.To() != nil && req.To().Params.Has("tag")
+		tr := &tx{}
+		_ = Respond(req, tr, sip.NewResponseFromRequest(req, 401, "Unauthorized", nil))
+		if len(tr.sent) != 1 || !tr.terminated {
+			t.Fatalf("%d answers, terminated %v", len(tr.sent), tr.terminated)
+		}
+		if to := tr.sent[0].To(); to != nil && !hadTag {
+			if tag, _ := to.Params.Get("tag"); !strings.HasPrefix(tag, tagPrefix) {
+				t.Fatalf("answer to an untagged request has To tag %q", tag)
+			}
+		}
+	})
+}
