@@ -200,7 +200,9 @@ func TestMalformedSIPGetsClearAnswers(t *testing.T) {
 	}
 }
 
-// TestMetricsEndpoint: /metrics serves the registrations and calls. The
+// TestMetricsEndpoint: /metrics serves the registrations and calls, and
+// the Go runtime's and the process's own series (garbage collections,
+// resident memory: what a bench and an operator read beside ours). The
 // port is the kernel's choice (a port picked free beforehand can be taken
 // by a parallel test before the PBX binds it).
 func TestMetricsEndpoint(t *testing.T) {
@@ -212,7 +214,8 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	defer res.Body.Close()
 	body, _ := io.ReadAll(res.Body)
-	for _, want := range []string{"callpark_registrations 1", "callpark_core_active_legs", "callpark_parked_calls"} {
+	for _, want := range []string{"callpark_registrations 1", "callpark_core_active_legs", "callpark_parked_calls",
+		"go_gc_duration_seconds_count", "go_goroutines", "process_resident_memory_bytes"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}

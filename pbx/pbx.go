@@ -162,6 +162,7 @@ func (p *PBX) Run(ctx context.Context) (err error) {
 		return err
 	}
 	series := metric.NewSet(cfg.Registerer)
+	series.Runtime()
 	bus.OnPublishError = series.Counter("callpark_event_publish_errors_total", "Events that could not be published to NATS.").Inc
 	if err := series.Err(); err != nil {
 		return err

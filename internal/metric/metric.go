@@ -9,6 +9,7 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // Set registers the collectors it creates on one Registerer.
@@ -69,4 +70,20 @@ func (s *Set) CounterFunc(name, help string, labels prometheus.Labels, fn func()
 // Histogram is a histogram without labels.
 func (s *Set) Histogram(name, help string, buckets []float64) prometheus.Histogram {
 	return register(s, prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}))
+}
+
+// Runtime registers the series every Go service exports besides its own:
+// the Go runtime's (go_gc_duration_seconds, go_goroutines, go_memstats_*)
+// and the process's (CPU seconds, resident memory, descriptors). A
+// Registerer that has them already (prometheus.DefaultRegisterer) is
+// left as it is.
+func (s *Set) Runtime() {
+	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if s.reg == nil {
+			return
+		}
+		if err := s.reg.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
+			s.errs = append(s.errs, err)
+		}
+	}
 }

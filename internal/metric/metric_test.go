@@ -32,3 +32,18 @@ func TestSetWithoutRegistererStillCounts(t *testing.T) {
 		t.Fatalf("counter is %v, want 1", v)
 	}
 }
+
+func TestRuntimeSeriesOnceWhereverRegistered(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	NewSet(reg).Runtime()
+	s := NewSet(reg)
+	s.Runtime() // a second PBX on the same registry: not an error
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	n, err := testutil.GatherAndCount(reg, "go_gc_duration_seconds", "process_resident_memory_bytes")
+	if err != nil || n != 2 {
+		t.Fatalf("gathered %d of the runtime's series (%v), want 2", n, err)
+	}
+	NewSet(nil).Runtime() // no registry: nothing, no panic
+}
