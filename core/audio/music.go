@@ -21,6 +21,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/callpark/callpark/internal/tick"
 )
 
 // DefaultClass is the music class Hubs falls back to.
@@ -275,21 +277,18 @@ func (sh *shard) tick(now time.Time) int64 {
 // play ticks until the shard is empty (true) or ctx is done (false).
 func (sh *shard) play(ctx context.Context) bool {
 	h := sh.hub
-	// Start the ticker on the hub's frame grid, so that ticks fall near
-	// whole frame periods and rounding them is stable.
+	// Tick on the hub's frame grid, so that ticks fall near whole frame
+	// periods and rounding them is stable. A Metronome, not a Ticker: it
+	// keeps time while the garbage collector marks (see tick.Metronome).
 	phase := (time.Since(h.epoch) - sh.offset) % FrameDuration
 	if phase < 0 {
 		phase += FrameDuration
 	}
-	align := time.NewTimer(FrameDuration - phase)
-	select {
-	case <-ctx.Done():
-		align.Stop()
+	m := tick.NewMetronome(ctx, FrameDuration-phase, FrameDuration)
+	defer m.Stop()
+	if _, ok := m.Wait(); !ok {
 		return false
-	case <-align.C:
 	}
-	ticker := time.NewTicker(FrameDuration)
-	defer ticker.Stop()
 	last := sh.tick(time.Now())
 	if sh.deliver(last) == 0 {
 		return true
@@ -297,28 +296,27 @@ func (sh *shard) play(ctx context.Context) bool {
 	var lastWarn time.Time
 	var unreported uint64
 	for {
-		select {
-		case <-ctx.Done():
+		now, ok := m.Wait()
+		if !ok {
 			return false
-		case now := <-ticker.C:
-			n := sh.tick(now)
-			if n <= last {
-				continue // a stale tick after a stall: already caught up
+		}
+		n := sh.tick(now)
+		if n <= last {
+			continue // a stale tick after a stall: already caught up
+		}
+		from := sh.catchUp(last, n)
+		if skipped := uint64(from - last - 1); skipped > 0 {
+			unreported += skipped
+			if now.Sub(lastWarn) >= skipLogEvery {
+				h.log.Warn("music hub fell behind; frames skipped",
+					"skipped", unreported, "listeners", len(sh.list()), "shard", sh.index)
+				lastWarn, unreported = now, 0
 			}
-			from := sh.catchUp(last, n)
-			if skipped := uint64(from - last - 1); skipped > 0 {
-				unreported += skipped
-				if now.Sub(lastWarn) >= skipLogEvery {
-					h.log.Warn("music hub fell behind; frames skipped",
-						"skipped", unreported, "listeners", len(sh.list()), "shard", sh.index)
-					lastWarn, unreported = now, 0
-				}
-			}
-			last = n
-			for k := from; k <= n; k++ {
-				if sh.deliver(k) == 0 {
-					return true
-				}
+		}
+		last = n
+		for k := from; k <= n; k++ {
+			if sh.deliver(k) == 0 {
+				return true
 			}
 		}
 	}
