@@ -102,6 +102,9 @@ func BenchmarkLatenessWhileCollecting(b *testing.B) {
 	heap := make([]*node, 3_000_000)
 	for i := range heap {
 		heap[i] = &node{}
+		if i > 0 {
+			heap[i].p[0] = heap[i-1] // pointers for the collector to follow
+		}
 	}
 	stop := make(chan struct{})
 	go func() {
