@@ -16,8 +16,10 @@ import (
 // only to runnable goroutines and to network poller events. So on Linux a
 // Metronome is a kernel interval timer (timerfd) read through the network
 // poller: its expiry is a poller event, and the kernel keeps the grid (no
-// drift, however late a wake). Elsewhere, or if the kernel refuses, it is a
-// Go timer.
+// drift, however late a wake). A Go timer 2 ms after each instant stays as
+// a fallback, for a machine whose Ps are all busy (then the poller is
+// looked at less often than timers): whichever wakes first is the tick.
+// Elsewhere, or if the kernel refuses, it is a Go timer alone.
 type Metronome struct {
 	src  ticks
 	stop func() bool // the context.AfterFunc that interrupts Wait

@@ -2,15 +2,27 @@ package tick
 
 import (
 	"os"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// kernelTicks is a timerfd in the network poller.
+// fallbackSlack is how long after a grid instant a wait stops waiting
+// for the kernel timer's poller event and takes the tick from a Go timer
+// instead (the read deadline): on a machine whose Ps are all busy, the
+// poller is looked at less often than timers are.
+const fallbackSlack = 2 * time.Millisecond
+
+// kernelTicks is a timerfd in the network poller, with a Go timer (the
+// read deadline) as a fallback: whichever comes first is the tick.
 type kernelTicks struct {
-	f   *os.File
-	buf [8]byte // the expiration count a read returns
+	f       *os.File
+	start   time.Time // the first grid instant
+	period  time.Duration
+	last    int64 // grid instants ticked so far
+	stopped atomic.Bool
+	buf     [8]byte // the expiration count a read returns
 }
 
 func newKernelTicks(first, period time.Duration) (ticks, error) {
@@ -18,6 +30,7 @@ func newKernelTicks(first, period time.Duration) (ticks, error) {
 	if err != nil {
 		return nil, err
 	}
+	start := time.Now().Add(first)
 	spec := unix.ItimerSpec{Interval: unix.NsecToTimespec(period.Nanoseconds()), Value: unix.NsecToTimespec(first.Nanoseconds())}
 	if err := unix.TimerfdSettime(fd, 0, &spec, nil); err != nil {
 		unix.Close(fd)
@@ -30,14 +43,40 @@ func newKernelTicks(first, period time.Duration) (ticks, error) {
 		f.Close()
 		return nil, err
 	}
-	return &kernelTicks{f: f}, nil
+	return &kernelTicks{f: f, start: start, period: period}, nil
 }
 
 func (k *kernelTicks) wait() bool {
-	_, err := k.f.Read(k.buf[:])
-	return err == nil
+	for {
+		// Set the fallback before looking at stopped: an interrupt after
+		// the look moves the deadline to the past after this.
+		k.f.SetReadDeadline(k.start.Add(time.Duration(k.last)*k.period + fallbackSlack))
+		if k.stopped.Load() {
+			return false
+		}
+		_, err := k.f.Read(k.buf[:])
+		if k.stopped.Load() {
+			return false
+		}
+		if err != nil && !os.IsTimeout(err) {
+			return false
+		}
+		// A tick is a grid instant passed since the last one, whichever
+		// woke us; the other one's wake for the same instant is skipped.
+		since := time.Since(k.start)
+		if since < 0 {
+			continue // before the first instant: not a tick
+		}
+		if n := int64(since/k.period) + 1; n > k.last {
+			k.last = n
+			return true
+		}
+	}
 }
 
-func (k *kernelTicks) interrupt() { k.f.SetReadDeadline(time.Unix(1, 0)) }
+func (k *kernelTicks) interrupt() {
+	k.stopped.Store(true)
+	k.f.SetReadDeadline(time.Unix(1, 0))
+}
 
 func (k *kernelTicks) close() { k.f.Close() }
