@@ -70,7 +70,6 @@ func (m *Metronome) Stop() {
 type goTicks struct {
 	start  time.Time // the first tick
 	period time.Duration
-	next   time.Time
 	t      *time.Timer
 	done   chan struct{}
 	once   sync.Once
@@ -78,7 +77,7 @@ type goTicks struct {
 
 func newGoTicks(first, period time.Duration) *goTicks {
 	start := time.Now().Add(first)
-	return &goTicks{start: start, period: period, next: start, t: time.NewTimer(first), done: make(chan struct{})}
+	return &goTicks{start: start, period: period, t: time.NewTimer(first), done: make(chan struct{})}
 }
 
 func (g *goTicks) wait() bool {
@@ -89,8 +88,7 @@ func (g *goTicks) wait() bool {
 	}
 	// The next instant of the grid after now.
 	k := time.Since(g.start)/g.period + 1
-	g.next = g.start.Add(k * g.period)
-	g.t.Reset(time.Until(g.next))
+	g.t.Reset(time.Until(g.start.Add(k * g.period)))
 	return true
 }
 
