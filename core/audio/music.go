@@ -5,7 +5,7 @@ package audio
 // Per-call playback costs a ticker and an encoder per parked call, which caps
 // a 2-core machine near 3,000 parked calls. A Hub instead encodes its music
 // once, into 20 ms frames in both laws, and a few goroutines (shards, one
-// per core by default) with one ticker each hand their listeners the same
+// per core by default), each woken by its own tick.Metronome, hand their listeners the same
 // frame at each tick: the frame is picked by the clock, so every shard plays
 // the same one.
 //
@@ -227,7 +227,7 @@ func (sh *shard) list() []Listener {
 }
 
 // Run paces the hub until ctx is done: every 20 ms each listener receives the
-// current frame. A shard with no listeners stops its ticker and sleeps until
+// current frame. A shard with no listeners stops its metronome and sleeps until
 // Add. A tick that comes late (a busy machine: the scheduler, other
 // processes) delivers the frames it missed, up to MaxCatchUp of them, back
 // to back and in order: each stream's packets carry consecutive sequence
