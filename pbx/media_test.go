@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,5 +117,24 @@ func TestCustomerMusicDirectory(t *testing.T) {
 	b := p.Phone(t, "demo", "201")
 	ca, cb := connect(t, a, b)
 	ca.Hold(t)
-	cb.ExpectTone(t, 440, 3*time.Second)
+	if err := cb.WaitTone(440, 3*time.Second); err != nil {
+		t.Errorf("201: %v", err)
+		logMusicState(t, p)
+		t.FailNow()
+	}
+}
+
+// logMusicState logs what a music test's failure needs: the core's music
+// counters and the goroutines of the music hubs.
+func logMusicState(t *testing.T, p *pbxtest.PBX) {
+	for _, name := range []string{"callpark_music_batched_packets_total", "callpark_music_late_packets_total", "callpark_music_skipped_packets_total"} {
+		t.Logf("%s %v", name, p.Counter(name, nil))
+	}
+	buf := make([]byte, 1<<22)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "core/audio.") || strings.Contains(g, "internal/tick.") {
+			t.Logf("%s", g)
+		}
+	}
 }

@@ -291,7 +291,26 @@ func (c *Call) WaitTone(freq float64, within time.Duration) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return fmt.Errorf("tone %.0f Hz not heard within %s", freq, within)
+	return fmt.Errorf("tone %.0f Hz not heard within %s (%s)", freq, within, c.heard())
+}
+
+// heard describes what the call received lately, for a failure message:
+// packets, the last one's age, the largest gap, and what the last 200 ms
+// sound like.
+func (c *Call) heard() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.packets == 0 {
+		return "no packets at all"
+	}
+	s := fmt.Sprintf("%d packets, the last %s ago, largest gap %s", c.packets,
+		time.Since(c.lastPkt).Round(time.Millisecond), c.maxGap.Round(time.Millisecond))
+	if len(c.pcm) < 1600 {
+		return s
+	}
+	win := c.pcm[len(c.pcm)-1600:]
+	f, ok := audio.DominantTone(win, 440, 697, 1000, 1400, 2000)
+	return fmt.Sprintf("%s; the last 200 ms: rms %.0f, strongest of the test tones %.0f Hz (dominant: %v)", s, audio.RMS(win), f, ok)
 }
 
 func (c *Call) ExpectAudio(t testing.TB, d time.Duration) {

@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -169,7 +167,7 @@ func Config(t testing.TB, opts ...Option) pbx.Config {
 		// control plane busier than production; overload tests set it.
 		DecisionTimeout:  10 * time.Second,
 		MaxDecisionDelay: 3 * time.Second,
-		Log:              testLogger(),
+		Log:              testLogger(t),
 		Registerer:       reg,
 		Gatherer:         reg,
 	}
@@ -244,13 +242,6 @@ func (tp *PBX) Kill(t testing.TB) {
 	t.Helper()
 	tp.Crash()
 	tp.stop(t)
-}
-
-func testLogger() *slog.Logger {
-	if os.Getenv("CALLPARK_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
