@@ -52,7 +52,10 @@ type channel struct {
 	answered  bool
 	answering bool // an answer waits for the caller's ACK
 	rejected  bool // a final response is on its way
-	ended     bool
+	// hungUp: a hangup came while an outbound leg was still ringing; a
+	// 200 OK crossing it is ACKed and ended with BYE (runDial).
+	hungUp bool
+	ended  bool
 	media     *diago.DialogMedia
 	// remotes are the addresses the far end may send in-dialog requests
 	// from over UDP (see owns).
@@ -137,9 +140,11 @@ func (ch *channel) release() {
 func (ch *channel) hangup(code int, reason string) {
 	ch.mu.Lock()
 	answering := ch.answering
+	// A dial's 200 OK being taken in: its dialog is there, its ACK not yet.
+	takingAnswer := ch.srv == nil && ch.cli != nil && !ch.answered
 	ch.mu.Unlock()
-	if answering {
-		// The 200 OK is out: wait for the ACK, then end with BYE.
+	if answering || takingAnswer {
+		// The 200 OK is out (or in): wait for the ACK, then end with BYE.
 		ch.waitAnnounced()
 	}
 	ch.mu.Lock()
@@ -147,6 +152,9 @@ func (ch *channel) hangup(code int, reason string) {
 	ended := ch.ended
 	dialCancel := ch.dialCancel
 	cli := ch.cli // set by the dial when it is answered, under mu
+	if ch.srv == nil && cli == nil {
+		ch.hungUp = true // an answer on its way now is not taken (runDial)
+	}
 	// Only one final response may go out on an unanswered inbound leg: a
 	// reject and a shutdown hangup can race.
 	rejected := ch.rejected

@@ -262,8 +262,17 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 		return
 	}
 	d := win.d
-	if origin != nil && origin.ctx.Err() != nil || b.ctx.Err() != nil {
-		// The caller hung up while the 200 OK was on its way.
+	// The dialog is the leg's from here unless a hangup came first: the
+	// caller hung up, or the leg was hung up (CANCEL), while the 200 OK
+	// was on its way. A hangup after this waits for the ACK and sends BYE.
+	lost := origin != nil && origin.ctx.Err() != nil || b.ctx.Err() != nil
+	b.mu.Lock()
+	lost = lost || b.hungUp
+	if !lost {
+		b.cli = d
+	}
+	b.mu.Unlock()
+	if lost {
 		_ = d.Ack(context.Background())
 		_ = c.bye(d)
 		c.dialFailed(b, origin, sip.StatusRequestTerminated, "cancelled")
@@ -277,9 +286,6 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 		}
 	}
 	b.addRemoteURI(win.target.uri)
-	b.mu.Lock()
-	b.cli = d
-	b.mu.Unlock()
 	b.callID = d.InviteRequest.CallID().Value()
 	c.mu.Lock()
 	c.byCallID[b.callID] = b
@@ -290,10 +296,12 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 	ae := b.event(events.CallAnswered)
 	ae.DialedFor = b.dialedFor
 	c.publish(ae)
-	b.announced()
 	if err := d.Ack(context.Background()); err != nil {
 		c.log.Warn("ack failed", "call", b.id, "err", err)
 	}
+	// After the ACK: a hangup waiting for the answer sends its BYE on a
+	// confirmed dialog.
+	b.announced()
 	go func() {
 		select {
 		case <-d.Context().Done(): // a BYE from the phone, or ours answered
