@@ -56,7 +56,7 @@ type channel struct {
 	// 200 OK crossing it is ACKed and ended with BYE (runDial).
 	hungUp bool
 	ended  bool
-	media     *diago.DialogMedia
+	media  *diago.DialogMedia
 	// remotes are the addresses the far end may send in-dialog requests
 	// from over UDP (see owns).
 	remotes []netip.AddrPort
