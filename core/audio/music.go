@@ -295,10 +295,17 @@ func (sh *shard) play(ctx context.Context) bool {
 	}
 	var lastWarn time.Time
 	var unreported uint64
+	fellBack := false
 	for {
 		now, ok := m.Wait()
 		if !ok {
 			return false
+		}
+		if !fellBack {
+			if err := m.FellBack(); err != nil {
+				h.log.Error("music pacing lost its kernel timer; keeping time with a Go timer", "err", err, "shard", sh.index)
+				fellBack = true
+			}
 		}
 		n := sh.tick(now)
 		if n <= last {

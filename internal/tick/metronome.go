@@ -2,7 +2,9 @@ package tick
 
 import (
 	"context"
+	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,30 +21,48 @@ import (
 // drift, however late a wake). A Go timer 2 ms after each instant stays as
 // a fallback, for a machine whose Ps are all busy (then the poller is
 // looked at less often than timers): whichever wakes first is the tick.
-// Elsewhere, or if the kernel refuses, it is a Go timer alone.
+// Elsewhere, if the kernel refuses, or if reading the kernel timer ever
+// fails, it is a Go timer alone, on the same grid: a Metronome never stops
+// ticking before its context ends or Stop.
 type Metronome struct {
-	src  ticks
-	stop func() bool // the context.AfterFunc that interrupts Wait
-	once sync.Once
+	start  time.Time // the first instant of the grid
+	period time.Duration
+	stop   func() bool // the context.AfterFunc that interrupts Wait
+	once   sync.Once
+
+	mu       sync.Mutex
+	src      ticks
+	ended    bool                  // ctx done or Stop
+	fellBack atomic.Pointer[error] // why the kernel timer was given up
 }
 
 // ticks is a Metronome's source.
 type ticks interface {
-	wait() bool // until the next tick; false once interrupted
+	// wait blocks until the next tick (nil), until interrupted
+	// (errInterrupted, then at once ever after), or fails.
+	wait() error
 	interrupt() // safe from any goroutine, more than once
 	close()
 }
+
+// errInterrupted is what a source's wait returns once interrupted.
+var errInterrupted = errors.New("tick: interrupted")
 
 // NewMetronome starts a metronome whose first tick is first from now and
 // then one every period, until ctx ends or Stop.
 func NewMetronome(ctx context.Context, first, period time.Duration) *Metronome {
 	first = max(first, time.Nanosecond) // a zero expiry would disarm a timerfd
-	src, err := newKernelTicks(first, period)
+	start := time.Now().Add(first)
+	src, err := newKernelTicks(start, period)
 	if err != nil {
-		src = newGoTicks(first, period)
+		src = newGoTicks(start, period)
 	}
-	m := &Metronome{src: src}
-	m.stop = context.AfterFunc(ctx, src.interrupt)
+	return newMetronome(ctx, start, period, src)
+}
+
+func newMetronome(ctx context.Context, start time.Time, period time.Duration, src ticks) *Metronome {
+	m := &Metronome{start: start, period: period, src: src}
+	m.stop = context.AfterFunc(ctx, m.end)
 	return m
 }
 
@@ -50,18 +70,62 @@ func NewMetronome(ctx context.Context, first, period time.Duration) *Metronome {
 // once ctx has ended or Stop was called. Ticks are not queued: a wake
 // after several periods is one tick (the caller reads the clock).
 func (m *Metronome) Wait() (time.Time, bool) {
-	if !m.src.wait() {
-		return time.Time{}, false
+	for {
+		m.mu.Lock()
+		src := m.src
+		m.mu.Unlock()
+		err := src.wait()
+		if err == nil {
+			return time.Now(), true
+		}
+		if errors.Is(err, errInterrupted) || !m.fallBack(src, err) {
+			return time.Time{}, false
+		}
 	}
-	return time.Now(), true
+}
+
+// FellBack returns why the metronome gave up its kernel timer for a Go
+// timer, or nil while it has not (or never had one).
+func (m *Metronome) FellBack() error {
+	if p := m.fellBack.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// fallBack replaces the failed source with a Go timer on the same grid,
+// and reports false if the metronome has ended meanwhile.
+func (m *Metronome) fallBack(failed ticks, err error) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ended {
+		return false
+	}
+	if m.src == failed {
+		failed.close()
+		m.src = newGoTicks(m.start, m.period)
+		m.fellBack.Store(&err)
+	}
+	return true
+}
+
+// end interrupts the source for good (ctx done or Stop).
+func (m *Metronome) end() {
+	m.mu.Lock()
+	m.ended = true
+	src := m.src
+	m.mu.Unlock()
+	src.interrupt()
 }
 
 // Stop releases the metronome; a Wait in progress returns false.
 func (m *Metronome) Stop() {
 	m.once.Do(func() {
 		m.stop()
-		m.src.interrupt()
+		m.end()
+		m.mu.Lock()
 		m.src.close()
+		m.mu.Unlock()
 	})
 }
 
@@ -75,21 +139,38 @@ type goTicks struct {
 	once   sync.Once
 }
 
-func newGoTicks(first, period time.Duration) *goTicks {
-	start := time.Now().Add(first)
-	return &goTicks{start: start, period: period, t: time.NewTimer(first), done: make(chan struct{})}
+// newGoTicks ticks at start and every period after it; joining a grid
+// whose start has passed, it first ticks at the grid's next instant.
+func newGoTicks(start time.Time, period time.Duration) *goTicks {
+	g := &goTicks{start: start, period: period, done: make(chan struct{})}
+	g.t = time.NewTimer(g.untilNext())
+	return g
 }
 
-func (g *goTicks) wait() bool {
+// untilNext is the time to the first instant of the grid after now (the
+// start itself if it is still ahead).
+func (g *goTicks) untilNext() time.Duration {
+	since := time.Since(g.start)
+	if since < 0 {
+		return -since
+	}
+	k := since/g.period + 1
+	return time.Until(g.start.Add(k * g.period))
+}
+
+func (g *goTicks) wait() error {
+	select {
+	case <-g.done:
+		return errInterrupted
+	default:
+	}
 	select {
 	case <-g.t.C:
 	case <-g.done:
-		return false
+		return errInterrupted
 	}
-	// The next instant of the grid after now.
-	k := time.Since(g.start)/g.period + 1
-	g.t.Reset(time.Until(g.start.Add(k * g.period)))
-	return true
+	g.t.Reset(g.untilNext())
+	return nil
 }
 
 func (g *goTicks) interrupt() { g.once.Do(func() { close(g.done) }) }

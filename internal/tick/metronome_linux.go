@@ -1,6 +1,7 @@
 package tick
 
 import (
+	"fmt"
 	"os"
 	"sync/atomic"
 	"time"
@@ -25,12 +26,14 @@ type kernelTicks struct {
 	buf     [8]byte // the expiration count a read returns
 }
 
-func newKernelTicks(first, period time.Duration) (ticks, error) {
+func newKernelTicks(start time.Time, period time.Duration) (ticks, error) {
 	fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
 	if err != nil {
 		return nil, err
 	}
-	start := time.Now().Add(first)
+	// The kernel's grid starts a little after start (the time to get
+	// here): a kernel tick is never early on the Go clock.
+	first := max(time.Until(start), time.Nanosecond)
 	spec := unix.ItimerSpec{Interval: unix.NsecToTimespec(period.Nanoseconds()), Value: unix.NsecToTimespec(first.Nanoseconds())}
 	if err := unix.TimerfdSettime(fd, 0, &spec, nil); err != nil {
 		unix.Close(fd)
@@ -46,20 +49,20 @@ func newKernelTicks(first, period time.Duration) (ticks, error) {
 	return &kernelTicks{f: f, start: start, period: period}, nil
 }
 
-func (k *kernelTicks) wait() bool {
+func (k *kernelTicks) wait() error {
 	for {
 		// Set the fallback before looking at stopped: an interrupt after
 		// the look moves the deadline to the past after this.
 		k.f.SetReadDeadline(k.start.Add(time.Duration(k.last)*k.period + fallbackSlack))
 		if k.stopped.Load() {
-			return false
+			return errInterrupted
 		}
 		_, err := k.f.Read(k.buf[:])
 		if k.stopped.Load() {
-			return false
+			return errInterrupted
 		}
 		if err != nil && !os.IsTimeout(err) {
-			return false
+			return fmt.Errorf("tick: reading the kernel timer: %w", err)
 		}
 		// A tick is a grid instant passed since the last one, whichever
 		// woke us; the other one's wake for the same instant is skipped.
@@ -69,7 +72,7 @@ func (k *kernelTicks) wait() bool {
 		}
 		if n := int64(since/k.period) + 1; n > k.last {
 			k.last = n
-			return true
+			return nil
 		}
 	}
 }

@@ -7,6 +7,6 @@ import (
 	"time"
 )
 
-func newKernelTicks(first, period time.Duration) (ticks, error) {
+func newKernelTicks(start time.Time, period time.Duration) (ticks, error) {
 	return nil, errors.New("no kernel interval timer on this system")
 }

@@ -2,6 +2,7 @@ package tick
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"slices"
 	"testing"
@@ -74,12 +75,12 @@ func TestMetronomeStopsWithItsContextOrStop(t *testing.T) {
 }
 
 func TestGoTicksKeepTheGrid(t *testing.T) {
-	g := newGoTicks(time.Millisecond, 10*time.Millisecond)
-	defer g.close()
 	start := time.Now()
+	g := newGoTicks(start.Add(time.Millisecond), 10*time.Millisecond)
+	defer g.close()
 	for range 5 {
-		if !g.wait() {
-			t.Fatal("interrupted")
+		if err := g.wait(); err != nil {
+			t.Fatal(err)
 		}
 	}
 	if got := time.Since(start); got < 40*time.Millisecond {
@@ -87,8 +88,39 @@ func TestGoTicksKeepTheGrid(t *testing.T) {
 	}
 	g.interrupt()
 	g.interrupt()
-	if g.wait() {
+	if g.wait() == nil {
 		t.Fatal("a tick after interrupt")
+	}
+}
+
+// failingTicks is a source whose reads fail, as a kernel timer's might.
+type failingTicks struct{ closed bool }
+
+func (f *failingTicks) wait() error { return errors.New("read timerfd: bad file descriptor") }
+func (f *failingTicks) interrupt()  {}
+func (f *failingTicks) close()      { f.closed = true }
+
+func TestMetronomeOutlivesAFailedKernelTimer(t *testing.T) {
+	const period = 10 * time.Millisecond
+	start := time.Now().Add(period)
+	src := &failingTicks{}
+	m := newMetronome(t.Context(), start, period, src)
+	defer m.Stop()
+	for i := range 5 {
+		now, ok := m.Wait()
+		if !ok {
+			t.Fatalf("tick %d: Wait ended after the source failed", i)
+		}
+		if due := start.Add(time.Duration(i) * period); now.Before(due) {
+			t.Fatalf("tick %d at %v, before its instant", i, now.Sub(due))
+		}
+	}
+	if m.FellBack() == nil || !src.closed {
+		t.Fatalf("FellBack %v, failed source closed %v", m.FellBack(), src.closed)
+	}
+	m.Stop()
+	if _, ok := m.Wait(); ok {
+		t.Fatal("a tick after Stop")
 	}
 }
 
