@@ -383,6 +383,9 @@ phase_hold() {
 	parked_end=$(metric callpark_parked_calls)
 	local legs_window
 	legs_window=$(metric callpark_core_active_legs)
+	local mem_window
+	mem_window=$(go_memory)
+	curl -fsS --max-time 5 -o "$WORK/hold-goroutines.txt" "http://127.0.0.1:$METRICS_PORT/debug/pprof/goroutine?debug=1" 2>/dev/null || true
 	if [ -n "$prof_pid" ]; then
 		wait "$prof_pid" 2>/dev/null || true
 		curl -fsS --max-time 10 -o "$WORK/hold-heap.pprof" "http://127.0.0.1:$METRICS_PORT/debug/pprof/heap" 2>/dev/null || true
@@ -454,6 +457,8 @@ phase_hold() {
 			"capture drops (dumpcap) / UDP rcvbuf errs" "${capdrop:-?} / $((w1 - w0)) (sipp does not read its media socket without RTP_ECHO; drops there are not callpark's)" \
 			"left after hang-up: legs parked" "$left" \
 			"callparkd WARN/ERROR log lines" "$((warn1 - warn0))"
+		echo "  at the window's end:"
+		echo "$mem_window"
 		echo
 		pprof_top "$WORK/hold-cpu.pprof" "CPU profile of callparkd in the window (top 15, flat)" -top
 		pprof_top "$WORK/hold-heap.pprof" "heap in use at the window's end (top 10)" -top -sample_index=inuse_space
@@ -461,6 +466,19 @@ phase_hold() {
 	HOLD_LINE="N=$N: $u_ok parked ($u_fail failed), $cores cores, RSS $(div "$rss" 1024 1) MiB, music $(div $((pk * 100)) "$expected" 2) % of expected, gaps>30ms $(div $((late * 100)) "$gaps" 4) %, max gap $maxgap ms"
 	log "HOLD: $HOLD_LINE"
 }
+
+# goroutines: how many goroutines callparkd runs.
+goroutines() { { curl -fsS --max-time 5 "http://127.0.0.1:$METRICS_PORT/debug/pprof/goroutine?debug=1" 2>/dev/null || true; } | awk 'NR == 1 {print $NF}'; }
+
+# go_memory: callparkd's Go memory statistics and goroutine count, one line.
+go_memory() {
+	{ curl -fsS --max-time 5 "http://127.0.0.1:$METRICS_PORT/debug/pprof/heap?debug=1" 2>/dev/null || true; } |
+		awk '/^# (HeapAlloc|HeapSys|HeapIdle|HeapReleased|HeapInuse|Sys|GCSys|OtherSys) / {printf "%s = %.1f MiB; ", $2, $4 / 1048576}
+			/^# (Stack|MSpan) = / {printf "%s in use/sys = %.1f/%.1f MiB; ", $2, $4 / 1048576, $6 / 1048576}
+			/^# NumGC / {printf "NumGC = %d; ", $4} END {print ""}' |
+		sed "s/^/  Go memory: goroutines = $(goroutines); /"
+}
+
 # pprof_top FILE TITLE ARGS...: the top of a profile, indented (nothing when absent).
 pprof_top() {
 	local f=$1 title=$2
@@ -572,11 +590,7 @@ sleep "${SETTLE_SECS:-60}"
 	echo "callparkd ${SETTLE_SECS:-60} s after the load: RSS $(div "$(rss_kb "$CP_PID")" 1024 1) MiB (idle at start: $(div "$base_rss" 1024 1) MiB), legs $(metric callpark_core_active_legs), SIP dialogs kept $(metric callpark_core_sip_dialogs) (server $(metric 'callpark_core_sip_dialogs{side="server"}'), client $(metric 'callpark_core_sip_dialogs{side="client"}'))"
 	# What still runs: a dialog kept is a goroutine waiting on something.
 	curl -fsS --max-time 5 -o "$WORK/after-goroutines.txt" "http://127.0.0.1:$METRICS_PORT/debug/pprof/goroutine?debug=1" 2>/dev/null || true
-	{ curl -fsS --max-time 5 "http://127.0.0.1:$METRICS_PORT/debug/pprof/heap?debug=1" 2>/dev/null || true; } |
-		awk '/^# (HeapAlloc|HeapSys|HeapIdle|HeapReleased|HeapInuse|Sys|GCSys|OtherSys) / {printf "%s = %.1f MiB; ", $2, $4 / 1048576}
-			/^# (Stack|MSpan) = / {printf "%s in use/sys = %.1f/%.1f MiB; ", $2, $4 / 1048576, $6 / 1048576}
-			/^# NumGC / {printf "NumGC = %d; ", $4} END {print ""}' |
-		sed 's/^/  Go memory: /'
+	go_memory
 	if [ "$PROFILE" = 1 ]; then
 		curl -fsS --max-time 10 -o "$WORK/after-heap.pprof" "http://127.0.0.1:$METRICS_PORT/debug/pprof/heap" 2>/dev/null || true
 		pprof_top "$WORK/after-heap.pprof" "heap in use after the load (top 10)" -top -sample_index=inuse_space
