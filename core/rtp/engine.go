@@ -1,0 +1,189 @@
+package rtp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Config is what an Engine needs.
+type Config struct {
+	// Host is the address every leg's sockets bind (and SDP announces).
+	Host netip.Addr
+	// Pollers is the number of poller goroutines; 0: one per core.
+	Pollers int
+	Log     *slog.Logger
+}
+
+// Engine opens legs' sockets and runs the pollers that read them.
+type Engine struct {
+	host    netip.Addr
+	log     *slog.Logger
+	pollers []*poller
+	next    atomic.Uint32
+	// stopped is set once Run has returned: a Conn closed later closes its
+	// sockets itself.
+	stopped atomic.Bool
+	running atomic.Bool
+	stats   Stats
+}
+
+// Stats are an Engine's counters.
+type Stats struct {
+	Received atomic.Uint64 // RTP packets handed to receivers
+	Dropped  atomic.Uint64 // datagrams that were not RTP, or failed SRTP
+	Sent     atomic.Uint64 // packets written
+	Failed   atomic.Uint64 // packets that could not be written
+}
+
+// ErrClosed is returned by a closed Conn.
+var ErrClosed = errors.New("rtp: connection closed")
+
+// New makes an engine; Run starts its pollers.
+func New(cfg Config) (*Engine, error) {
+	if !cfg.Host.IsValid() {
+		return nil, errors.New("rtp: no host address")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	n := cfg.Pollers
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	e := &Engine{host: cfg.Host.Unmap(), log: cfg.Log}
+	for range n {
+		p, err := newPoller(e)
+		if err != nil {
+			for _, q := range e.pollers {
+				q.closeAll()
+			}
+			return nil, err
+		}
+		e.pollers = append(e.pollers, p)
+	}
+	return e, nil
+}
+
+// Host is the address legs bind.
+func (e *Engine) Host() netip.Addr { return e.host }
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() *Stats { return &e.stats }
+
+// Run reads every leg's RTP until ctx ends, then closes every socket
+// still open. It must be called once.
+func (e *Engine) Run(ctx context.Context) error {
+	if !e.running.CompareAndSwap(false, true) {
+		return errors.New("rtp: Run called twice")
+	}
+	var wg sync.WaitGroup
+	for _, p := range e.pollers {
+		wg.Go(p.run)
+	}
+	<-ctx.Done()
+	e.stopped.Store(true)
+	for _, p := range e.pollers {
+		p.stop()
+	}
+	wg.Wait()
+	for _, p := range e.pollers {
+		p.closeAll()
+	}
+	return nil
+}
+
+// Open binds a new leg's RTP socket (an even port when it can) and its
+// RTCP socket on the port above, and registers the RTP socket with a
+// poller: what the phone sends goes to r.
+func (e *Engine) Open(r Receiver) (*Conn, error) {
+	if e.stopped.Load() {
+		return nil, ErrClosed
+	}
+	var err error
+	for attempt := range 16 {
+		var fd, rfd int
+		var port int
+		fd, port, err = bindUDP(e.host, 0)
+		if err != nil {
+			return nil, err
+		}
+		if port%2 == 1 && attempt < 8 {
+			// RTP on an even port, RTCP on the odd one above (RFC 3550
+			// 11): bound sockets keep their port, so try another.
+			unix.Close(fd)
+			continue
+		}
+		if port == 65535 {
+			unix.Close(fd)
+			continue
+		}
+		rfd, _, err = bindUDP(e.host, port+1)
+		if err != nil {
+			unix.Close(fd)
+			continue
+		}
+		if err = attachFilter(rfd, dropAll); err != nil {
+			unix.Close(fd)
+			unix.Close(rfd)
+			return nil, fmt.Errorf("rtp: rtcp filter: %w", err)
+		}
+		c := &Conn{
+			fd:    fd,
+			rtcp:  rfd,
+			local: netip.AddrPortFrom(e.host, uint16(port)),
+			recv:  r,
+			e:     e,
+		}
+		p := e.pollers[int(e.next.Add(1))%len(e.pollers)]
+		if err = p.add(c); err != nil {
+			unix.Close(fd)
+			unix.Close(rfd)
+			return nil, err
+		}
+		return c, nil
+	}
+	return nil, fmt.Errorf("rtp: no port pair: %w", err)
+}
+
+// bindUDP opens a non-blocking UDP socket on host:port (0: any port) and
+// returns it with its port.
+func bindUDP(host netip.Addr, port int) (int, int, error) {
+	domain := unix.AF_INET
+	if host.Is6() {
+		domain = unix.AF_INET6
+	}
+	fd, err := unix.Socket(domain, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return -1, 0, fmt.Errorf("rtp: socket: %w", err)
+	}
+	var sa unix.Sockaddr
+	if host.Is6() {
+		sa = &unix.SockaddrInet6{Port: port, Addr: host.As16()}
+	} else {
+		sa = &unix.SockaddrInet4{Port: port, Addr: host.As4()}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return -1, 0, fmt.Errorf("rtp: bind %s: %w", netip.AddrPortFrom(host, uint16(port)), err)
+	}
+	got, err := unix.Getsockname(fd)
+	if err != nil {
+		unix.Close(fd)
+		return -1, 0, fmt.Errorf("rtp: getsockname: %w", err)
+	}
+	switch a := got.(type) {
+	case *unix.SockaddrInet4:
+		port = a.Port
+	case *unix.SockaddrInet6:
+		port = a.Port
+	}
+	return fd, port, nil
+}
