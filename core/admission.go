@@ -147,7 +147,8 @@ func (ch *channel) decided() {
 	ch.decision.once.Do(func() {
 		ch.decision.done.Store(true)
 		close(ch.decision.ch)
-		if ch.srv != nil {
+		if ch.inbound {
+			ch.core.decisions.Cancel(ch.id)
 			ch.core.metrics.decisionDelay.Observe(time.Since(ch.created).Seconds())
 			ch.core.mu.Lock()
 			ch.core.undecided--

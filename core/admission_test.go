@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/emiago/diago"
+	"github.com/callpark/callpark/internal/deadline"
 )
 
 // TestDecidedLegsLeaveTheAdmissionQueue: once the control plane has acted
@@ -16,11 +16,10 @@ func TestDecidedLegsLeaveTheAdmissionQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Core{metrics: m}
+	c := &Core{metrics: m, decisions: deadline.NewScheduler()}
 	var legs []*channel
 	for i := range 100 {
-		ch := c.newChannel(fmt.Sprintf("in-%d", i), "inbound")
-		ch.srv = &diago.DialogServerSession{} // an inbound leg
+		ch := c.newChannel(fmt.Sprintf("in-%d", i), "inbound") // an inbound leg
 		c.mu.Lock()
 		c.undecided++
 		c.undecidedQ = append(c.undecidedQ, ch)

@@ -7,14 +7,16 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/emiago/diago"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callpark/callpark/events"
 )
 
-// channel is one SIP leg. Its SIP dialog is either inbound (srv) or
-// outbound (cli). Mutable fields are guarded by mu unless atomic.
+// channel is one SIP leg: inbound (a phone's INVITE the core answers) or
+// outbound (an INVITE the core sent). Mutable fields are guarded by mu
+// unless atomic. A leg runs no goroutine of its own: its SIP requests
+// arrive through dispatch, its RTP through its media poller (reader.go),
+// its music from a hub shard.
 type channel struct {
 	core      *Core
 	id        string
@@ -22,6 +24,7 @@ type channel struct {
 	account   string
 	trunk     string
 	direction string
+	inbound   bool
 	from, to  events.Party
 	dialed    string
 	callID    string
@@ -38,25 +41,34 @@ type channel struct {
 	// core's own business, never published, and end with their partner.
 	internal bool
 
-	srv *diago.DialogServerSession
-	cli *diago.DialogClientSession
-
 	// ctx ends when the leg is over; cancel ends it from our side.
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	// answerMu serialises the responses to an inbound leg's INVITE.
 	answerMu     sync.Mutex
 	answeredOnce sync.Once
 
-	mu        sync.Mutex
-	answered  bool
-	answering bool // an answer waits for the caller's ACK
+	mu sync.Mutex
+	// dlg is the leg's dialog: an inbound leg's from its INVITE on, an
+	// outbound leg's once answered.
+	dlg *dialog
+	// inv and invTx are an inbound leg's INVITE and its transaction, kept
+	// until the ACK of the answer (or the final response): responses are
+	// built from it.
+	inv   *sip.Request
+	invTx sip.ServerTransaction
+	// acks wait for the ACK of a 2xx we sent, by the INVITE's CSeq.
+	acks     map[uint32]chan *sip.Request
+	sdp      legMedia
+	answered bool
+	// answering: an answer waits for the caller's ACK.
+	answering bool
 	rejected  bool // a final response is on its way
 	// hungUp: a hangup came while an outbound leg was still ringing; a
 	// 200 OK crossing it is ACKed and ended with BYE (runDial).
 	hungUp bool
 	ended  bool
-	media  *diago.DialogMedia
 	// remotes are the addresses the far end may send in-dialog requests
 	// from over UDP (see owns).
 	remotes []netip.AddrPort
@@ -73,13 +85,12 @@ type channel struct {
 	dialCancel context.CancelFunc
 
 	out sender
+	// dtmf is the reader's digit state (reader.go).
+	dtmf dtmfState
 	// peer is the channel whose audio is forwarded to this one.
 	peer atomic.Pointer[channel]
 	// answeredCh is closed once the leg is up with media.
 	answeredCh chan struct{}
-	// done is closed when the handler of an inbound leg may return.
-	done     chan struct{}
-	doneOnce sync.Once
 	// decision is closed by the control plane's first command on the leg.
 	decision decision
 }
@@ -90,10 +101,9 @@ func (c *Core) newChannel(id, direction string) *channel {
 		id:         id,
 		linked:     id,
 		direction:  direction,
+		inbound:    direction == events.Inbound,
 		created:    time.Now(),
-		refers:     map[string]*pendingRefer{},
 		answeredCh: make(chan struct{}),
-		done:       make(chan struct{}),
 		decision:   decision{ch: make(chan struct{})},
 	}
 	ch.out.ch = ch
@@ -131,9 +141,11 @@ func (ch *channel) isAnswered() bool {
 	return ch.answered
 }
 
-// release lets the inbound handler return (diago then hangs up if needed).
-func (ch *channel) release() {
-	ch.doneOnce.Do(func() { close(ch.done) })
+// dialogOf returns the leg's dialog (nil when it has none).
+func (ch *channel) dialogOf() *dialog {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.dlg
 }
 
 // hangup ends the leg with BYE, a final response or CANCEL as its state asks.
@@ -141,7 +153,7 @@ func (ch *channel) hangup(code int, reason string) {
 	ch.mu.Lock()
 	answering := ch.answering
 	// A dial's 200 OK being taken in: its dialog is there, its ACK not yet.
-	takingAnswer := ch.srv == nil && ch.cli != nil && !ch.answered
+	takingAnswer := !ch.inbound && ch.dlg != nil && !ch.answered
 	ch.mu.Unlock()
 	if answering || takingAnswer {
 		// The 200 OK is out (or in): wait for the ACK, then end with BYE.
@@ -151,18 +163,18 @@ func (ch *channel) hangup(code int, reason string) {
 	answered := ch.answered
 	ended := ch.ended
 	dialCancel := ch.dialCancel
-	cli := ch.cli // set by the dial when it is answered, under mu
-	if ch.srv == nil && cli == nil {
+	dialed := !ch.inbound && ch.dlg != nil // set by the dial when it is answered, under mu
+	if !ch.inbound && !dialed {
 		ch.hungUp = true // an answer on its way now is not taken (runDial)
 	}
 	// Only one final response may go out on an unanswered inbound leg: a
 	// reject and a shutdown hangup can race.
 	rejected := ch.rejected
-	if ch.srv != nil && !answered {
+	if ch.inbound && !answered {
 		ch.rejected = true
 	}
 	ch.mu.Unlock()
-	if ended || (ch.srv != nil && !answered && rejected) {
+	if ended || (ch.inbound && !answered && rejected) {
 		return
 	}
 	if answered {
@@ -171,35 +183,30 @@ func (ch *channel) hangup(code int, reason string) {
 	if dialCancel != nil {
 		dialCancel()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	switch {
-	case ch.srv != nil && !answered:
+	case ch.inbound && !answered:
 		if code == 0 {
 			code = sip.StatusTemporarilyUnavailable
 		}
 		if reason == "" {
 			reason = reasonPhrase(code)
 		}
-		// The final response waits for the ACK (up to Timer H, 32 s when
-		// the caller is gone): never hold the command up for it.
-		go func() {
-			// answerMu: sipgo's dialog responses must not be written
-			// concurrently (a 180 may be on its way).
-			ch.answerMu.Lock()
-			defer ch.answerMu.Unlock()
-			if err := ch.srv.Respond(code, reason, nil); err != nil {
-				ch.core.log.Debug("reject failed", "call", ch.id, "err", err)
-			}
-			ch.release()
-		}()
-	case ch.srv != nil:
-		if err := ch.srv.Hangup(ctx); err != nil {
-			ch.core.log.Debug("bye failed", "call", ch.id, "err", err)
+		// The leg lasts until the caller's ACK (or the transaction's
+		// end): a late command finds it refused, not gone.
+		tx := ch.reject(code, reason)
+		if tx == nil {
+			ch.finish(sip.StatusRequestTerminated, "rejected")
+			return
 		}
-		ch.release()
-	case cli != nil && answered:
-		if err := ch.core.bye(cli); err != nil {
+		go func() {
+			select {
+			case <-tx.Acks():
+			case <-tx.Done():
+			}
+			ch.finish(sip.StatusRequestTerminated, "rejected")
+		}()
+	case answered:
+		if err := ch.core.bye(ch); err != nil {
 			ch.core.log.Debug("bye failed", "call", ch.id, "err", err)
 		}
 		ch.finish(0, "hangup")
@@ -219,11 +226,23 @@ func (ch *channel) finish(code int, reason string) {
 	}
 	ch.ended = true
 	dialCancel := ch.dialCancel
+	tx := ch.invTx
+	ch.invTx, ch.inv = nil, nil
+	acks := ch.acks
+	ch.acks = nil
 	ch.mu.Unlock()
 	if dialCancel != nil {
 		dialCancel()
 	}
+	for _, a := range acks {
+		close(a)
+	}
+	if tx != nil {
+		tx.Terminate()
+	}
+	ch.core.decisions.Cancel(ch.id)
 	ch.out.stop()
+	ch.closeMedia()
 	if p := ch.peer.Swap(nil); p != nil {
 		p.peer.CompareAndSwap(ch, nil)
 		p.out.peerGone(ch)
@@ -233,7 +252,6 @@ func (ch *channel) finish(code int, reason string) {
 		}
 	}
 	ch.cancel()
-	ch.release()
 	ch.core.forget(ch)
 	e := ch.event(events.CallEnded)
 	e.Code = code

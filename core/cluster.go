@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/emiago/diago"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callpark/callpark/events"
@@ -109,19 +108,6 @@ func (c *Core) join(ch *channel, peer string) error {
 	return err
 }
 
-// serveInternal owns an internal leg another node sent.
-func (c *Core) serveInternal(d *diago.DialogServerSession, id identity) {
-	ch := c.inboundLeg(d, id)
-	c.register(ch)
-	c.metrics.calls.WithLabelValues("internal").Inc()
-	c.joinHere(ch, d.InviteRequest.Recipient.User)
-	select {
-	case <-ch.done:
-	case <-d.Context().Done():
-	}
-	ch.finish(0, "hangup")
-}
-
 // joinHere answers internal leg ch and bridges it with local leg id.
 func (c *Core) joinHere(ch *channel, id string) {
 	target := c.channel(id)
@@ -129,7 +115,7 @@ func (c *Core) joinHere(ch *channel, id string) {
 		ch.hangup(sip.StatusNotFound, "Not Found")
 		return
 	}
-	if target.srv != nil && !target.isAnswered() {
+	if target.inbound && !target.isAnswered() {
 		target.decided()
 		if err := target.answer(); err != nil {
 			ch.hangup(sip.StatusTemporarilyUnavailable, "Temporarily Unavailable")

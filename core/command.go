@@ -62,7 +62,7 @@ func (c *Core) handleCommand(_ context.Context, cmd *events.Command) *events.Rep
 			return fail(events.ErrBadState, err)
 		}
 	case events.OpReject:
-		if ch.srv == nil || ch.isAnswered() {
+		if !ch.inbound || ch.isAnswered() {
 			return fail(events.ErrBadState, errors.New("not an unanswered inbound leg"))
 		}
 		code := cmd.Code
@@ -94,7 +94,7 @@ func (c *Core) handleCommand(_ context.Context, cmd *events.Command) *events.Rep
 		ch.out.music(cmd.On, cmd.Music)
 	case events.OpBridge:
 		if n := events.NodeOf(cmd.Peer); n != "" && n != c.cfg.Node {
-			if !ch.upOrAnswering() && ch.srv == nil {
+			if !ch.upOrAnswering() && !ch.inbound {
 				return fail(events.ErrBadState, errors.New("leg is not up"))
 			}
 			if err := c.join(ch, cmd.Peer); err != nil {

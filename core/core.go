@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/emiago/diago"
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/google/uuid"
@@ -25,7 +26,9 @@ import (
 	"github.com/callpark/callpark/core/presence"
 	"github.com/callpark/callpark/core/rawudp"
 	"github.com/callpark/callpark/core/registrar"
+	"github.com/callpark/callpark/core/rtp"
 	"github.com/callpark/callpark/events"
+	"github.com/callpark/callpark/internal/deadline"
 	"github.com/callpark/callpark/internal/throttle"
 	"github.com/callpark/callpark/sounds"
 )
@@ -82,6 +85,9 @@ type Config struct {
 	// MusicShards is the number of pacing goroutines (and raw sockets)
 	// music on hold is spread over; 0: one per core (GOMAXPROCS).
 	MusicShards int
+	// MediaPollers is the number of goroutines reading the legs' RTP
+	// (package rtp); 0: one per core.
+	MediaPollers int
 	// Bans drops every packet of an address that failed authentication
 	// too often (nil: no bans); the registrar reports failures to it.
 	Bans *ban.List
@@ -95,12 +101,20 @@ type Core struct {
 	noisy  *slog.Logger
 	ua     *sipgo.UserAgent
 	client *sipgo.Client
-	srv    *sipgo.Server
-	dg     *diago.Diago
-	reg    *registrar.Registrar
-	blf    *presence.Server
-	sounds *sounds.Library
-	hubs   *audio.Hubs
+	// clients send requests over TCP and TLS (client is UDP's, bound to
+	// the SIP port); contacts are our Contact per transport.
+	clients  map[string]*sipgo.Client
+	contacts map[string]*sip.ContactHeader
+	srv      *sipgo.Server
+	// media runs the legs' RTP (package rtp).
+	media *rtp.Engine
+	// decisions holds the deadline of every new inbound call the control
+	// plane has not acted on yet (admission.go).
+	decisions *deadline.Scheduler
+	reg       *registrar.Registrar
+	blf       *presence.Server
+	sounds    *sounds.Library
+	hubs      *audio.Hubs
 	// music is the raw socket music batches leave through (nil: none,
 	// packets go through each leg's socket; musicbatch.go).
 	music   *rawudp.Conn
@@ -121,9 +135,6 @@ type Core struct {
 	mu       sync.Mutex
 	channels map[string]*channel // by id
 	byCallID map[string]*channel // by SIP Call-ID
-	// pending identities of authenticated INVITEs, by Call-ID, handed from
-	// the middleware to the dialog handler.
-	pending map[string]identity
 	// undecided counts inbound legs the control plane has not acted on.
 	undecided int
 	// undecidedQ holds them oldest first (decided ones are dropped lazily).
@@ -171,17 +182,19 @@ func New(cfg Config) (*Core, error) {
 	cfg.Admission.defaults(cfg.Log)
 	noisy := slog.New(throttle.New(cfg.Log.Handler(), throttle.Options{}))
 	c := &Core{
-		cfg:      cfg,
-		log:      cfg.Log,
-		noisy:    noisy,
-		probing:  map[string]bool{},
-		sounds:   cfg.Sounds,
-		channels: map[string]*channel{},
-		byCallID: map[string]*channel{},
-		pending:  map[string]identity{},
-		ready:    make(chan struct{}),
-		epoch:    uuid.NewString(),
-		started:  time.Now().UTC(),
+		cfg:       cfg,
+		log:       cfg.Log,
+		noisy:     noisy,
+		probing:   map[string]bool{},
+		sounds:    cfg.Sounds,
+		channels:  map[string]*channel{},
+		byCallID:  map[string]*channel{},
+		clients:   map[string]*sipgo.Client{},
+		contacts:  map[string]*sip.ContactHeader{},
+		decisions: deadline.NewScheduler(),
+		ready:     make(chan struct{}),
+		epoch:     uuid.NewString(),
+		started:   time.Now().UTC(),
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
@@ -210,7 +223,8 @@ func New(cfg Config) (*Core, error) {
 		// sip.SetDefaultLogger, a library global).
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(c.readFilter),
 			sip.WithTransportLayerLogger(noisy.With("component", "sip"))),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(noisy.With("component", "sip"))))
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(noisy.With("component", "sip")),
+			sip.WithTransactionLayerUnhandledResponseHandler(c.strayResponse)))
 	if err != nil {
 		return nil, err
 	}
@@ -220,8 +234,39 @@ func New(cfg Config) (*Core, error) {
 		return nil, err
 	}
 	c.srv = srv
-	c.client, err = sipgo.NewClient(ua, sipgo.WithClientHostname(cfg.Host), sipgo.WithClientConnectionAddr(c.Addr()))
+	// Every request goes through dispatch (dispatch.go), not through the
+	// server's handler map: a new INVITE's transaction outlives its
+	// handler, which the server's own dispatch would end.
+	ua.TransactionLayer().OnRequest(c.dispatch)
+	c.client, err = sipgo.NewClient(ua, sipgo.WithClientHostname(cfg.Host), sipgo.WithClientConnectionAddr(c.Addr()),
+		sipgo.WithClientNAT(), sipgo.WithClientLogger(noisy.With("component", "sipgo")))
 	if err != nil {
+		return nil, err
+	}
+	c.clients["udp"] = c.client
+	for _, tr := range []string{"tcp", "tls"} {
+		cl, err := sipgo.NewClient(ua, sipgo.WithClientHostname(cfg.Host), sipgo.WithClientNAT(),
+			sipgo.WithClientLogger(noisy.With("component", "sipgo")))
+		if err != nil {
+			return nil, err
+		}
+		c.clients[tr] = cl
+	}
+	for _, tr := range []string{"udp", "tcp", "tls"} {
+		port := cfg.Port
+		if tr == "tls" {
+			port = cfg.TLSPort
+		}
+		// sip: with a transport parameter, also for TLS (RFC 5630 3.3):
+		// phones such as baresip 1.0 cannot route to a sips: Contact.
+		c.contacts[tr] = &sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: cfg.Host, Port: port,
+			UriParams: sip.HeaderParams{{K: "transport", V: tr}}}}
+	}
+	host, err := netip.ParseAddr(strings.Trim(cfg.Host, "[]"))
+	if err != nil {
+		return nil, fmt.Errorf("core: host %q is not an IP address", cfg.Host)
+	}
+	if c.media, err = rtp.New(rtp.Config{Host: host, Pollers: cfg.MediaPollers, Log: cfg.Log.With("component", "rtp")}); err != nil {
 		return nil, err
 	}
 
@@ -244,36 +289,12 @@ func New(cfg Config) (*Core, error) {
 		return nil, err
 	}
 
-	opts := []diago.DiagoOption{
-		diago.WithServer(srv),
-		diago.WithLogger(noisy.With("component", "diago")),
-		diago.WithTransport(diago.Transport{Transport: "udp", BindHost: cfg.Host, BindPort: cfg.Port}),
-		diago.WithServerRequestMiddleware(c.middleware),
-	}
-	if cfg.TCP {
-		opts = append(opts, diago.WithTransport(diago.Transport{Transport: "tcp", BindHost: cfg.Host, BindPort: cfg.Port}))
-	}
-	if cfg.TLS != nil {
-		opts = append(opts, diago.WithTransport(tlsTransport(cfg)))
-	}
-	c.dg = diago.NewDiago(ua, opts...)
-	if err := watchDialogs(cfg.Registerer, c.dg); err != nil {
+	if err := watchDialogs(cfg.Registerer, c); err != nil {
 		return nil, err
 	}
 	if err := watchMusic(cfg.Registerer, c.hubs); err != nil {
 		return nil, err
 	}
-	// Handlers diago does not own, or that we own instead of diago. They
-	// must all be registered before serving, and each passes the ingress
-	// guard (diago's pass it through c.middleware).
-	srv.OnRegister(c.guard(c.reg.HandleRegister))
-	srv.OnRefer(c.guard(c.handleRefer))
-	srv.OnSubscribe(c.guard(c.handleSubscribe))
-	srv.OnUpdate(c.guard(c.handleUnsupportedInDialog))
-	srv.OnPrack(c.guard(c.handleUnsupportedInDialog))
-	srv.OnMessage(c.guard(c.noRoute))
-	srv.OnPublish(c.guard(c.noRoute))
-	srv.OnNoRoute(c.guard(c.noRoute))
 	return c, nil
 }
 
@@ -291,34 +312,43 @@ func (c *Core) Run(ctx context.Context) error {
 	if c.music != nil {
 		defer c.music.Close()
 	}
+	ls, err := c.listen()
+	close(c.ready)
+	if err != nil {
+		return err
+	}
+	var stopping atomic.Bool
+	mediaCtx, stopMedia := context.WithCancel(context.Background())
+	defer stopMedia()
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		err := c.dg.ServeBackground(ctx, c.serveInbound)
-		close(c.ready)
-		if err != nil {
-			return fmt.Errorf("sip listen %s: %w", c.Addr(), err)
-		}
-		<-ctx.Done()
-		return nil
-	})
+	for _, l := range ls {
+		g.Go(func() error {
+			if err := l.serve(); err != nil && !stopping.Load() {
+				return fmt.Errorf("sip %s: %w", l.name, err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error { return c.media.Run(mediaCtx) })
+	g.Go(func() error { c.decisions.Run(ctx, c.decisionTimeout); return nil })
 	g.Go(func() error { c.announce(ctx); return nil })
 	g.Go(func() error { return c.reg.Run(ctx) })
-	g.Go(func() error {
-		select {
-		case <-c.ready:
-			c.registerTrunks(ctx)
-		case <-ctx.Done():
-		}
-		return nil
-	})
+	g.Go(func() error { c.registerTrunks(ctx); return nil })
 	g.Go(func() error { return c.blf.Run(ctx) })
 	g.Go(func() error { return c.keepAlive(ctx, c.cfg.KeepAlive) })
 	g.Go(func() error { return c.dialogKeepAlive(ctx, c.cfg.DialogKeepAlive) })
 	g.Go(func() error {
 		<-ctx.Done()
+		// Goodbyes first, while the listeners still carry them; then the
+		// listeners and the media close.
 		if !c.crashed.Load() {
 			c.hangupAll()
 		}
+		stopping.Store(true)
+		for _, l := range ls {
+			_ = l.close()
+		}
+		stopMedia()
 		return nil
 	})
 	return g.Wait()
@@ -335,6 +365,63 @@ func (c *Core) Ready() <-chan struct{} { return c.ready }
 // progress (parked ones included) go on.
 func (c *Core) Drain() { c.draining.Store(true) }
 
+// listener is one bound SIP listener.
+type listener struct {
+	name  string
+	serve func() error
+	close func() error
+}
+
+// listen binds the SIP listeners (UDP, and TCP and TLS when configured): a
+// port that cannot be bound fails here, before anything runs.
+func (c *Core) listen() ([]listener, error) {
+	var ls []listener
+	fail := func(addr string, err error) ([]listener, error) {
+		for _, l := range ls {
+			_ = l.close()
+		}
+		return nil, fmt.Errorf("sip listen %s: %w", addr, err)
+	}
+	udp, err := net.ListenPacket("udp", c.Addr())
+	if err != nil {
+		return fail(c.Addr(), err)
+	}
+	ls = append(ls, listener{"udp", func() error { return c.srv.ServeUDP(udp) }, udp.Close})
+	if c.cfg.TCP {
+		l, err := net.Listen("tcp", c.Addr())
+		if err != nil {
+			return fail(c.Addr(), err)
+		}
+		ls = append(ls, listener{"tcp", func() error { return c.srv.ServeTCP(l) }, l.Close})
+	}
+	if c.cfg.TLS != nil {
+		addr := net.JoinHostPort(c.cfg.Host, strconv.Itoa(c.cfg.TLSPort))
+		l, err := tls.Listen("tcp", addr, tlsConfig(c.cfg.TLS))
+		if err != nil {
+			return fail(addr, err)
+		}
+		ls = append(ls, listener{"tls", func() error { return c.srv.ServeTLS(l) }, l.Close})
+	}
+	return ls, nil
+}
+
+// clientFor is the client that sends requests over transport.
+func (c *Core) clientFor(transport string) *sipgo.Client {
+	if cl := c.clients[strings.ToLower(transport)]; cl != nil {
+		return cl
+	}
+	return c.client
+}
+
+// contact is our Contact header for transport.
+func (c *Core) contact(transport string) sip.Header {
+	h := c.contacts[strings.ToLower(transport)]
+	if h == nil {
+		h = c.contacts["udp"]
+	}
+	return h.Clone()
+}
+
 // Calls is the number of live legs.
 func (c *Core) Calls() int {
 	c.mu.Lock()
@@ -342,13 +429,19 @@ func (c *Core) Calls() int {
 	return len(c.channels)
 }
 
-func (c *Core) hangupAll() {
+// allChannels is every live leg.
+func (c *Core) allChannels() []*channel {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	all := make([]*channel, 0, len(c.channels))
 	for _, ch := range c.channels {
 		all = append(all, ch)
 	}
-	c.mu.Unlock()
+	return all
+}
+
+func (c *Core) hangupAll() {
+	all := c.allChannels()
 	var wg sync.WaitGroup
 	for _, ch := range all {
 		wg.Go(func() { ch.hangup(sip.StatusServiceUnavailable, "Shutting down") })

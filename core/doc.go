@@ -1,5 +1,5 @@
 // Package core is callpark's media core: a generic SIP back-to-back user
-// agent on diago/sipgo that terminates RTP on every leg.
+// agent on sipgo's transaction layer that terminates RTP on every leg.
 //
 // The core knows SIP, RTP, prompts and music, but nothing about parking. It
 // authenticates phones (registrar) and trunks, turns every SIP leg into a
@@ -7,12 +7,19 @@
 // commands (answer, play, music, dial, bridge, hangup, ...) sent by the
 // control plane over NATS — the way Asterisk serves an ARI application.
 //
+// A leg costs no goroutine while it lasts. Its SIP dialog is a few
+// strings (dialog.go): requests reach it through dispatch, which keeps a
+// new INVITE's transaction for the leg to answer later instead of parking
+// a goroutine on it; the INVITE itself is dropped once the answer is
+// ACKed. Its RTP is a socket pair read by the media engine's pollers
+// (package rtp), its SDP is package sdp's.
+//
 // Media of a channel, once it is up, is written by exactly one source at a
 // time (see outMode): nothing, music on hold (a shared hub paces one encoded
 // stream for all listeners, one pacing goroutine per core, and its packets
 // leave in batches through a raw socket where allowed: musicbatch.go), a
-// prompt, or the bridged peer's audio. Each
-// channel has one reader goroutine that forwards what the phone sends to the
+// prompt, or the bridged peer's audio. What the phone sends reaches the
+// leg on its poller's goroutine (reader.go), which forwards it to the
 // bridged peer, transcoding PCMU<->PCMA when the legs differ, and relays
 // RFC 4733 telephone-events.
 //

@@ -22,10 +22,10 @@ var headerSafe = strings.NewReplacer(`"`, "", "\\", "", "\r", "", "\n", "", "<",
 // not matter: a phone that refuses keeps its display.
 func (ch *channel) sendIdentity(p events.Party) {
 	defer ch.core.recoverGoroutine("identity")
-	ch.mu.Lock()
-	srv, cli := ch.srv, ch.cli
-	remotes := ch.remotes
-	ch.mu.Unlock()
+	d := ch.dialogOf()
+	if d == nil {
+		return
+	}
 	domain, _ := ch.core.cfg.Directory.Domain(ch.customer)
 	uri := p.URI
 	if uri == "" || !strings.HasPrefix(uri, "sip") {
@@ -33,43 +33,20 @@ func (ch *channel) sendIdentity(p events.Party) {
 	}
 	uri = headerSafe.Replace(uri)
 	name := ""
-	if d := headerSafe.Replace(p.Display); d != "" {
-		name = `"` + d + `" `
+	if dn := headerSafe.Replace(p.Display); dn != "" {
+		name = `"` + dn + `" `
 	}
 	id := name + "<" + uri + ">"
-
-	var target sip.Uri
-	var allow sip.Header
-	switch {
-	case srv != nil && srv.InviteRequest.Contact() != nil:
-		target = *srv.InviteRequest.Contact().Address.Clone()
-		allow = srv.InviteRequest.GetHeader("Allow")
-	case cli != nil && cli.InviteResponse != nil && cli.InviteResponse.Contact() != nil:
-		target = *cli.InviteResponse.Contact().Address.Clone()
-		allow = cli.InviteResponse.GetHeader("Allow")
-	default:
-		return
-	}
-	if !allows(allow, sip.UPDATE) {
+	if !allows(d.allow, sip.UPDATE) {
 		ch.core.log.Debug("identity not sent: the phone does not allow UPDATE", "call", ch.id)
 		return
 	}
-	req := sip.NewRequest(sip.UPDATE, target)
+	req := d.request(sip.UPDATE)
 	req.AppendHeader(sip.NewHeader("P-Asserted-Identity", id))
 	req.AppendHeader(sip.NewHeader("Remote-Party-ID", id+";party=calling;screen=yes;privacy=off"))
-	if len(remotes) > 0 {
-		// Where the phone sends from (NAT), as for every in-dialog request.
-		req.SetDestination(remotes[0].String())
-	}
 	ctx, cancel := context.WithTimeout(ch.ctx, 5*time.Second)
 	defer cancel()
-	var res *sip.Response
-	var err error
-	if srv != nil {
-		res, err = srv.Do(ctx, req)
-	} else {
-		res, err = cli.Do(ctx, req)
-	}
+	res, err := ch.core.do(ctx, d, req)
 	if err != nil {
 		ch.core.log.Debug("identity update failed", "call", ch.id, "err", err)
 		return
@@ -77,12 +54,9 @@ func (ch *channel) sendIdentity(p events.Party) {
 	ch.core.log.Debug("identity update answered", "call", ch.id, "status", res.StatusCode)
 }
 
-// allows reports whether an Allow header lists method.
-func allows(h sip.Header, method sip.RequestMethod) bool {
-	if h == nil {
-		return false
-	}
-	for _, m := range strings.Split(h.Value(), ",") {
+// allows reports whether an Allow header's value lists method.
+func allows(allow string, method sip.RequestMethod) bool {
+	for _, m := range strings.Split(allow, ",") {
 		if strings.EqualFold(strings.TrimSpace(m), string(method)) {
 			return true
 		}

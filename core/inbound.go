@@ -3,73 +3,52 @@ package core
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/netip"
 	"strings"
 	"time"
 
-	"github.com/emiago/diago"
-	"github.com/emiago/diago/media/sdp"
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
 
+	"github.com/callpark/callpark/core/sdp"
 	"github.com/callpark/callpark/core/stateless"
 	"github.com/callpark/callpark/events"
 )
 
-// middleware runs before each of diago's handlers, inside the ingress
-// guard: it admits new INVITEs (lame duck, overload, trunk or digest
-// identity), and lets an in-dialog request through only when it matches its
-// leg's dialog (dialog.go); re-INVITEs are then watched for hold and resume.
-func (c *Core) middleware(next sipgo.RequestHandler) sipgo.RequestHandler {
-	return c.guard(func(req *sip.Request, tx sip.ServerTransaction) {
-		switch req.Method {
-		case sip.INVITE:
-			if tag, ok := req.To().Params.Get("tag"); ok && tag != "" {
-				c.reInvite(req, tx, next)
-				return
-			}
-			c.admit(req, tx, next)
-		case sip.BYE, sip.INFO, sip.NOTIFY, sip.ACK:
-			if stateless.IsACK(req) {
-				return // the ACK of a refusal: nothing waits for it
-			}
-			if c.inDialog(req, tx) {
-				next(req, tx)
-			}
-		default:
-			next(req, tx)
+// admit checks a new INVITE, decides who sent it and makes it a leg. It
+// reports whether the leg keeps the transaction (to answer it later).
+func (c *Core) admit(req *sip.Request, tx sip.ServerTransaction) bool {
+	if ch := c.channelByCallID(req.CallID().Value()); ch != nil {
+		// The INVITE of a leg we have: a retransmission that came after
+		// its transaction was done (the ACK is in), or a second INVITE
+		// with the Call-ID of a call in progress. Neither starts a call.
+		if fromTag(req) == ch.remoteTagOf() {
+			return false
 		}
-	})
-}
-
-func respond(req *sip.Request, tx sip.ServerTransaction, code int, reason string, hdrs ...sip.Header) {
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	for _, h := range hdrs {
-		res.AppendHeader(h)
+		c.reject(req, tx, sip.StatusLoopDetected, "Loop Detected", "call_id_in_use")
+		return false
 	}
-	_ = tx.Respond(res)
-}
-
-// admit checks a new INVITE and decides who sent it.
-func (c *Core) admit(req *sip.Request, tx sip.ServerTransaction, next sipgo.RequestHandler) {
 	if c.draining.Load() {
 		refuseStateless(req, tx, "30")
-		return
+		return false
 	}
 	if why := c.overloaded(); why != "" {
 		c.refuseOverload(req, tx, why)
-		return
+		return false
 	}
 	if code, reason := checkOffer(req); code != 0 {
 		c.metrics.badRequests.WithLabelValues(reason).Inc()
 		_ = stateless.Respond(req, tx, sip.NewResponseFromRequest(req, code, reason, nil))
-		return
+		return false
+	}
+	if req.Contact() == nil {
+		c.reject(req, tx, sip.StatusBadRequest, "Missing Contact", "missing_contact")
+		return false
 	}
 	id, internal, err := c.internalIdentity(req)
 	if err != nil {
 		c.reject(req, tx, sip.StatusForbidden, "Forbidden", "bad_internal")
-		return
+		return false
 	}
 	if src, err := netip.ParseAddrPort(req.Source()); err == nil && !internal {
 		if cust, trunk, ok := c.cfg.Directory.Trunk(src, req.Recipient.User); ok {
@@ -79,20 +58,17 @@ func (c *Core) admit(req *sip.Request, tx sip.ServerTransaction, next sipgo.Requ
 	if id.customer == "" && !internal {
 		who, ok := c.reg.Authenticate(req, tx)
 		if !ok {
-			return
+			return false
 		}
 		id = identity{customer: who.Customer, account: who.Account}
 	}
 	if !internal {
 		if code, reason := c.checkSRTP(req, id.customer, id.account); code != 0 {
 			c.reject(req, tx, code, reason, "srtp")
-			return
+			return false
 		}
 	}
-	c.mu.Lock()
-	c.pending[req.CallID().Value()] = id
-	c.mu.Unlock()
-	next(req, tx)
+	return c.accept(req, tx, id)
 }
 
 // checkOffer validates the SDP offer of a new INVITE: the core anchors media
@@ -105,133 +81,100 @@ func checkOffer(req *sip.Request) (int, string) {
 	if ct := req.ContentType(); ct == nil || !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp") {
 		return sip.StatusUnsupportedMediaType, "Unsupported Media Type"
 	}
-	sd := sdp.SessionDescription{}
-	if err := sdp.Unmarshal(body, &sd); err != nil || len(sd.Values("v")) != 1 || len(sd.Values("m")) == 0 {
+	s, err := sdp.Parse(body)
+	switch {
+	case errors.Is(err, sdp.ErrConnection):
+		return sip.StatusBadRequest, "Malformed SDP Connection"
+	case err != nil:
 		return sip.StatusBadRequest, "Malformed SDP"
 	}
-	if _, err := connectionInformation(sd); err != nil {
-		return sip.StatusBadRequest, "Malformed SDP Connection"
-	}
-	md, err := sd.MediaDescription("audio")
-	if err != nil {
+	m := s.AudioMedia()
+	if m == nil {
 		return sip.StatusNotAcceptableHere, "No Audio Stream"
 	}
-	for _, f := range md.Formats {
-		if f == "0" || f == "8" {
-			return 0, ""
-		}
+	if _, ok := m.Negotiate(); !ok {
+		return sip.StatusNotAcceptableHere, "No Common Codec"
 	}
-	return sip.StatusNotAcceptableHere, "No Common Codec"
+	return 0, ""
 }
 
 // offerHolds tells whether an SDP offer puts the call on hold.
 func offerHolds(body []byte) (hold bool, ok bool) {
-	if len(body) == 0 {
+	s, err := sdp.Parse(body)
+	if err != nil || s.AudioMedia() == nil {
 		return false, false
 	}
-	sd := sdp.SessionDescription{}
-	if err := sdp.Unmarshal(body, &sd); err != nil {
-		return false, false
-	}
-	ci, err := connectionInformation(sd)
-	if err != nil {
-		return false, false // diago would read it next: refuse it here
-	}
-	switch sd.MediaDirection() {
-	case sdp.ModeSendonly, "inactive":
-		return true, true
-	}
-	if ci.IP != nil && ci.IP.IsUnspecified() {
-		return true, true
-	}
-	return false, true
+	return s.AudioMedia().Hold(), true
 }
 
-// answerReadable checks an SDP answer (or early media) of a far end before
-// diago reads it; no body is fine.
-func answerReadable(body []byte) error {
-	if len(body) == 0 {
-		return nil
+// fromTag is the tag of a message's From header.
+func fromTag(m sip.Message) string {
+	if f := m.From(); f != nil {
+		t, _ := f.Params.Get("tag")
+		return t
 	}
-	sd := sdp.SessionDescription{}
-	if err := sdp.Unmarshal(body, &sd); err != nil {
-		return fmt.Errorf("sdp: %w", err)
-	}
-	_, err := connectionInformation(sd)
-	return err
+	return ""
 }
 
-// connectionInformation is sdp.ConnectionInformation behind a check of its
-// own: diago's indexes the fields of c= without counting them, so "c=0"
-// panics (found by FuzzOffer; worth reporting upstream). Every c= line,
-// session or media level, needs network type, address type and address.
-func connectionInformation(sd sdp.SessionDescription) (sdp.ConnectionInformation, error) {
-	for _, v := range sd.Values("c") {
-		if len(strings.Fields(v)) < 3 {
-			return sdp.ConnectionInformation{}, fmt.Errorf("sdp: malformed connection line %q", truncate(v, 60))
-		}
+// toTag is the tag of a message's To header.
+func toTag(m sip.Message) string {
+	if t := m.To(); t != nil {
+		tag, _ := t.Params.Get("tag")
+		return tag
 	}
-	return sd.ConnectionInformation()
+	return ""
 }
 
-// reInvite lets diago renegotiate, then reports hold or resume. Nothing is
-// published and no media changes unless the request matches the leg's
-// dialog and carries a readable offer.
-func (c *Core) reInvite(req *sip.Request, tx sip.ServerTransaction, next sipgo.RequestHandler) {
-	ch := c.channelByCallID(req.CallID().Value())
-	if ch == nil {
-		next(req, tx) // diago answers 481
-		return
-	}
-	if !ch.owns(req) {
-		c.reject(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", "dialog_mismatch")
-		return
-	}
-	hold, ok := offerHolds(req.Body())
-	if !ok {
-		if len(req.Body()) > 0 {
-			c.reject(req, tx, sip.StatusNotAcceptableHere, "Malformed SDP", "bad_sdp")
-			return
-		}
-		next(req, tx) // an offerless re-INVITE
-		return
-	}
-	ch.waitAnnounced()
+// remoteTagOf is the far end's tag of the leg's dialog.
+func (ch *channel) remoteTagOf() string {
 	ch.mu.Lock()
-	changed := ch.heldByPhone != hold
-	ch.heldByPhone = hold
-	ch.mu.Unlock()
-	if changed {
-		// Published before the 200 OK goes out: whatever the phone does
-		// next (dial the park code) must come after this event.
-		typ := events.CallResumed
-		if hold {
-			typ = events.CallHeld
-		}
-		c.publish(ch.event(typ))
+	defer ch.mu.Unlock()
+	if ch.dlg == nil {
+		return ""
 	}
-	next(req, tx)
-	ch.out.updateCodecs()
-	ch.out.setMuted(hold)
+	return ch.dlg.remoteTag
 }
 
-// serveInbound owns an inbound leg for its whole life: diago hangs up when
-// it returns, so it blocks until the leg ends or the core lets it go.
-func (c *Core) serveInbound(d *diago.DialogServerSession) {
-	callID := d.InviteRequest.CallID().Value()
-	c.mu.Lock()
-	id, ok := c.pending[callID]
-	delete(c.pending, callID)
-	c.mu.Unlock()
-	if !ok {
-		_ = d.Respond(sip.StatusInternalServerError, "Not Admitted", nil)
-		return
+// accept makes an admitted INVITE a leg: 100 Trying, call.started, and a
+// deadline for the control plane's decision (or, for an internal leg,
+// the join at once). The leg keeps the transaction until it answers.
+func (c *Core) accept(req *sip.Request, tx sip.ServerTransaction, id identity) bool {
+	ch := c.newChannel(c.newID(), events.Inbound)
+	ch.customer, ch.account, ch.trunk = id.customer, id.account, id.trunk
+	ch.internal = id.internal != ""
+	ch.callID = req.CallID().Value()
+	ch.dialed = req.Recipient.User
+	ch.from = partyOf(req.From())
+	ch.to = partyOf(req.To())
+	ch.addRemote(req.Source())
+	ch.addRemoteURI(req.Contact().Address)
+	ch.ctx, ch.cancel = context.WithCancel(context.Background())
+	ch.inv, ch.invTx = req, tx
+	ch.dlg = inboundDialog(req)
+	// 100 Trying goes out before the leg is findable: the INVITE's
+	// responses are written one at a time (answerMu), and a shutdown's
+	// hangupAll (or any command) could otherwise answer at the same time.
+	_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusTrying, "Trying", nil))
+	if !tx.OnCancel(func(*sip.Request) {
+		// Under the transaction's lock, which has answered 487: finish
+		// elsewhere.
+		go ch.finish(sip.StatusRequestTerminated, "cancelled")
+	}) {
+		return false // cancelled already
 	}
-	if id.internal != "" {
-		c.serveInternal(d, id)
-		return
+	tx.OnTerminate(func(string, error) {
+		// A transaction over before the answer (its timers ran out, a
+		// transport error): the call is gone.
+		if !ch.isAnswered() {
+			go ch.finish(sip.StatusRequestTerminated, "cancelled")
+		}
+	})
+	if ch.internal {
+		c.register(ch)
+		c.metrics.calls.WithLabelValues("internal").Inc()
+		c.joinHere(ch, req.Recipient.User)
+		return true
 	}
-	ch := c.inboundLeg(d, id)
 	c.mu.Lock()
 	c.undecided++
 	c.undecidedQ = append(c.undecidedQ, ch)
@@ -239,58 +182,47 @@ func (c *Core) serveInbound(d *diago.DialogServerSession) {
 	c.register(ch)
 	c.metrics.calls.WithLabelValues("inbound").Inc()
 	c.publish(ch.event(events.CallStarted))
-
 	// The control plane must act on the call soon, or the caller is told
 	// to try again instead of hearing nothing but 100 Trying.
-	decide := time.NewTimer(c.cfg.Admission.DecisionTimeout)
-	select {
-	case <-ch.decision.ch:
-	case <-decide.C:
-		c.metrics.overload.WithLabelValues("no_decision").Inc()
-		c.noisy.Warn("no decision from the control plane: new call refused", "call", ch.id)
-		ch.hangup(sip.StatusServiceUnavailable, "Service Unavailable")
-	case <-ch.done:
-	case <-d.Context().Done():
-	}
-	decide.Stop()
-	ch.decided()
-	select {
-	case <-ch.done:
-	case <-d.Context().Done():
-	}
-	code, reason := 0, "hangup"
-	if !ch.isAnswered() {
-		code, reason = sip.StatusRequestTerminated, "cancelled"
-		select {
-		case <-ch.done:
-			reason = "rejected"
-		default:
-		}
-	}
-	ch.finish(code, reason)
+	c.decisions.Schedule(ch.id, time.Now().Add(c.cfg.Admission.DecisionTimeout))
+	return true
 }
 
-// inboundLeg makes the channel of a new inbound dialog from id and sends
-// 100 Trying; the caller registers it.
-func (c *Core) inboundLeg(d *diago.DialogServerSession, id identity) *channel {
-	ch := c.newChannel(c.newID(), events.Inbound)
-	ch.customer, ch.account, ch.trunk = id.customer, id.account, id.trunk
-	ch.internal = id.internal != ""
-	ch.srv = d
-	ch.callID = d.InviteRequest.CallID().Value()
-	ch.dialed = d.InviteRequest.Recipient.User
-	ch.from = partyOf(d.InviteRequest.From())
-	ch.to = partyOf(d.InviteRequest.To())
-	ch.addRemote(d.InviteRequest.Source())
-	if ct := d.InviteRequest.Contact(); ct != nil {
-		ch.addRemoteURI(ct.Address)
+// inboundDialog is the dialog an INVITE asks for, with our fresh tag.
+func inboundDialog(req *sip.Request) *dialog {
+	from, to := req.From(), req.To()
+	d := &dialog{
+		callID:     req.CallID().Value(),
+		localTag:   uuid.NewString(),
+		remoteTag:  fromTag(req),
+		local:      *to.Address.Clone(),
+		localName:  to.DisplayName,
+		remote:     *from.Address.Clone(),
+		remoteName: from.DisplayName,
+		target:     *req.Contact().Address.Clone(),
+		routes:     routeSet(req, false),
+		transport:  req.Transport(),
+		dest:       req.Source(),
+		inviteSeq:  req.CSeq().SeqNo,
 	}
-	ch.ctx, ch.cancel = context.WithCancel(d.Context())
-	// 100 Trying goes out before the leg is findable: sipgo's dialog
-	// responses are not safe to write concurrently, and a shutdown's
-	// hangupAll (or any command) could otherwise answer at the same time.
-	_ = d.Trying()
-	return ch
+	if h := req.GetHeader("Allow"); h != nil {
+		d.allow = h.Value()
+	}
+	d.localSeq.Store(uint32(uuid.New().ID() & 0x7fffffff))
+	return d
+}
+
+// decisionTimeout fires for an inbound leg the control plane has not acted
+// on in time: the caller gets 503.
+func (c *Core) decisionTimeout(id string) {
+	ch := c.channel(id)
+	if ch == nil || ch.decision.done.Load() {
+		return
+	}
+	c.metrics.overload.WithLabelValues("no_decision").Inc()
+	c.noisy.Warn("no decision from the control plane: new call refused", "call", ch.id)
+	ch.decided()
+	go ch.hangup(sip.StatusServiceUnavailable, "Service Unavailable")
 }
 
 func partyOf(h interface {
@@ -311,10 +243,35 @@ func partyOf(h interface {
 	return events.Party{}
 }
 
+// response builds a response to the leg's INVITE, with our To tag (none
+// on 100) and Contact.
+func (ch *channel) response(code int, reason string, body []byte) *sip.Response {
+	ch.mu.Lock()
+	inv, d := ch.inv, ch.dlg
+	ch.mu.Unlock()
+	if inv == nil {
+		return nil
+	}
+	res := sip.NewResponseFromRequest(inv, code, reason, body)
+	if to := res.To(); to != nil && code != sip.StatusTrying {
+		to.Params.Add("tag", d.localTag)
+	}
+	if code > 100 && code < 300 {
+		res.AppendHeader(ch.core.contact(d.transport))
+		res.AppendHeader(sip.NewHeader("Allow", allowed))
+	}
+	if body != nil {
+		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	}
+	return res
+}
+
+// allowed is what the core answers in a dialog.
+const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY, INFO, UPDATE"
+
 // ring sends 180 Ringing on an unanswered inbound leg. Responses of one
-// dialog go out one at a time (answerMu): sipgo's are not safe to write
-// concurrently, and a 180 relayed for another node's dial can meet the
-// answer of a join.
+// dialog go out one at a time (answerMu): a 180 relayed for another
+// node's dial can meet the answer of a join.
 func (ch *channel) ring() error {
 	if ch.isRejected() {
 		return errors.New("not an unanswered inbound leg")
@@ -322,20 +279,47 @@ func (ch *channel) ring() error {
 	ch.answerMu.Lock()
 	defer ch.answerMu.Unlock()
 	ch.mu.Lock()
-	ok := ch.srv != nil && !ch.answered && !ch.rejected && !ch.ended
+	ok := ch.inbound && !ch.answered && !ch.rejected && !ch.ended && ch.invTx != nil
+	tx := ch.invTx
 	ch.mu.Unlock()
 	if !ok {
 		return errors.New("not an unanswered inbound leg")
 	}
-	return ch.srv.Ringing()
+	res := ch.response(sip.StatusRinging, "Ringing", nil)
+	if res == nil {
+		return errEnded
+	}
+	return tx.Respond(res)
+}
+
+// reject sends a final response to an unanswered inbound leg and returns
+// its transaction (nil when none), which resends it until the caller's ACK.
+func (ch *channel) reject(code int, reason string) sip.ServerTransaction {
+	ch.answerMu.Lock()
+	defer ch.answerMu.Unlock()
+	ch.mu.Lock()
+	tx := ch.invTx
+	answered := ch.answered
+	ch.mu.Unlock()
+	if tx == nil || answered {
+		return nil
+	}
+	res := ch.response(code, reason, nil)
+	if res == nil {
+		return nil
+	}
+	if err := tx.Respond(res); err != nil {
+		ch.core.log.Debug("reject failed", "call", ch.id, "err", err)
+		return nil
+	}
+	return tx
 }
 
 // answer answers an inbound leg and starts its media. Safe to call twice.
+// It returns once the caller has ACKed (or gave up).
 func (ch *channel) answer() error {
 	if ch.isRejected() {
-		// Refused already (the decision came too late): its final response
-		// holds answerMu until the caller's ACK, up to Timer H; a caller who
-		// never sends it must not hold up the command.
+		// Refused already (the decision came too late).
 		return errEnded
 	}
 	ch.answerMu.Lock()
@@ -343,32 +327,128 @@ func (ch *channel) answer() error {
 	if ch.isAnswered() {
 		return nil
 	}
-	if ch.srv == nil {
+	if !ch.inbound {
 		return errNotInbound
 	}
 	if ch.ctx.Err() != nil {
 		return errEnded
 	}
 	ch.mu.Lock()
-	if ch.rejected {
+	if ch.rejected || ch.invTx == nil {
 		ch.mu.Unlock()
 		return errEnded
 	}
 	ch.answering = true
+	inv, tx := ch.inv, ch.invTx
 	ch.mu.Unlock()
 	defer func() {
 		ch.mu.Lock()
 		ch.answering = false
 		ch.mu.Unlock()
 	}()
-	dm, err := ch.srv.Answer(diago.AnswerOptions{})
+	offer, err := sdp.Parse(inv.Body())
 	if err != nil {
 		return err
 	}
-	ch.up(dm)
+	if err := ch.openMedia(); err != nil {
+		return err
+	}
+	body, err := ch.answerOffer(offer)
+	if err != nil {
+		return err
+	}
+	res := ch.response(sip.StatusOK, "OK", body)
+	if res == nil {
+		return errEnded
+	}
+	ack := ch.expectAck(inv.CSeq().SeqNo)
+	if err := tx.Respond(res); err != nil {
+		return err
+	}
+	if _, ok := ch.waitAck(tx, res, ack); !ok {
+		// RFC 3261 13.3.1.4: no ACK within 64*T1 confirms the dialog, but
+		// the session is to be ended with BYE.
+		ch.core.log.Debug("no ACK for our answer", "call", ch.id)
+	}
+	if ch.ctx.Err() != nil {
+		return errEnded
+	}
+	ch.up()
+	ch.mu.Lock()
+	ch.inv, ch.invTx = nil, nil // the dialog has what it needs
+	ch.mu.Unlock()
+	tx.Terminate()
 	ch.core.publish(ch.event(events.CallAnswered))
 	ch.announced()
 	return nil
+}
+
+// expectAck arms the wait for the ACK of a 2xx to the INVITE with CSeq seq.
+func (ch *channel) expectAck(seq uint32) chan *sip.Request {
+	a := make(chan *sip.Request, 1)
+	ch.mu.Lock()
+	if ch.acks == nil {
+		ch.acks = map[uint32]chan *sip.Request{}
+	}
+	ch.acks[seq] = a
+	ch.mu.Unlock()
+	return a
+}
+
+// waitAck resends a 2xx on its transaction until its ACK comes (RFC 3261
+// 13.3.1.4: T1, doubling up to T2, for 64*T1), the leg ends or the
+// transaction dies. It returns the ACK.
+func (ch *channel) waitAck(tx sip.ServerTransaction, res *sip.Response, ack chan *sip.Request) (*sip.Request, bool) {
+	defer func() {
+		ch.mu.Lock()
+		for k, a := range ch.acks {
+			if a == ack {
+				delete(ch.acks, k)
+			}
+		}
+		ch.mu.Unlock()
+	}()
+	resend := time.NewTimer(sip.T1)
+	defer resend.Stop()
+	giveUp := time.NewTimer(64 * sip.T1)
+	defer giveUp.Stop()
+	interval := sip.T1
+	if sip.IsReliable(res.Transport()) {
+		resend.Stop() // a stream transport delivers it
+	}
+	txDone := tx.Done()
+	for {
+		select {
+		case a, ok := <-ack:
+			return a, ok && a != nil
+		case <-resend.C:
+			_ = tx.Respond(res)
+			interval = min(2*interval, sip.T2)
+			resend.Reset(interval)
+		case <-giveUp.C:
+			return nil, false
+		case <-ch.ctx.Done():
+			return nil, false
+		case <-txDone:
+			// Its timer (64*T1) is ours too; a transport error ends it.
+			if !errors.Is(tx.Err(), sip.ErrTransactionTerminated) && tx.Err() != nil {
+				return nil, false
+			}
+			txDone = nil
+		}
+	}
+}
+
+// acked hands an ACK to the answer waiting for it.
+func (ch *channel) acked(req *sip.Request) {
+	seq := req.CSeq().SeqNo
+	ch.mu.Lock()
+	a := ch.acks[seq]
+	delete(ch.acks, seq)
+	ch.mu.Unlock()
+	if a != nil {
+		a <- req
+	}
 }
 
 // isRejected reports whether a final response has been given to the
@@ -387,20 +467,19 @@ func (ch *channel) announced() {
 
 // waitAnnounced waits (bounded) until call.answered of the leg is out.
 func (ch *channel) waitAnnounced() {
+	t := time.NewTimer(2 * time.Second)
+	defer t.Stop()
 	select {
 	case <-ch.answeredCh:
 	case <-ch.ctx.Done():
-	case <-time.After(2 * time.Second):
+	case <-t.C:
 	}
 }
 
-// up records that the leg has media and starts its reader.
-func (ch *channel) up(dm *diago.DialogMedia) {
+// up records that the leg has media.
+func (ch *channel) up() {
 	ch.mu.Lock()
 	ch.answered = true
-	ch.media = dm
 	ch.checkedAt = time.Now()
 	ch.mu.Unlock()
-	ch.out.attach(dm)
-	go ch.readLoop(dm)
 }

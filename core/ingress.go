@@ -16,7 +16,7 @@ import (
 )
 
 // Ingress is the one door every SIP request passes before any handler of
-// the core, diago's or ours: it validates what RFC 3261 makes mandatory and
+// the core (dispatch.go): it validates what RFC 3261 makes mandatory and
 // recovers from a panic in whatever runs behind it, so one packet can never
 // take the process (and every other call) down.
 

@@ -79,24 +79,15 @@ func (c *Core) dueForProbe(before time.Time) []*channel {
 
 // probe sends one in-dialog OPTIONS and ends the leg if the far end is gone.
 func (ch *channel) probe(ctx context.Context) {
-	target, ok := ch.remoteTarget()
-	if !ok {
+	d := ch.dialogOf()
+	if d == nil {
 		return
 	}
-	req := sip.NewRequest(sip.OPTIONS, target)
+	req := d.request(sip.OPTIONS)
 	req.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
 	pctx, cancel := context.WithTimeout(ctx, dialogProbeTimeout)
 	defer cancel()
-	var res *sip.Response
-	var err error
-	switch {
-	case ch.srv != nil:
-		res, err = ch.srv.Do(pctx, req)
-	case ch.cli != nil:
-		res, err = ch.cli.Do(pctx, req)
-	default:
-		return
-	}
+	res, err := ch.core.do(pctx, d, req)
 	if ctx.Err() != nil || ch.ctx.Err() != nil {
 		return // shutting down, or the leg ended meanwhile
 	}
@@ -116,36 +107,13 @@ func (ch *channel) probe(ctx context.Context) {
 	ch.lost()
 }
 
-// remoteTarget is where in-dialog requests to the far end go: its Contact.
-func (ch *channel) remoteTarget() (sip.Uri, bool) {
-	switch {
-	case ch.srv != nil && ch.srv.InviteRequest != nil:
-		if ct := ch.srv.InviteRequest.Contact(); ct != nil {
-			return *ct.Address.Clone(), true
-		}
-	case ch.cli != nil && ch.cli.InviteResponse != nil:
-		if ct := ch.cli.InviteResponse.Contact(); ct != nil {
-			return *ct.Address.Clone(), true
-		}
-	}
-	return sip.Uri{}, false
-}
-
 // lost ends a leg whose far end is gone: call.ended first (the control plane
 // must not wait on a BYE nobody answers), then one BYE in case it was only
 // the probe that got lost.
 func (ch *channel) lost() {
+	d := ch.dialogOf()
 	ch.finish(sip.StatusRequestTimeout, "unreachable")
-	var err error
-	switch {
-	case ch.srv != nil:
-		ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
-		defer cancel()
-		err = ch.srv.Hangup(ctx)
-	case ch.cli != nil:
-		err = ch.core.bye(ch.cli)
-	}
-	if err != nil {
+	if err := ch.core.byeDialog(d); err != nil {
 		ch.core.log.Debug("bye to a lost leg failed", "call", ch.id, "err", err)
 	}
 }

@@ -1,9 +1,6 @@
 package core
 
 import (
-	"context"
-
-	"github.com/emiago/diago"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/callpark/callpark/core/audio"
@@ -53,22 +50,25 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 	return m, s.Err()
 }
 
-// watchDialogs exports the number of dialogs in diago's caches, counted
+// watchDialogs exports the number of SIP dialogs the core keeps, counted
 // at each scrape: after any load they must come back to the calls in
-// progress (a dialog left there keeps its media session and messages).
-func watchDialogs(r prometheus.Registerer, dg *diago.Diago) error {
+// progress.
+func watchDialogs(r prometheus.Registerer, c *Core) error {
 	s := metric.NewSet(r)
 	const name, help = "callpark_core_sip_dialogs", "SIP dialogs the media engine keeps, by side."
-	s.GaugeFunc(name, help, prometheus.Labels{"side": "server"}, func() float64 {
+	count := func(inbound bool) float64 {
 		n := 0
-		dg.DialogCacheServer().DialogRange(context.Background(), func(string, *diago.DialogServerSession) bool { n++; return true })
+		for _, ch := range c.allChannels() {
+			ch.mu.Lock()
+			if ch.dlg != nil && ch.inbound == inbound && !ch.ended {
+				n++
+			}
+			ch.mu.Unlock()
+		}
 		return float64(n)
-	})
-	s.GaugeFunc(name, help, prometheus.Labels{"side": "client"}, func() float64 {
-		n := 0
-		dg.DialogCacheClient().DialogRange(context.Background(), func(string, *diago.DialogClientSession) bool { n++; return true })
-		return float64(n)
-	})
+	}
+	s.GaugeFunc(name, help, prometheus.Labels{"side": "server"}, func() float64 { return count(true) })
+	s.GaugeFunc(name, help, prometheus.Labels{"side": "client"}, func() float64 { return count(false) })
 	return s.Err()
 }
 

@@ -9,11 +9,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/emiago/diago"
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/google/uuid"
 
+	"github.com/callpark/callpark/core/sdp"
 	"github.com/callpark/callpark/events"
 )
 
@@ -98,9 +98,10 @@ func (c *Core) startDial(cmd *events.Command, targets []target, to events.Party,
 
 type forkResult struct {
 	target target
-	d      *diago.DialogClientSession
-	dm     *diago.DialogMedia
-	err    error
+	// req is the INVITE that got res, a 2xx, when err is nil.
+	req *sip.Request
+	res *sip.Response
+	err error
 	// answered is false when nothing at all came back from the contact.
 	answered bool
 }
@@ -112,6 +113,10 @@ type fork struct {
 	// fork has lost.
 	heard, stopping atomic.Bool
 }
+
+// errAbandon ends a fork that never answered without a CANCEL (there is no
+// transaction at the far end to cancel).
+var errAbandon = errors.New("fork abandoned: no response")
 
 // silentFor is how long a fork may go without any response before it is
 // given up without waiting for Timer B: a live phone answers 100 or 180
@@ -133,7 +138,7 @@ func (f *fork) stop(started time.Time) {
 		if f.heard.Load() {
 			f.cancel(nil)
 		} else {
-			f.cancel(sipgo.WaitAnswerForceCancelErr)
+			f.cancel(errAbandon)
 		}
 	})
 }
@@ -184,12 +189,26 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 			re := b.event(events.CallRinging)
 			re.DialedFor = b.dialedFor
 			c.publish(re)
-			if cmd.Bridge && origin != nil && origin.srv != nil {
+			if cmd.Bridge && origin != nil && origin.inbound {
 				if err := origin.ring(); err != nil {
 					c.log.Debug("180 to the caller failed", "call", origin.id, "err", err)
 				}
 			}
 		})
+	}
+	if err := b.openMedia(); err != nil {
+		c.log.Warn("no media for a dial", "call", b.id, "err", err)
+		c.dialFailed(b, origin, sip.StatusServiceUnavailable, "no media")
+		return
+	}
+	secure := false
+	for _, t := range targets {
+		secure = secure || contactTransport(t.uri) == "tls"
+	}
+	offer, err := b.offer(secure)
+	if err != nil {
+		c.dialFailed(b, origin, sip.StatusServiceUnavailable, "no media")
+		return
 	}
 	results := make(chan forkResult, len(targets))
 	forks := make([]*fork, len(targets))
@@ -203,7 +222,7 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 		forks[i] = f
 		go func() {
 			defer c.recoverGoroutine("dial fork")
-			results <- c.invite(fctx, t, domain, origin, cmd, onRing, f)
+			results <- c.invite(fctx, t, domain, cmd, offer, onRing, f)
 		}()
 	}
 	context.AfterFunc(ctx, func() {
@@ -243,8 +262,7 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 					continue
 				}
 				// Another fork answered too: nobody gets a ghost call.
-				_ = r.d.Ack(context.Background())
-				_ = c.bye(r.d)
+				c.ackAndBye(r)
 			}
 		}()
 	}
@@ -261,54 +279,59 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 		c.dialFailed(b, origin, best, reason)
 		return
 	}
-	d := win.d
 	// The dialog is the leg's from here unless a hangup came first: the
 	// caller hung up, or the leg was hung up (CANCEL), while the 200 OK
 	// was on its way. A hangup after this waits for the ACK and sends BYE.
+	d, ans, err := c.answeredDialog(*win)
+	if err != nil {
+		c.noisy.Info("unusable answer to a dial; hanging up", "call", b.id, "err", err)
+		c.ackAndBye(*win)
+		c.dialFailed(b, origin, sip.StatusNotAcceptableHere, "failed")
+		return
+	}
 	lost := origin != nil && origin.ctx.Err() != nil || b.ctx.Err() != nil
 	b.mu.Lock()
 	lost = lost || b.hungUp
 	if !lost {
-		b.cli = d
+		b.dlg = d
 	}
 	b.mu.Unlock()
 	if lost {
-		_ = d.Ack(context.Background())
-		_ = c.bye(d)
+		c.ackAndBye(*win)
 		c.dialFailed(b, origin, sip.StatusRequestTerminated, "cancelled")
 		return
 	}
+	if err := b.takeAnswer(ans); err != nil {
+		c.noisy.Info("unusable answer to a dial; hanging up", "call", b.id, "err", err)
+		b.mu.Lock()
+		b.dlg = nil
+		b.mu.Unlock()
+		c.ackAndBye(*win)
+		c.dialFailed(b, origin, sip.StatusNotAcceptableHere, "failed")
+		return
+	}
 	b.addRemote(win.target.dest)
-	if res := d.InviteResponse; res != nil {
-		b.addRemote(res.Source())
-		if ct := res.Contact(); ct != nil {
-			b.addRemoteURI(ct.Address)
-		}
+	b.addRemote(win.res.Source())
+	if ct := win.res.Contact(); ct != nil {
+		b.addRemoteURI(ct.Address)
 	}
 	b.addRemoteURI(win.target.uri)
-	b.callID = d.InviteRequest.CallID().Value()
+	b.callID = d.callID
 	c.mu.Lock()
 	c.byCallID[b.callID] = b
 	c.mu.Unlock()
-	b.up(win.dm)
+	b.up()
 	// Publish before the ACK: the phone may send a REFER or a hold as soon
 	// as it has the ACK, and those events must come after this one.
 	ae := b.event(events.CallAnswered)
 	ae.DialedFor = b.dialedFor
 	c.publish(ae)
-	if err := d.Ack(context.Background()); err != nil {
+	if err := c.ack(d); err != nil {
 		c.log.Warn("ack failed", "call", b.id, "err", err)
 	}
 	// After the ACK: a hangup waiting for the answer sends its BYE on a
 	// confirmed dialog.
 	b.announced()
-	go func() {
-		select {
-		case <-d.Context().Done(): // a BYE from the phone, or ours answered
-		case <-b.ctx.Done(): // finished (its dialog may outlive an unanswered BYE)
-		}
-		b.finish(0, "hangup")
-	}()
 	if cmd.Bridge && origin != nil {
 		if p := origin.peer.Load(); p != nil && p != b {
 			// Someone else got the call first (a manual retrieval won over an
@@ -316,7 +339,7 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 			b.hangup(0, "")
 			return
 		}
-		if origin.srv != nil {
+		if origin.inbound {
 			if err := origin.answer(); err != nil {
 				c.log.Warn("answer caller failed", "call", origin.id, "err", err)
 				b.hangup(0, "")
@@ -342,70 +365,259 @@ func (c *Core) dialFailed(b, origin *channel, code int, reason string) {
 	b.finish(code, reason)
 }
 
-// invite sends one fork of a dial.
-func (c *Core) invite(ctx context.Context, t target, domain string, origin *channel, cmd *events.Command, onRing func(), f *fork) forkResult {
-	uri := t.uri
-	d, err := c.dg.NewDialog(uri, diago.NewDialogOptions{Transport: contactTransport(uri)})
+// invite sends one fork of a dial: an INVITE to t with our offer, and
+// waits for its final response. A fork stopped while it rings is CANCELled
+// (its 487 awaited); one stopped before any response (errAbandon) is
+// dropped. A 2xx that crosses our CANCEL is ACKed and ended with BYE
+// (RFC 3261 15): the callee must not keep a ghost call.
+func (c *Core) invite(ctx context.Context, t target, domain string, cmd *events.Command, offer []byte, onRing func(), f *fork) forkResult {
+	transport := contactTransport(t.uri)
+	if transport == "" {
+		transport = "udp"
+	}
+	req, err := c.newInvite(t, transport, domain, cmd, offer)
 	if err != nil {
 		return forkResult{target: t, err: err}
 	}
+	client := c.clientFor(transport)
+	tx, err := client.TransactionRequest(ctx, req)
+	if err != nil {
+		return forkResult{target: t, err: err}
+	}
+	defer func() { tx.Terminate() }()
+	var user, pass string
+	if cmd.Trunk != "" {
+		user, pass, _ = c.cfg.Directory.TrunkAuth(cmd.Customer, cmd.Trunk)
+	}
+	authed, cancelled := false, false
+	done := ctx.Done()
+	var giveUp <-chan time.Time
+	fail := func(err error) forkResult {
+		var pe *sipgo.ErrDialogResponse
+		return forkResult{target: t, err: err, answered: f.heard.Load() || errors.As(err, &pe)}
+	}
+	for {
+		select {
+		case res := <-tx.Responses():
+			f.responded()
+			switch {
+			case res.IsProvisional():
+				if res.StatusCode == sip.StatusRinging || res.StatusCode == sip.StatusSessionInProgress {
+					onRing()
+				}
+			case res.IsSuccess():
+				r := forkResult{target: t, req: req, res: res, answered: true}
+				if cancelled {
+					c.log.Info("answer crossed our CANCEL; hanging up", "to", t.uri.String())
+					c.ackAndBye(r)
+					return fail(context.Canceled)
+				}
+				return r
+			case (res.StatusCode == sip.StatusUnauthorized || res.StatusCode == sip.StatusProxyAuthRequired) &&
+				!authed && user != "" && !cancelled:
+				// A carrier's challenge: once, with the trunk's credentials.
+				authed = true
+				tx.Terminate()
+				tx, err = client.TransactionDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: user, Password: pass})
+				if err != nil {
+					return fail(err)
+				}
+			case cancelled:
+				// The 487 of our CANCEL: the fork ended because it lost or
+				// the dial gave up (the dial's context says which).
+				return fail(context.Canceled)
+			default:
+				return fail(&sipgo.ErrDialogResponse{Res: res})
+			}
+		case <-tx.Done():
+			if err := tx.Err(); err != nil {
+				return fail(err)
+			}
+			return fail(errors.New("invite transaction ended"))
+		case <-done:
+			done = nil
+			if errors.Is(context.Cause(ctx), errAbandon) || !f.heard.Load() {
+				return fail(ctx.Err())
+			}
+			cancelled = true
+			go c.sendCancel(req)
+			// The 487 follows; a callee that never sends it is let go.
+			giveUp = time.After(sip.Timer_B)
+		case <-giveUp:
+			return fail(context.Canceled)
+		}
+	}
+}
+
+// newInvite builds the INVITE of a fork.
+func (c *Core) newInvite(t target, transport, domain string, cmd *events.Command, offer []byte) (*sip.Request, error) {
+	uri := *t.uri.Clone()
+	if uri.UriParams != nil {
+		uri.UriParams = uri.UriParams.Clone()
+		uri.UriParams.Remove("transport")
+	}
+	req := sip.NewRequest(sip.INVITE, uri)
+	req.SetTransport(strings.ToUpper(transport))
 	if t.dest != "" {
-		d.InviteRequest.SetDestination(t.dest)
+		req.SetDestination(t.dest)
 	}
 	fromUser := cmd.From.User
 	if fromUser == "" {
 		fromUser = "callpark"
 	}
-	opts := diago.InviteClientOptions{
-		OnResponse: func(res *sip.Response) error {
-			f.responded()
-			if ct := res.ContentType(); ct != nil && strings.Contains(strings.ToLower(ct.Value()), "application/sdp") {
-				if err := answerReadable(res.Body()); err != nil {
-					// diago reads the SDP next; a c= line it would panic on
-					// fails the fork instead (a 2xx is then ACKed and BYEd).
-					return err
-				}
-			}
-			if res.StatusCode == sip.StatusRinging || res.StatusCode == sip.StatusSessionInProgress {
-				onRing()
-			}
-			return nil
-		},
+	from := &sip.FromHeader{DisplayName: headerSafe.Replace(cmd.From.Display),
+		Address: sip.Uri{Scheme: "sip", User: fromUser, Host: domain}, Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(16))
+	to := &sip.ToHeader{Address: sip.Uri{Scheme: uri.Scheme, User: uri.User, Host: uri.Host}, Params: sip.NewParams()}
+	if to.Address.Scheme == "" {
+		to.Address.Scheme = "sip"
 	}
-	opts.WithCaller(cmd.From.Display, fromUser, domain)
+	callID := sip.CallIDHeader(uuid.NewString())
+	maxFwd := sip.MaxForwardsHeader(70)
+	req.AppendHeader(from)
+	req.AppendHeader(to)
+	req.AppendHeader(&callID)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
+	req.AppendHeader(&maxFwd)
+	req.AppendHeader(c.contact(transport))
+	req.AppendHeader(sip.NewHeader("Allow", allowed))
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	if cmd.Trunk != "" {
-		if user, pass, ok := c.cfg.Directory.TrunkAuth(cmd.Customer, cmd.Trunk); ok {
-			opts.Username, opts.Password = user, pass
-		}
-		opts.Headers = append(opts.Headers, sip.NewHeader("P-Asserted-Identity",
-			"<sip:"+fromUser+"@"+domain+">"))
+		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<sip:"+fromUser+"@"+domain+">"))
 	}
 	if cmd.AlertInfo != "" {
-		opts.Headers = append(opts.Headers, sip.NewHeader("Alert-Info", cmd.AlertInfo))
+		req.AppendHeader(sip.NewHeader("Alert-Info", cmd.AlertInfo))
 	}
 	if t.internal != "" {
-		// The signature covers the Call-ID: ours, set before sipgo would.
-		callID := sip.CallIDHeader(uuid.NewString())
-		d.InviteRequest.AppendHeader(&callID)
-		opts.Headers = append(opts.Headers, c.internalHeader(t.internal, cmd.Customer, string(callID), uri.User))
+		// The signature covers the Call-ID and the Request-URI user.
+		req.AppendHeader(c.internalHeader(t.internal, cmd.Customer, string(callID), uri.User))
 	}
-	dm, err := d.Invite(ctx, opts)
-	if err != nil {
-		if res := d.InviteResponse; res != nil && res.IsSuccess() {
-			// A 200 OK crossed our CANCEL: sipgo returns the
-			// cancellation and leaves the callee answered. ACK it, then
-			// BYE (RFC 3261 15), or the phone holds a ghost call.
-			c.log.Info("answer crossed our CANCEL; hanging up", "to", uri.String())
-			actx, ac := context.WithTimeout(context.Background(), byeTimeout)
-			_ = d.Ack(actx)
-			ac()
-			_ = c.bye(d)
+	req.SetBody(offer)
+	return req, nil
+}
+
+// cancelRequest is the CANCEL of an INVITE (RFC 3261 9.1): its
+// Request-URI, Call-ID, From, To, top Via and routes, CSeq number.
+func cancelRequest(inv *sip.Request) *sip.Request {
+	req := sip.NewRequest(sip.CANCEL, *inv.Recipient.Clone())
+	req.AppendHeader(sip.HeaderClone(inv.Via()))
+	for _, name := range []string{"Route"} {
+		for _, h := range inv.GetHeaders(name) {
+			req.AppendHeader(sip.HeaderClone(h))
 		}
-		_ = d.Close()
-		var pe *sipgo.ErrDialogResponse
-		return forkResult{target: t, err: err, answered: f.heard.Load() || errors.As(err, &pe)}
 	}
-	return forkResult{target: t, d: d, dm: dm, answered: true}
+	req.AppendHeader(sip.HeaderClone(inv.From()))
+	req.AppendHeader(sip.HeaderClone(inv.To()))
+	req.AppendHeader(sip.HeaderClone(inv.CallID()))
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
+	maxFwd := sip.MaxForwardsHeader(70)
+	req.AppendHeader(&maxFwd)
+	req.SetTransport(inv.Transport())
+	req.SetDestination(inv.Destination())
+	req.SetBody(nil)
+	return req
+}
+
+// sendCancel CANCELs an INVITE in progress.
+func (c *Core) sendCancel(inv *sip.Request) {
+	defer c.recoverGoroutine("cancel")
+	ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
+	defer cancel()
+	cr := cancelRequest(inv)
+	cr.Laddr = inv.Laddr
+	tx, err := c.clientFor(inv.Transport()).TransactionRequest(ctx, cr)
+	if err != nil {
+		c.log.Debug("cancel failed", "err", err)
+		return
+	}
+	defer tx.Terminate()
+	select {
+	case <-tx.Responses():
+	case <-tx.Done():
+	case <-ctx.Done():
+	}
+}
+
+// answeredDialog is the dialog a fork's 2xx set up, and the SDP answer it
+// carries.
+func (c *Core) answeredDialog(r forkResult) (*dialog, *sdp.Session, error) {
+	inv, res := r.req, r.res
+	to := res.To()
+	if to == nil || toTag(res) == "" {
+		return nil, nil, errors.New("2xx without a To tag")
+	}
+	target := inv.Recipient
+	if ct := res.Contact(); ct != nil {
+		target = ct.Address
+	}
+	d := &dialog{
+		callID:     inv.CallID().Value(),
+		localTag:   fromTag(inv),
+		remoteTag:  toTag(res),
+		local:      *inv.From().Address.Clone(),
+		localName:  inv.From().DisplayName,
+		remote:     *to.Address.Clone(),
+		remoteName: to.DisplayName,
+		target:     *target.Clone(),
+		routes:     routeSet(res, true),
+		transport:  inv.Transport(),
+		dest:       r.target.dest,
+		inviteSeq:  inv.CSeq().SeqNo,
+	}
+	if d.dest == "" {
+		d.dest = res.Source()
+	}
+	if h := res.GetHeader("Allow"); h != nil {
+		d.allow = h.Value()
+	}
+	d.localSeq.Store(d.inviteSeq)
+	if ct := res.ContentType(); ct == nil || !strings.Contains(strings.ToLower(ct.Value()), "application/sdp") {
+		return d, nil, errors.New("2xx without SDP")
+	}
+	ans, err := sdp.Parse(res.Body())
+	if err != nil {
+		return d, nil, err
+	}
+	return d, ans, nil
+}
+
+// ack sends the ACK of a 2xx on d.
+func (c *Core) ack(d *dialog) error {
+	ack := d.request(sip.ACK)
+	ack.AppendHeader(c.contact(d.transport))
+	return c.clientFor(d.transport).WriteRequest(ack)
+}
+
+// ackAndBye ends a dialog a 2xx set up that nobody wants (a second fork's
+// answer, an answer that crossed our CANCEL or came for a call gone).
+func (c *Core) ackAndBye(r forkResult) {
+	d, _, err := c.answeredDialog(r)
+	if d == nil {
+		c.log.Debug("cannot end an unwanted answer", "err", err)
+		return
+	}
+	_ = c.ack(d)
+	if err := c.byeDialog(d); err != nil {
+		c.log.Debug("bye of an unwanted answer failed", "err", err)
+	}
+}
+
+// strayResponse takes a response no client transaction wants: a 2xx to
+// one of our INVITEs resent because our ACK was lost is ACKed again.
+func (c *Core) strayResponse(res *sip.Response) {
+	cseq := res.CSeq()
+	if !res.IsSuccess() || cseq == nil || cseq.MethodName != sip.INVITE || res.CallID() == nil {
+		return
+	}
+	ch := c.channelByCallID(res.CallID().Value())
+	if ch == nil || ch.inbound {
+		return
+	}
+	d := ch.dialogOf()
+	if d == nil || d.remoteTag != toTag(res) || d.localTag != fromTag(res) || d.inviteSeq != cseq.SeqNo {
+		return
+	}
+	_ = c.ack(d)
 }
 
 // failureCode maps a fork's error to a SIP status for call.dial_failed.

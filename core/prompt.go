@@ -23,7 +23,7 @@ func (ch *channel) play(id string, prompts []string, hangupAfter bool) error {
 	}
 	s := &ch.out
 	s.mu.Lock()
-	ulaw, pt := s.ulaw, s.pt
+	ulaw, pt := s.codec.Ulaw, s.codec.PT
 	s.mu.Unlock()
 	var enc []byte
 	if ulaw {

@@ -1,57 +1,52 @@
 package core
 
 import (
-	"github.com/emiago/diago"
-
 	"github.com/callpark/callpark/core/audio"
-
+	"github.com/callpark/callpark/core/rtp"
 	"github.com/callpark/callpark/events"
 )
 
-// readLoop is the one reader of a leg's RTP. It forwards audio to the
-// bridged peer and relays and reports DTMF until the leg's media closes.
-func (ch *channel) readLoop(dm *diago.DialogMedia) {
-	r := dm.RTPPacketReader
-	if r == nil {
-		return
-	}
-	buf := make([]byte, 1500)
-	var lastDigitTS uint32
-	var lastDigit byte
-	var digitSeen bool
-	for {
-		n, err := r.Read(buf)
-		if err != nil {
+// ReceiveRTP implements rtp.Receiver: what the leg's phone sends, handed
+// over by its media poller. Audio goes to the bridged peer (transcoded
+// when the legs' laws differ); RFC 4733 telephone events are relayed and
+// reported, once per event, as call.dtmf. It runs on the poller's
+// goroutine, always the same one for a leg, which alone touches the
+// leg's digit state (the dtmf fields).
+func (ch *channel) ReceiveRTP(_ *rtp.Conn, p *rtp.Packet) {
+	codec := ch.out.codecs()
+	peer := ch.peer.Load()
+	if codec.HasDTMF && p.PT == codec.DTMF {
+		payload := p.Payload
+		if len(payload) < 4 {
 			return
 		}
-		if n == 0 {
-			continue
-		}
-		hdr := r.PacketHeader
-		ulaw, dtmfPT, hasTE := ch.out.codec()
-		peer := ch.peer.Load()
-		if hasTE && hdr.PayloadType == dtmfPT {
-			if peer != nil && n >= 4 {
-				peer.out.forwardDTMF(buf[:n], hdr.Timestamp, buf[0])
-			}
-			// Report each event once, on its first end packet.
-			if n >= 4 && buf[1]&0x80 != 0 && (!digitSeen || hdr.Timestamp != lastDigitTS || buf[0] != lastDigit) {
-				digitSeen = true
-				lastDigitTS, lastDigit = hdr.Timestamp, buf[0]
-				if d := audio.DTMFDigit(buf[0]); d != 0 {
-					e := ch.event(events.CallDTMF)
-					e.Digit = string(d)
-					ch.core.publish(e)
-				}
-			}
-			continue
-		}
-		if hdr.PayloadType != 0 && hdr.PayloadType != 8 {
-			// Comfort noise or an unknown payload: nothing to bridge.
-			continue
-		}
 		if peer != nil {
-			peer.out.forward(buf[:n], hdr.PayloadType == 0 || (ulaw && hdr.PayloadType != 8))
+			peer.out.forwardDTMF(payload, p.TS, payload[0])
 		}
+		// Report each event once, on its first end packet.
+		if payload[1]&0x80 != 0 && (!ch.dtmf.seen || p.TS != ch.dtmf.ts || payload[0] != ch.dtmf.event) {
+			ch.dtmf.seen = true
+			ch.dtmf.ts, ch.dtmf.event = p.TS, payload[0]
+			if d := audio.DTMFDigit(payload[0]); d != 0 {
+				e := ch.event(events.CallDTMF)
+				e.Digit = string(d)
+				ch.core.publish(e)
+			}
+		}
+		return
 	}
+	if p.PT != 0 && p.PT != 8 && p.PT != codec.PT {
+		// Comfort noise or an unknown payload: nothing to bridge.
+		return
+	}
+	if peer != nil {
+		peer.out.forward(p.Payload, p.PT == 0 || (codec.Ulaw && p.PT != 8))
+	}
+}
+
+// dtmfState is the last telephone event reported on a leg.
+type dtmfState struct {
+	seen  bool
+	ts    uint32
+	event byte
 }

@@ -11,9 +11,9 @@ import (
 )
 
 // handleRefer takes a blind transfer (a phone's Park key) inside a call.
-// diago's own REFER handling dials the target itself and only sends the
-// final NOTIFY when that call connects; a PBX decides the outcome itself, so
-// the control plane gets call.transfer and answers with refer_notify.
+// The core does not dial the target itself: a PBX decides the outcome, so
+// the control plane gets call.transfer and answers with refer_notify, which
+// sends the final NOTIFY.
 func (c *Core) handleRefer(req *sip.Request, tx sip.ServerTransaction) {
 	ch := c.channelByCallID(req.CallID().Value())
 	if ch == nil || !ch.owns(req) {
@@ -47,6 +47,9 @@ func (c *Core) handleRefer(req *sip.Request, tx sip.ServerTransaction) {
 	id := c.newID()
 	r := &pendingRefer{req: req, trying: make(chan struct{})}
 	ch.mu.Lock()
+	if ch.refers == nil {
+		ch.refers = map[string]*pendingRefer{}
+	}
 	ch.refers[id] = r
 	ch.mu.Unlock()
 	go func() {
@@ -136,7 +139,14 @@ type pendingRefer struct {
 }
 
 func (ch *channel) sendReferNotify(refer *sip.Request, code int, reason string, final bool) error {
-	n := sip.NewRequest(sip.NOTIFY, refer.Contact().Address)
+	d := ch.dialogOf()
+	if d == nil {
+		return errNoDialog
+	}
+	// Inside the REFER's dialog (its implicit subscription, RFC 3515), to
+	// where the REFER came from.
+	n := d.request(sip.NOTIFY)
+	n.Recipient = *refer.Contact().Address.Clone()
 	n.AppendHeader(sip.NewHeader("Event", "refer"))
 	if final {
 		n.AppendHeader(sip.NewHeader("Subscription-State", "terminated;reason=noresource"))
@@ -145,15 +155,12 @@ func (ch *channel) sendReferNotify(refer *sip.Request, code int, reason string, 
 	}
 	n.AppendHeader(sip.NewHeader("Content-Type", "message/sipfrag;version=2.0"))
 	n.SetBody([]byte(fmt.Sprintf("SIP/2.0 %d %s\r\n", code, reason)))
-	n.SetDestination(refer.Source())
+	if len(d.routes) == 0 {
+		n.SetDestination(refer.Source())
+	}
 	ctx, cancel := context.WithTimeout(ch.ctx, 10*time.Second)
 	defer cancel()
-	var err error
-	if ch.srv != nil {
-		_, err = ch.srv.Do(ctx, n)
-	} else {
-		_, err = ch.cli.Do(ctx, n)
-	}
+	_, err := ch.core.do(ctx, d, n)
 	if err != nil {
 		ch.core.log.Debug("refer notify failed", "call", ch.id, "err", err)
 	}

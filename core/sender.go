@@ -3,18 +3,15 @@ package core
 import (
 	"errors"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/emiago/diago"
-	"github.com/emiago/diago/media"
-	"github.com/pion/rtp"
-
 	"github.com/callpark/callpark/core/audio"
 	"github.com/callpark/callpark/core/rawudp"
+	"github.com/callpark/callpark/core/rtp"
+	"github.com/callpark/callpark/core/sdp"
 )
 
 // outMode is what feeds a channel's outgoing audio.
@@ -43,37 +40,34 @@ type sender struct {
 	hub        *audio.Hub
 	promptStop chan struct{}
 
-	mu        sync.Mutex
-	dm        *diago.DialogMedia
-	sess      *media.MediaSession // dm's current session, cached (dm.MediaSession() locks)
-	raw       bool                // sess can take pre-marshalled packets (no SRTP)
-	ssrcShown bool                // diago's RTP session has seen our SSRC
-	wbuf      []byte              // one marshalled packet
-	hdr       [12]byte            // one marshalled RTP header
+	mu   sync.Mutex
+	conn *rtp.Conn
 	// batchOK: music may go out through the core's raw socket, from src
-	// (the leg's RTP address) to dst (the far end's), both IPv4.
+	// (the leg's RTP address) to dst (the far end's), both IPv4, the leg
+	// not encrypted.
 	batchOK   bool
 	src, dst  netip.AddrPort
+	wbuf      [rtp.HeaderLen + 320]byte // one marshalled packet
 	ssrc      uint32
 	seq       uint16
 	ts        uint32
 	lastWrite time.Time
-	pkt       rtp.Packet
 	scratch   []byte
-	// Negotiated codecs; ulaw false means PCMA.
-	pt     uint8
-	ulaw   bool
-	dtmfPT uint8
-	hasTE  bool
+	// The packet being sent (prepareLocked).
+	pktPT     uint8
+	pktMarker bool
+	pktTS     uint32
+	pktSeq    uint16
+	// Negotiated codecs; ulaw false means PCMA. codecSet is false until
+	// the offer/answer is done.
+	codec    sdp.Codec
+	codecSet bool
 	// muted while the phone holds (inactive/sendonly) or after stop.
 	muted   bool
 	stopped bool
 	// deaf: the leg plays music and its phone's audio is dropped by the
-	// kernel (deaf.go); deafOn, deafPT and deafSess are the filter in place.
-	deaf     bool
-	deafOn   bool
-	deafPT   int
-	deafSess *media.MediaSession
+	// kernel (rtp.Conn.SetDeaf).
+	deaf bool
 	// DTMF relay state.
 	teInTS  uint32
 	teOutTS uint32
@@ -83,60 +77,35 @@ type sender struct {
 
 func (s *sender) Mode() outMode { return outMode(s.mode.Load()) }
 
-// attach binds the sender to the leg's media once it is up.
-func (s *sender) attach(dm *diago.DialogMedia) {
+// attach binds the sender to the leg's RTP endpoint.
+func (s *sender) attach(conn *rtp.Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.dm = dm
+	s.conn = conn
 	s.ssrc = rand.Uint32()
 	s.seq = uint16(rand.Uint32())
 	s.ts = rand.Uint32()
-	if w := dm.RTPPacketWriter; w != nil {
-		w.ClockDisable()
-	}
-	s.updateCodecsLocked()
 }
 
-// updateCodecs re-reads the negotiated codecs after a re-INVITE.
-func (s *sender) updateCodecs() {
+// connection is the leg's RTP endpoint (nil before attach).
+func (s *sender) connection() *rtp.Conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.updateCodecsLocked()
+	return s.conn
 }
 
-func (s *sender) updateCodecsLocked() {
-	if s.dm == nil {
+// setCodec takes the codecs of an offer/answer (the far end's address may
+// have changed with it).
+func (s *sender) setCodec(c sdp.Codec) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.codec, s.codecSet = c, true
+	if s.conn == nil {
 		return
 	}
-	sess := s.dm.MediaSession()
-	s.sess = sess
-	if sess == nil {
-		return
-	}
-	s.raw = sess.SecureRTP == 0
-	s.src, s.dst = udpAddrPort(&sess.Laddr), udpAddrPort(&sess.Raddr)
-	s.batchOK = s.raw && s.ch.core.music != nil && s.src.Addr().Is4() && s.dst.Addr().Is4() &&
+	s.src, s.dst = s.conn.Local(), s.conn.Remote()
+	s.batchOK = !s.conn.Secured() && s.ch.core.music != nil && s.src.Addr().Is4() && s.dst.Addr().Is4() &&
 		s.dst.Port() != 0 && !s.dst.Addr().IsUnspecified()
-	codecs := sess.CommonCodecs()
-	if len(codecs) == 0 {
-		codecs = sess.Codecs
-	}
-	s.hasTE = false
-	audioSet := false
-	for _, c := range codecs {
-		if c.Name == media.CodecTelephoneEvent8000.Name && c.SampleRate == 8000 {
-			if !s.hasTE {
-				s.dtmfPT = c.PayloadType
-				s.hasTE = true
-			}
-			continue
-		}
-		if !audioSet && (c.Name == "pcmu" || c.Name == "pcma") {
-			s.pt = c.PayloadType
-			s.ulaw = c.Name == "pcmu"
-			audioSet = true
-		}
-	}
 	s.applyDeafLocked()
 }
 
@@ -151,32 +120,27 @@ func (s *sender) setDeaf(on bool) {
 // applyDeafLocked brings the RTP socket's filter in line with s.deaf and
 // the negotiated telephone-event payload type.
 func (s *sender) applyDeafLocked() {
-	if s.sess == nil || s.stopped {
+	if s.conn == nil || s.stopped {
 		return
 	}
 	pt := -1
-	if s.hasTE {
-		pt = int(s.dtmfPT)
+	if s.codec.HasDTMF {
+		pt = int(s.codec.DTMF)
 	}
-	if s.deaf == s.deafOn && s.sess == s.deafSess && (!s.deaf || pt == s.deafPT) {
-		return
-	}
-	if err := setDeaf(s.sess, s.deaf, pt); err != nil {
-		if errors.Is(err, net.ErrClosed) {
+	if err := s.conn.SetDeaf(s.deaf, pt); err != nil {
+		if errors.Is(err, rtp.ErrClosed) {
 			return // the leg is ending
 		}
-		// The leg keeps reading what its phone sends, as it did before.
+		// The leg keeps reading what its phone sends.
 		s.ch.core.noisy.Warn("cannot filter a leg's RTP", "call_id", s.ch.callID, "err", err)
-		return
 	}
-	s.deafOn, s.deafPT, s.deafSess = s.deaf, pt, s.sess
 }
 
-// codec reports the leg's audio encoding for the reader side.
-func (s *sender) codec() (ulaw bool, dtmfPT uint8, hasTE bool) {
+// codecs reports the leg's audio encoding for the reader side.
+func (s *sender) codecs() sdp.Codec {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.ulaw, s.dtmfPT, s.hasTE
+	return s.codec
 }
 
 func (s *sender) setMuted(m bool) {
@@ -187,15 +151,15 @@ func (s *sender) setMuted(m bool) {
 
 // writeLocked sends one packet. samples advances the timestamp after it.
 func (s *sender) writeLocked(payload []byte, pt uint8, samples uint32, marker bool, ts uint32, fixedTS bool) {
-	if s.prepareLocked(payload, pt, samples, marker, ts, fixedTS) {
-		s.sendLocked()
+	if s.prepareLocked(pt, samples, marker, ts, fixedTS) {
+		s.sendLocked(payload)
 	}
 }
 
-// prepareLocked makes s.pkt the next packet (sequence, timestamp, marker)
-// and reports whether it is to be sent at all.
-func (s *sender) prepareLocked(payload []byte, pt uint8, samples uint32, marker bool, ts uint32, fixedTS bool) bool {
-	if s.dm == nil || s.muted || s.stopped {
+// prepareLocked makes the header fields of the next packet (sequence,
+// timestamp, marker) and reports whether it is to be sent at all.
+func (s *sender) prepareLocked(pt uint8, samples uint32, marker bool, ts uint32, fixedTS bool) bool {
+	if s.conn == nil || !s.codecSet || s.muted || s.stopped {
 		return false
 	}
 	now := time.Now()
@@ -211,15 +175,7 @@ func (s *sender) prepareLocked(payload []byte, pt uint8, samples uint32, marker 
 	if !fixedTS {
 		ts = s.ts
 	}
-	s.pkt.Header = rtp.Header{
-		Version:        2,
-		Marker:         marker,
-		PayloadType:    pt,
-		SequenceNumber: s.seq,
-		Timestamp:      ts,
-		SSRC:           s.ssrc,
-	}
-	s.pkt.Payload = payload
+	s.pktPT, s.pktMarker, s.pktSeq, s.pktTS = pt, marker, s.seq, ts
 	s.seq++
 	if !fixedTS {
 		s.ts += samples
@@ -227,34 +183,17 @@ func (s *sender) prepareLocked(payload []byte, pt uint8, samples uint32, marker 
 	return true
 }
 
-// sendLocked writes s.pkt through the leg's own socket.
-func (s *sender) sendLocked() {
-	w := s.dm.RTPPacketWriter
-	if w == nil {
-		return
+// sendLocked writes the prepared packet with payload through the leg's
+// own socket.
+func (s *sender) sendLocked(payload []byte) {
+	if len(payload) > len(s.wbuf)-rtp.HeaderLen {
+		payload = payload[:len(s.wbuf)-rtp.HeaderLen]
 	}
-	if s.raw && s.ssrcShown && s.sess != nil {
-		// The hot path: marshal into our own buffer and write it, skipping
-		// diago's per-packet session bookkeeping. diago sends no RTCP of
-		// its own; the first packet of an SSRC still goes through it so
-		// that its RTCP reader knows our SSRC when receiver reports come.
-		if cap(s.wbuf) < 12+len(s.pkt.Payload) {
-			s.wbuf = make([]byte, 0, 12+max(len(s.pkt.Payload), 320))
-		}
-		n, err := s.pkt.MarshalTo(s.wbuf[:cap(s.wbuf)])
-		if err == nil {
-			_, err = s.sess.WriteRTPRaw(s.wbuf[:n])
-		}
-		if err != nil {
-			s.ch.core.metrics.rtpWriteErrors.Inc()
-		}
-		return
-	}
-	if err := w.Writer().WriteRTP(&s.pkt); err != nil {
+	rtp.PutHeader(s.wbuf[:], s.pktPT, s.pktMarker, s.pktSeq, s.pktTS, s.ssrc)
+	n := rtp.HeaderLen + copy(s.wbuf[rtp.HeaderLen:], payload)
+	if err := s.conn.Write(s.wbuf[:n]); err != nil && !errors.Is(err, rtp.ErrClosed) {
 		s.ch.core.metrics.rtpWriteErrors.Inc()
-		return
 	}
-	s.ssrcShown = true
 }
 
 // writeAudio sends one frame of G.711 audio encoded as ulaw (true) or alaw,
@@ -262,7 +201,7 @@ func (s *sender) sendLocked() {
 func (s *sender) writeAudio(payload []byte, ulaw bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ulaw != s.ulaw {
+	if ulaw != s.codec.Ulaw {
 		if cap(s.scratch) < len(payload) {
 			s.scratch = make([]byte, len(payload))
 		}
@@ -274,7 +213,7 @@ func (s *sender) writeAudio(payload []byte, ulaw bool) {
 		}
 		payload = buf
 	}
-	s.writeLocked(payload, s.pt, uint32(len(payload)), false, 0, false)
+	s.writeLocked(payload, s.codec.PT, uint32(len(payload)), false, 0, false)
 }
 
 // MusicFrame implements audio.Listener: one 20 ms frame from the hub. With
@@ -298,19 +237,19 @@ func (s *sender) musicFrame(f audio.Frame, mb *musicBatch) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := f.Alaw
-	if s.ulaw {
+	if s.codec.Ulaw {
 		p = f.Ulaw
 	}
-	if !s.prepareLocked(p, s.pt, uint32(len(p)), false, 0, false) {
+	if !s.prepareLocked(s.codec.PT, uint32(len(p)), false, 0, false) {
 		return false
 	}
-	if mb != nil && s.batchOK && s.ssrcShown {
-		n, err := s.pkt.Header.MarshalTo(s.hdr[:])
-		if err == nil && mb.batch.Add(s.src, s.dst, s.hdr[:n], p) {
+	if mb != nil && s.batchOK {
+		rtp.PutHeader(s.wbuf[:], s.pktPT, s.pktMarker, s.pktSeq, s.pktTS, s.ssrc)
+		if mb.batch.Add(s.src, s.dst, s.wbuf[:rtp.HeaderLen], p) {
 			return true
 		}
 	}
-	s.sendLocked()
+	s.sendLocked(p)
 	return false
 }
 
@@ -330,7 +269,7 @@ func (s *sender) forwardDTMF(payload []byte, inTS uint32, event byte) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.hasTE {
+	if !s.codec.HasDTMF {
 		return
 	}
 	marker := false
@@ -350,7 +289,7 @@ func (s *sender) forwardDTMF(payload []byte, inTS uint32, event byte) {
 		s.teOutTS = s.ts
 		marker = true
 	}
-	s.writeLocked(payload, s.dtmfPT, 0, marker, s.teOutTS, true)
+	s.writeLocked(payload, s.codec.DTMF, 0, marker, s.teOutTS, true)
 	if len(payload) >= 4 && payload[1]&0x80 != 0 {
 		// End of the event: audio resumes after its duration.
 		dur := uint32(payload[2])<<8 | uint32(payload[3])
@@ -450,13 +389,4 @@ func (s *sender) stop() {
 	}
 	s.mode.Store(int32(modeNone))
 	s.ctl.Unlock()
-}
-
-// udpAddrPort converts a *net.UDPAddr, IPv4 in IPv6 form included.
-func udpAddrPort(a *net.UDPAddr) netip.AddrPort {
-	ip, ok := netip.AddrFromSlice(a.IP)
-	if !ok {
-		return netip.AddrPort{}
-	}
-	return netip.AddrPortFrom(ip.Unmap(), uint16(a.Port))
 }

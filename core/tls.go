@@ -4,9 +4,9 @@ import (
 	"crypto/tls"
 	"strings"
 
-	"github.com/emiago/diago"
-	"github.com/emiago/diago/media/sdp"
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/callpark/callpark/core/sdp"
 )
 
 // SIP over TLS and SRTP. The TLS listener (Config.TLS, Config.TLSPort)
@@ -16,30 +16,28 @@ import (
 // in SDP over plain UDP or TCP protect nothing, so an SRTP offer there is
 // refused (488) rather than answered with keys anyone on the path can
 // read. Music, prompts and bridges need nothing of their own: a secure
-// leg's packets go through its SRTP session (sender.go skips the raw and
-// batched paths for it), and a bridge between an SRTP phone and a plain
+// leg's packets are encrypted by its rtp.Conn (sender.go keeps it off the
+// batched music path), and a bridge between an SRTP phone and a plain
 // trunk decrypts on one leg and encrypts on the other.
+//
+// In-dialog requests to a TLS phone go back over the connection it opened
+// (RFC 5923 reuse: dialog.dest is its source address), as every NATed TLS
+// phone needs; our Contact is sip:…;transport=tls, not sips: (RFC 5630
+// 3.3 allows it), as phones such as baresip 1.0 cannot route to a sips:
+// Contact. sips: URIs from phones are still taken (registrar,
+// contactTransport).
 //
 // An account whose policy is "required" (Directory.SRTPRequired) makes
 // and takes calls only that way: a plain offer from it gets 488, and only
 // its TLS contacts are rung.
 
-// tlsTransport is diago's TLS transport for cfg: TLS 1.2 or newer, SRTP
-// (SDES) offered and accepted.
-func tlsTransport(cfg Config) diago.Transport {
-	conf := cfg.TLS.Clone()
+// tlsConfig is the listener's configuration: TLS 1.2 or newer.
+func tlsConfig(conf *tls.Config) *tls.Config {
+	conf = conf.Clone()
 	if conf.MinVersion < tls.VersionTLS12 {
 		conf.MinVersion = tls.VersionTLS12
 	}
-	// RewriteContact: in-dialog requests (BYE, re-INVITE, UPDATE) go back
-	// over the connection the phone opened, as RFC 5923 reuse and every
-	// NATed TLS phone need; a phone's own listener, if any, is never dialed.
-	// TLSURINoSIPS: our Contact is sip:…;transport=tls, not sips: (RFC
-	// 5630 3.3 allows it): phones such as baresip 1.0 cannot route to a
-	// sips: Contact and drop the call at the 200 OK. sips: URIs from phones
-	// are still taken (registrar, contactTransport).
-	return diago.Transport{Transport: "tls", BindHost: cfg.Host, BindPort: cfg.TLSPort, TLSConf: conf, MediaSRTP: 1,
-		RewriteContact: true, TLSURINoSIPS: true}
+	return conf
 }
 
 // secureTransport reports whether a request came over TLS.
@@ -51,20 +49,12 @@ func secureTransport(req *sip.Request) bool {
 // offerSRTP reports whether an SDP offer's audio stream asks for SRTP with
 // SDES keys (RTP/SAVP and at least one a=crypto line).
 func offerSRTP(body []byte) bool {
-	sd := sdp.SessionDescription{}
-	if err := sdp.Unmarshal(body, &sd); err != nil {
+	s, err := sdp.Parse(body)
+	if err != nil {
 		return false
 	}
-	md, err := sd.MediaDescription("audio")
-	if err != nil || md.Proto != "RTP/SAVP" {
-		return false
-	}
-	for _, v := range sd.Values("a") {
-		if strings.HasPrefix(v, "crypto:") {
-			return true
-		}
-	}
-	return false
+	m := s.AudioMedia()
+	return m != nil && m.Proto == sdp.ProfileSRTP && len(m.Crypto) > 0
 }
 
 // checkSRTP applies the media encryption rules to a new INVITE from
