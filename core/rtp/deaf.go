@@ -34,7 +34,7 @@ func (c *Conn) SetDeaf(on bool, keepPT int) error {
 	}
 	var err error
 	if on {
-		err = attachFilter(c.fd, deafProgram(keepPT))
+		err = c.e.progs.attachDeaf(c.fd, keepPT)
 	} else {
 		err = unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_DETACH_FILTER, 0)
 		if errors.Is(err, unix.ENOENT) {

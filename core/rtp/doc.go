@@ -13,8 +13,8 @@
 // Go way, was 8-20 KiB of stack per leg and a netpoll wake-up per packet.)
 //
 // RTCP: the RTCP socket (the RTP port + 1, RFC 3550 11) is bound so that a
-// phone's reports reach no other socket, and filtered to drop them all in
-// the kernel: callpark neither reads nor sends RTCP.
+// phone's reports reach no other socket, with the smallest receive queue
+// the kernel allows, never read: callpark neither reads nor sends RTCP.
 //
 // SRTP with SDES keys (RFC 4568) is done per leg: Conn.Secure installs the
 // two contexts, Write encrypts and the poller decrypts.

@@ -235,8 +235,16 @@ func TestSecureLegs(t *testing.T) {
 	}
 }
 
+// TestDeafLegKeepsOnlyTelephoneEvents, with the filters loaded as eBPF
+// (where the process may) and classic ones.
 func TestDeafLegKeepsOnlyTelephoneEvents(t *testing.T) {
+	t.Run("ebpf", func(t *testing.T) { testDeaf(t, false) })
+	t.Run("classic", func(t *testing.T) { testDeaf(t, true) })
+}
+
+func testDeaf(t *testing.T, classic bool) {
 	e := start(t, 1)
+	e.progs.failed = classic
 	r := newInbox()
 	c, _ := e.Open(r)
 	phone, _ := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(c.Local()))
