@@ -166,7 +166,7 @@ func TestHubShardsPlayTogether(t *testing.T) {
 		h.Add(&rs[i])
 	}
 	for _, sh := range h.shards {
-		if n := len(sh.list()); n != 2 {
+		if n := sh.len(); n != 2 {
 			t.Errorf("shard %d has %d listeners, want 2", sh.index, n)
 		}
 	}
@@ -482,5 +482,41 @@ func TestHubLateTickCatchesUp(t *testing.T) {
 	}
 	if s := h.Stats(); s.Late != 1+MaxCatchUp || s.Skipped != 1+MaxCatchUp {
 		t.Errorf("late %d, skipped %d; want %d and %d", s.Late, s.Skipped, 1+MaxCatchUp, 1+MaxCatchUp)
+	}
+}
+
+// TestHubRemoveKeepsTheOthers: removing listeners from the middle of a
+// shard's list leaves every other one receiving, each once per tick.
+func TestHubRemoveKeepsTheOthers(t *testing.T) {
+	h := NewHubWith(Tone(300, time.Second, 0.3), nil, HubOptions{Shards: 1})
+	var rs [50]recorder
+	for i := range rs {
+		h.Add(&rs[i])
+	}
+	for i := 0; i < len(rs); i += 3 {
+		h.Remove(&rs[i])
+	}
+	h.Remove(&rs[0]) // twice: nothing
+	if got, want := h.Len(), len(rs)-17; got != want {
+		t.Fatalf("%d listeners, want %d", got, want)
+	}
+	for range 3 {
+		h.shards[0].deliver(1)
+	}
+	for i := range rs {
+		n, _ := rs[i].snapshot()
+		want := 3
+		if i%3 == 0 {
+			want = 0
+		}
+		if len(n) != want {
+			t.Errorf("listener %d got %d frames, want %d", i, len(n), want)
+		}
+	}
+	for i := range rs {
+		h.Remove(&rs[i])
+	}
+	if h.Len() != 0 || len(h.where) != 0 || cap(h.shards[0].ls) > 64 {
+		t.Fatalf("after removing all: %d listeners, %d places, capacity %d", h.Len(), len(h.where), cap(h.shards[0].ls))
 	}
 }
