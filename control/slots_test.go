@@ -163,7 +163,7 @@ func TestSlotLampsFollowReload(t *testing.T) {
 	}
 }
 
-func loadDialplans(t *testing.T, files map[string]string) *dialplans.Set {
+func loadDialplans(t testing.TB, files map[string]string) *dialplans.Set {
 	t.Helper()
 	dir := t.TempDir()
 	for name, text := range files {

@@ -147,6 +147,10 @@ func (p *PBX) Run(ctx context.Context) (err error) {
 	if p.cfg.NATSPassword != "" {
 		natsOpts = append(natsOpts, nats.UserInfo(p.cfg.NATSUser, p.cfg.NATSPassword))
 	}
+	if p.nats != nil {
+		// The embedded server is in this process: no socket between them.
+		natsOpts = append(natsOpts, nats.InProcessServer(p.nats.Server))
+	}
 	bus, err := events.Connect(url, "callparkd-"+cfg.Role, log.With("component", "bus"), natsOpts...)
 	if err != nil {
 		return err

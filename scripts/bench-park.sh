@@ -41,6 +41,9 @@
 #                     load that has nothing to do with callpark; every
 #                     packet of a sampled stream is measured, and
 #                     callpark's own pacing counters cover all streams.
+#   HOLD_SETTLE=2     seconds between the last park and the window of (a):
+#                     the SIP transactions of the ramp live 32 s more (RFC
+#                     3261 timers); HOLD_SETTLE=40 measures without them
 #   RTP_ECHO=0        1: the clients echo the music back (callpark also
 #                     receives 50 packets/s per parked call, like real phones)
 #   PHASES="hold cycles"
@@ -73,6 +76,7 @@ PARK_DELAY_MS=${PARK_DELAY_MS:-200}
 PHONES=${PHONES:-1}
 RTP_ECHO=${RTP_ECHO:-0}
 CAPTURE_EVERY=${CAPTURE_EVERY:-8}
+HOLD_SETTLE=${HOLD_SETTLE:-2}
 case $CAPTURE_EVERY in 1 | 2 | 4 | 8 | 16 | 32 | 64) ;; *) echo "bench-park: CAPTURE_EVERY must be a power of two up to 64" >&2; exit 2 ;; esac
 PROFILE=${PROFILE:-1}
 PHASES=${PHASES:-"hold cycles"}
@@ -91,7 +95,7 @@ for tool in sipp dumpcap tshark curl ss awk; do
 	command -v "$tool" >/dev/null 2>&1 || die "$tool is required (apt-get install -y sip-tester tshark curl iproute2)"
 done
 [ -x "$CALLPARKD" ] || die "$CALLPARKD not found: run \`make bench-park\` (builds it first)"
-for v in N DURATION SETUP_RATE CYCLE_SECS TALK_MS PARK_DELAY_MS PHONES MAX_SECONDS; do
+for v in N DURATION SETUP_RATE CYCLE_SECS TALK_MS PARK_DELAY_MS PHONES MAX_SECONDS HOLD_SETTLE; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number (got '${!v}')"
 done
 
@@ -307,7 +311,7 @@ SUMMARY=$WORK/summary.txt
 {
 	echo "callpark bench-park  $(date '+%Y-%m-%d %H:%M:%S %Z')"
 	echo "machine: $MACHINE; kernel $(uname -r); sipp $({ sipp -v 2>&1 || true; } | awk '/SIPp v/ {v = $2} END {print v}'); callpark $REV"
-	echo "settings: N=$N DURATION=${DURATION}s SETUP_RATE=$SETUP_RATE RATES=\"$RATES\" CYCLE_SECS=$CYCLE_SECS PHONES=$PHONES TALK_MS=$TALK_MS PARK_DELAY_MS=$PARK_DELAY_MS RTP_ECHO=$RTP_ECHO"
+	echo "settings: N=$N DURATION=${DURATION}s HOLD_SETTLE=${HOLD_SETTLE}s SETUP_RATE=$SETUP_RATE RATES=\"$RATES\" CYCLE_SECS=$CYCLE_SECS PHONES=$PHONES TALK_MS=$TALK_MS PARK_DELAY_MS=$PARK_DELAY_MS RTP_ECHO=$RTP_ECHO"
 	echo "sipp, dumpcap and callparkd share the machine's CPUs; \"cores\" = CPU seconds / wall seconds."
 	echo
 } >"$SUMMARY"
@@ -318,7 +322,7 @@ phase_hold() {
 	local warn0 warn1 analysis
 	log "HOLD: $N parked calls, setup at $SETUP_RATE/s, window ${DURATION}s"
 	ramp=$(((N + SETUP_RATE - 1) / SETUP_RATE))
-	hold_ms=$(((ramp + 15 + DURATION) * 1000)) # ramp + wait up to 10 s for N parked + settle + window
+	hold_ms=$(((ramp + 13 + HOLD_SETTLE + DURATION) * 1000)) # ramp + wait up to 10 s for N parked + settle + window
 	to=$((hold_ms / 1000 + ramp + 60))
 	warn0=$(log_count)
 
@@ -341,7 +345,7 @@ phase_hold() {
 		[ "$p" -ge "$N" ] && break
 		sleep 0.5
 	done
-	sleep 2 # settle: the last parkers' legs are released
+	sleep "$HOLD_SETTLE" # settle: the last parkers' legs are released (and, given time, their SIP transactions)
 	parked_start=$(metric callpark_parked_calls)
 	log "HOLD: $parked_start parked; measuring ${DURATION}s"
 
