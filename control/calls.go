@@ -236,11 +236,11 @@ func (c *Control) onDialFailed(_ context.Context, e *events.Event) {
 // up (never a parked one). (An outbound leg still ringing for X is
 // cancelled by its pending dial, dials.go.)
 //
-// The channel is deleted before its park: state.Store.Park refuses a
-// missing channel, so a park racing with the end cannot outlive the leg.
+// The channel and its park go in one transaction: state.Store.Park refuses
+// a missing channel, so a park racing with the end cannot outlive the leg.
 func (c *Control) onEnded(ctx context.Context, e *events.Event) {
-	x, _ := c.store.DeleteChannel(e.Call)
-	if p, err := c.store.UnparkChannel(e.Call); err == nil {
+	x, p := c.store.EndChannel(e.Call)
+	if p != nil {
 		c.metrics.abandons.WithLabelValues(p.Customer).Inc()
 		c.metrics.parkDuration.Observe(c.now().Sub(p.Since).Seconds())
 		c.log.Info("parked call abandoned", "customer", p.Customer, "key", p.Key, "call", e.Call)

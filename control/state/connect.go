@@ -1,10 +1,5 @@
 package state
 
-import (
-	"fmt"
-
-	"github.com/hashicorp/go-memdb"
-)
 
 // Connecting two legs: a retrieval or an automatic return ends with the
 // parked leg and the leg that took it up, each the other's peer. Connect
@@ -17,13 +12,9 @@ import (
 // A leg already gone is skipped and reported as ErrNoChannel once the
 // other is stored.
 func (s *Store) Connect(a, b string) error {
-	txn := s.db.Txn(true)
-	defer txn.Abort()
-	missing, err := pairTxn(txn, a, b)
-	if err != nil {
-		return err
-	}
-	txn.Commit()
+	s.mu.Lock()
+	missing := s.pairLocked(a, b)
+	s.mu.Unlock()
 	if missing {
 		return ErrNoChannel
 	}
@@ -35,36 +26,30 @@ func (s *Store) Connect(a, b string) error {
 // ErrNotParked (and changes nothing) when the call is no longer parked:
 // someone else took it first, or it was abandoned.
 func (s *Store) Retrieve(parked, leg string) (*Parked, error) {
-	txn := s.db.Txn(true)
-	defer txn.Abort()
-	p := parkedByChannelTxn(txn, parked)
+	s.mu.Lock()
+	p := s.t.parkedBy[parked]
 	if p == nil {
+		s.mu.Unlock()
 		return nil, ErrNotParked
 	}
-	if err := txn.Delete(TableParked, p); err != nil {
-		return nil, fmt.Errorf("state: retrieve: %w", err)
-	}
-	if _, err := pairTxn(txn, parked, leg); err != nil {
-		return nil, err
-	}
-	txn.Commit()
+	s.t.delParked(p)
+	s.pairLocked(parked, leg)
+	s.mu.Unlock()
 	s.notifyParked(p, false)
 	return p.Copy(), nil
 }
 
-// pairTxn stores a and b up, each the other's peer;
+// pairLocked stores a and b up, each the other's peer, with s.mu held;
 // missing reports a leg that is gone.
-func pairTxn(txn *memdb.Txn, a, b string) (missing bool, err error) {
+func (s *Store) pairLocked(a, b string) (missing bool) {
 	for _, ids := range [][2]string{{a, b}, {b, a}} {
-		ch := channelTxn(txn, ids[0]).Copy()
+		ch := s.t.channels[ids[0]].Copy()
 		if ch == nil {
 			missing = true
 			continue
 		}
 		ch.State, ch.Peer = StateUp, ids[1]
-		if err := txn.Insert(TableChannels, ch); err != nil {
-			return missing, fmt.Errorf("state: connect: %w", err)
-		}
+		s.t.putChannel(ch)
 	}
-	return missing, nil
+	return missing
 }

@@ -1,11 +1,6 @@
 package state
 
-import (
-	"errors"
-	"fmt"
-
-	"github.com/hashicorp/go-memdb"
-)
+import "errors"
 
 // Pending dials: an outbound leg the control plane had the core dial for
 // another leg (For) and whose outcome it waits for: an extension call, an
@@ -75,36 +70,18 @@ var ErrNoDial = errors.New("state: no such pending dial")
 // ErrDialPending: the leg already has a pending dial.
 var ErrDialPending = errors.New("state: a dial is already pending for the leg")
 
-const (
-	// TableDials holds the pending dials.
-	TableDials = "dials"
-	// IndexFor indexes dials by the leg they are for.
-	IndexFor = "for"
-	// IndexLeg indexes dials by their outbound leg.
-	IndexLeg = "leg"
-)
-
-func dialsTable() *memdb.TableSchema {
-	return table(TableDials,
-		unique(IndexID, "ID"),
-		unique(IndexFor, "For"),
-		optional(index(IndexLeg, "Leg")))
-}
-
 // AddDial records d, unless its For leg has a pending dial already.
 func (s *Store) AddDial(d *Dial) error {
 	if d.ID == "" || d.For == "" || d.Purpose == "" {
 		return errors.New("state: a dial needs ID, For and Purpose")
 	}
-	txn := s.db.Txn(true)
-	defer txn.Abort()
-	if dialForTxn(txn, d.For) != nil {
+	cp := d.Copy()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.t.dialsFor[d.For] != nil {
 		return ErrDialPending
 	}
-	if err := txn.Insert(TableDials, d.Copy()); err != nil {
-		return fmt.Errorf("state: add dial: %w", err)
-	}
-	txn.Commit()
+	s.t.putDial(cp)
 	return nil
 }
 
@@ -112,34 +89,31 @@ func (s *Store) AddDial(d *Dial) error {
 // yet (or has that one), and returns the dial; nil when the dial is no
 // longer pending or has another leg.
 func (s *Store) AdoptDialLeg(id, leg string) *Dial {
-	txn := s.db.Txn(true)
-	defer txn.Abort()
-	d := dialTxn(txn, id).Copy()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.t.dials[id].Copy()
 	if d == nil || (d.Leg != "" && d.Leg != leg) {
 		return nil
 	}
 	if d.Leg == "" {
 		d.Leg = leg
-		if err := txn.Insert(TableDials, d.Copy()); err != nil {
-			return nil
-		}
-		txn.Commit()
+		s.t.putDial(d.Copy())
 	}
 	return d
 }
 
 // Dial returns a copy of pending dial id, or nil.
 func (s *Store) Dial(id string) *Dial {
-	txn := s.db.Txn(false)
-	defer txn.Abort()
-	return dialTxn(txn, id).Copy()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.t.dials[id].Copy()
 }
 
 // DialFor returns a copy of the dial pending for leg forLeg, or nil.
 func (s *Store) DialFor(forLeg string) *Dial {
-	txn := s.db.Txn(false)
-	defer txn.Abort()
-	return dialForTxn(txn, forLeg).Copy()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.t.dialsFor[forLeg].Copy()
 }
 
 // DialByLeg returns a copy of the pending dial whose outbound leg is leg,
@@ -148,28 +122,21 @@ func (s *Store) DialByLeg(leg string) *Dial {
 	if leg == "" {
 		return nil
 	}
-	txn := s.db.Txn(false)
-	defer txn.Abort()
-	raw, err := txn.First(TableDials, IndexLeg, leg)
-	if err != nil || raw == nil {
-		return nil
-	}
-	return raw.(*Dial).Copy()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.t.dialsLeg[leg].Copy()
 }
 
 // EndDial removes and returns pending dial id: of any number of
 // concurrent calls exactly one gets it, the others ErrNoDial.
 func (s *Store) EndDial(id string) (*Dial, error) {
-	txn := s.db.Txn(true)
-	defer txn.Abort()
-	d := dialTxn(txn, id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.t.dials[id]
 	if d == nil {
 		return nil, ErrNoDial
 	}
-	if err := txn.Delete(TableDials, d); err != nil {
-		return nil, fmt.Errorf("state: end dial: %w", err)
-	}
-	txn.Commit()
+	s.t.delDial(d)
 	return d.Copy(), nil
 }
 
@@ -182,29 +149,23 @@ func (s *Store) EndDial(id string) (*Dial, error) {
 // ErrNotParked: a return's call was retrieved or abandoned first (the dial
 // ended, nothing else changed).
 func (s *Store) AnswerDial(id, leg string) (*Dial, *Parked, error) {
-	txn := s.db.Txn(true)
-	defer txn.Abort()
-	d := dialTxn(txn, id)
+	s.mu.Lock()
+	d := s.t.dials[id]
 	if d == nil {
+		s.mu.Unlock()
 		return nil, nil, ErrNoDial
 	}
-	if err := txn.Delete(TableDials, d); err != nil {
-		return nil, nil, fmt.Errorf("state: answer dial: %w", err)
-	}
+	s.t.delDial(d)
 	var p *Parked
 	if d.Purpose == DialReturn {
-		if p = parkedByChannelTxn(txn, d.For); p == nil {
-			txn.Commit()
+		if p = s.t.parkedBy[d.For]; p == nil {
+			s.mu.Unlock()
 			return d.Copy(), nil, ErrNotParked
 		}
-		if err := txn.Delete(TableParked, p); err != nil {
-			return nil, nil, fmt.Errorf("state: answer dial: %w", err)
-		}
+		s.t.delParked(p)
 	}
-	if _, err := pairTxn(txn, d.For, leg); err != nil {
-		return nil, nil, err
-	}
-	txn.Commit()
+	s.pairLocked(d.For, leg)
+	s.mu.Unlock()
 	if p != nil {
 		s.notifyParked(p, false)
 	}
@@ -213,37 +174,7 @@ func (s *Store) AnswerDial(id, leg string) (*Dial, *Parked, error) {
 
 // DialCount is the number of pending dials.
 func (s *Store) DialCount() int {
-	txn := s.db.Txn(false)
-	defer txn.Abort()
-	it, err := txn.Get(TableDials, IndexID)
-	if err != nil {
-		return 0
-	}
-	n := 0
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		n++
-	}
-	return n
-}
-
-func dialTxn(txn *memdb.Txn, id string) *Dial {
-	if id == "" {
-		return nil
-	}
-	raw, err := txn.First(TableDials, IndexID, id)
-	if err != nil || raw == nil {
-		return nil
-	}
-	return raw.(*Dial)
-}
-
-func dialForTxn(txn *memdb.Txn, forLeg string) *Dial {
-	if forLeg == "" {
-		return nil
-	}
-	raw, err := txn.First(TableDials, IndexFor, forLeg)
-	if err != nil || raw == nil {
-		return nil
-	}
-	return raw.(*Dial)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.t.dials)
 }

@@ -1,91 +1,157 @@
 package state
 
-import "github.com/hashicorp/go-memdb"
+import "sort"
 
-// Table names.
-const (
-	TableChannels      = "channels"
-	TableParked        = "parked"
-	TableRegistrations = "registrations"
-)
+// The tables and their indexes. Each table's put and del keep its indexes
+// in step; nothing else touches the maps. All of it is guarded by
+// Store.mu.
+//
+//	channels       one row per SIP leg, by the core's call id; indexed by
+//	               customer and account (the legs of one phone: the caller's
+//	               extension on inbound legs, the dialed account on outbound
+//	               ones; trunk legs have none)
+//	parked         one row per parked call, by customer and park key ("333",
+//	               "*7250", "slot:1"); indexed by channel (a leg is parked at
+//	               most once) and by customer
+//	registrations  the contacts of each account registered through each
+//	               node, by customer, account and node; indexed by customer
+//	dials          pending dials, by id; indexed by the leg they are for
+//	               (one each) and by their outbound leg
+type tables struct {
+	channels  map[string]*Channel
+	byAccount map[accountKey]map[string]*Channel
 
-// Index names. IndexID is memdb's mandatory primary index.
-const (
-	IndexID              = "id"
-	IndexCustomerAccount = "customer_account"
-	IndexChannel         = "channel"
-	IndexCustomer        = "customer"
-)
+	parked     map[parkKey]*Parked
+	parkedBy   map[string]*Parked
+	parkedCust map[string]map[string]*Parked
 
-// schema returns the database schema of the control plane.
-func schema() *memdb.DBSchema {
-	return &memdb.DBSchema{
-		Tables: map[string]*memdb.TableSchema{
-			TableChannels:      channelsTable(),
-			TableParked:        parkedTable(),
-			TableRegistrations: registrationsTable(),
-			TableDials:         dialsTable(),
-		},
+	regs     map[regKey]*Registration
+	regsCust map[string]map[regKey]*Registration
+
+	dials    map[string]*Dial
+	dialsFor map[string]*Dial
+	dialsLeg map[string]*Dial
+}
+
+type accountKey struct{ customer, account string }
+
+type parkKey struct{ customer, key string }
+
+type regKey struct{ customer, account, node string }
+
+func newTables() tables {
+	return tables{
+		channels:   map[string]*Channel{},
+		byAccount:  map[accountKey]map[string]*Channel{},
+		parked:     map[parkKey]*Parked{},
+		parkedBy:   map[string]*Parked{},
+		parkedCust: map[string]map[string]*Parked{},
+		regs:       map[regKey]*Registration{},
+		regsCust:   map[string]map[regKey]*Registration{},
+		dials:      map[string]*Dial{},
+		dialsFor:   map[string]*Dial{},
+		dialsLeg:   map[string]*Dial{},
 	}
 }
 
-// channelsTable holds one row per SIP leg, keyed by the core's call id.
-// Its second index finds the legs of one phone: the caller's extension on
-// inbound legs, the dialed account on outbound ones (trunk legs have none).
-func channelsTable() *memdb.TableSchema {
-	return table(TableChannels,
-		unique(IndexID, "ID"),
-		optional(index(IndexCustomerAccount, "Customer", "Account")))
-}
-
-// parkedTable holds one row per parked call, keyed by customer and park key
-// ("333", "*7250", "slot:1"); a leg is parked at most once.
-func parkedTable() *memdb.TableSchema {
-	return table(TableParked,
-		unique(IndexID, "Customer", "Key"),
-		unique(IndexChannel, "Channel"),
-		index(IndexCustomer, "Customer"))
-}
-
-// registrationsTable mirrors registration.updated events: the contacts of
-// each account registered through each node.
-func registrationsTable() *memdb.TableSchema {
-	return table(TableRegistrations,
-		unique(IndexID, "Customer", "Account", "Node"),
-		index(IndexCustomer, "Customer"))
-}
-
-// table is a table schema over its indexes.
-func table(name string, indexes ...*memdb.IndexSchema) *memdb.TableSchema {
-	t := &memdb.TableSchema{Name: name, Indexes: make(map[string]*memdb.IndexSchema, len(indexes))}
-	for _, ix := range indexes {
-		t.Indexes[ix.Name] = ix
+// putIndex and delIndex maintain a secondary index of sets.
+func putIndex[K, I comparable, V any](ix map[K]map[I]V, k K, id I, v V) {
+	set := ix[k]
+	if set == nil {
+		set = map[I]V{}
+		ix[k] = set
 	}
-	return t
+	set[id] = v
 }
 
-// index indexes rows by string fields, compound when more than one.
-func index(name string, fields ...string) *memdb.IndexSchema {
-	byField := make([]memdb.Indexer, len(fields))
-	for i, f := range fields {
-		byField[i] = &memdb.StringFieldIndex{Field: f}
+func delIndex[K, I comparable, V any](ix map[K]map[I]V, k K, id I) {
+	if set := ix[k]; set != nil {
+		delete(set, id)
+		if len(set) == 0 {
+			delete(ix, k)
+		}
 	}
-	ix := &memdb.IndexSchema{Name: name, Indexer: byField[0]}
-	if len(fields) > 1 {
-		ix.Indexer = &memdb.CompoundIndex{Indexes: byField}
+}
+
+// putChannel stores ch (the store's own copy) in place of any row of its id.
+func (t *tables) putChannel(ch *Channel) {
+	if old := t.channels[ch.ID]; old != nil && old.Account != "" {
+		delIndex(t.byAccount, accountKey{old.Customer, old.Account}, old.ID)
 	}
-	return ix
+	t.channels[ch.ID] = ch
+	if ch.Account != "" {
+		putIndex(t.byAccount, accountKey{ch.Customer, ch.Account}, ch.ID, ch)
+	}
 }
 
-// unique is an index with at most one row per value.
-func unique(name string, fields ...string) *memdb.IndexSchema {
-	ix := index(name, fields...)
-	ix.Unique = true
-	return ix
+func (t *tables) delChannel(ch *Channel) {
+	delete(t.channels, ch.ID)
+	if ch.Account != "" {
+		delIndex(t.byAccount, accountKey{ch.Customer, ch.Account}, ch.ID)
+	}
 }
 
-// optional lets rows leave the index's fields empty.
-func optional(ix *memdb.IndexSchema) *memdb.IndexSchema {
-	ix.AllowMissing = true
-	return ix
+// putParked stores p in place of the row of its key; the caller has checked
+// that its channel is parked nowhere else.
+func (t *tables) putParked(p *Parked) {
+	if old := t.parked[parkKey{p.Customer, p.Key}]; old != nil {
+		t.delParked(old)
+	}
+	t.parked[parkKey{p.Customer, p.Key}] = p
+	t.parkedBy[p.Channel] = p
+	putIndex(t.parkedCust, p.Customer, p.Key, p)
+}
+
+func (t *tables) delParked(p *Parked) {
+	delete(t.parked, parkKey{p.Customer, p.Key})
+	if t.parkedBy[p.Channel] == p {
+		delete(t.parkedBy, p.Channel)
+	}
+	delIndex(t.parkedCust, p.Customer, p.Key)
+}
+
+func (t *tables) putReg(r *Registration) {
+	k := regKey{r.Customer, r.Account, r.Node}
+	t.regs[k] = r
+	putIndex(t.regsCust, r.Customer, k, r)
+}
+
+func (t *tables) delReg(r *Registration) {
+	k := regKey{r.Customer, r.Account, r.Node}
+	delete(t.regs, k)
+	delIndex(t.regsCust, r.Customer, k)
+}
+
+func (t *tables) putDial(d *Dial) {
+	if old := t.dials[d.ID]; old != nil {
+		t.delDial(old)
+	}
+	t.dials[d.ID] = d
+	t.dialsFor[d.For] = d
+	if d.Leg != "" {
+		t.dialsLeg[d.Leg] = d
+	}
+}
+
+func (t *tables) delDial(d *Dial) {
+	delete(t.dials, d.ID)
+	if t.dialsFor[d.For] == d {
+		delete(t.dialsFor, d.For)
+	}
+	if d.Leg != "" && t.dialsLeg[d.Leg] == d {
+		delete(t.dialsLeg, d.Leg)
+	}
+}
+
+// sortedCopies returns copies of the rows of a set, ordered by less.
+func sortedCopies[T any, P interface {
+	*T
+	Copy() *T
+}](rows []*T, less func(a, b *T) bool) []*T {
+	out := make([]*T, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, P(r).Copy())
+	}
+	sort.Slice(out, func(i, j int) bool { return less(out[i], out[j]) })
+	return out
 }

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-
-	"github.com/hashicorp/go-memdb"
 )
 
 // Errors of the Store.
@@ -27,7 +25,10 @@ var (
 // Store is the control plane's in-memory database. It is safe for
 // concurrent use.
 type Store struct {
-	db *memdb.MemDB
+	// mu guards t: read methods hold it shared, every write exclusive for
+	// the whole of its read-check-write.
+	mu sync.RWMutex
+	t  tables
 
 	obsMu     sync.RWMutex
 	observers []func(p *Parked, parked bool)
@@ -55,32 +56,45 @@ func (s *Store) notifyParked(p *Parked, parked bool) {
 
 // New returns an empty Store.
 func New() (*Store, error) {
-	db, err := memdb.NewMemDB(schema())
-	if err != nil {
-		return nil, fmt.Errorf("state: %w", err)
-	}
-	return &Store{db: db}, nil
+	return &Store{t: newTables()}, nil
 }
 
 // Channel returns a copy of the channel id, or nil.
 func (s *Store) Channel(id string) *Channel {
-	txn := s.db.Txn(false)
-	defer txn.Abort()
-	return channelTxn(txn, id).Copy()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.t.channels[id].Copy()
 }
 
-// Channels returns copies of every channel.
+// Channels returns copies of every channel, ordered by id.
 func (s *Store) Channels() []*Channel {
-	txn := s.db.Txn(false)
-	defer txn.Abort()
-	return collectTxn[Channel](txn, TableChannels, IndexID)
+	s.mu.RLock()
+	rows := make([]*Channel, 0, len(s.t.channels))
+	for _, ch := range s.t.channels {
+		rows = append(rows, ch)
+	}
+	out := sortedCopies(rows, byChannelID)
+	s.mu.RUnlock()
+	return out
 }
 
-// ChannelsByAccount returns copies of the legs of one account.
+func byChannelID(a, b *Channel) bool { return a.ID < b.ID }
+
+// ChannelsByAccount returns copies of the legs of one account, ordered by id.
 func (s *Store) ChannelsByAccount(customer, account string) []*Channel {
-	txn := s.db.Txn(false)
-	defer txn.Abort()
-	return collectTxn[Channel](txn, TableChannels, IndexCustomerAccount, customer, account)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.accountLegs(customer, account)
+}
+
+// accountLegs is ChannelsByAccount with s.mu held.
+func (s *Store) accountLegs(customer, account string) []*Channel {
+	set := s.t.byAccount[accountKey{customer, account}]
+	rows := make([]*Channel, 0, len(set))
+	for _, ch := range set {
+		rows = append(rows, ch)
+	}
+	return sortedCopies(rows, byChannelID)
 }
 
 // HeldChannel returns the leg of account that the account's phone put on
@@ -88,25 +102,25 @@ func (s *Store) ChannelsByAccount(customer, account string) []*Channel {
 // the call that a park code dialed from that phone parks. With several, the
 // newest wins. It returns nil when there is none.
 func (s *Store) HeldChannel(customer, account string) *Channel {
-	txn := s.db.Txn(false)
-	defer txn.Abort()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	var best *Channel
-	for _, ch := range collectTxn[Channel](txn, TableChannels, IndexCustomerAccount, customer, account) {
+	for _, ch := range s.t.byAccount[accountKey{customer, account}] {
 		if ch.State != StateHeld || ch.Peer == "" {
 			continue
 		}
-		peer := channelTxn(txn, ch.Peer)
+		peer := s.t.channels[ch.Peer]
 		if peer == nil || peer.Customer != customer || peer.State != StateUp {
 			continue
 		}
-		if parkedByChannelTxn(txn, peer.ID) != nil {
+		if s.t.parkedBy[peer.ID] != nil {
 			continue
 		}
-		if best == nil || ch.Created.After(best.Created) {
+		if best == nil || ch.Created.After(best.Created) || (ch.Created.Equal(best.Created) && ch.ID > best.ID) {
 			best = ch
 		}
 	}
-	return best
+	return best.Copy()
 }
 
 // UpsertChannel inserts or replaces ch. The store keeps its own copy.
@@ -114,12 +128,10 @@ func (s *Store) UpsertChannel(ch *Channel) error {
 	if ch.ID == "" {
 		return errors.New("state: channel without id")
 	}
-	txn := s.db.Txn(true)
-	defer txn.Abort()
-	if err := txn.Insert(TableChannels, ch.Copy()); err != nil {
-		return fmt.Errorf("state: upsert channel: %w", err)
-	}
-	txn.Commit()
+	cp := ch.Copy()
+	s.mu.Lock()
+	s.t.putChannel(cp)
+	s.mu.Unlock()
 	return nil
 }
 
@@ -127,185 +139,49 @@ func (s *Store) UpsertChannel(ch *Channel) error {
 // all in one transaction, so concurrent updates of different fields never
 // lose each other. It returns the updated copy, or ErrNoChannel.
 func (s *Store) UpdateChannel(id string, fn func(ch *Channel)) (*Channel, error) {
-	txn := s.db.Txn(true)
-	defer txn.Abort()
-	ch := channelTxn(txn, id).Copy()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := s.t.channels[id].Copy()
 	if ch == nil {
 		return nil, ErrNoChannel
 	}
 	fn(ch)
 	ch.ID = id
-	if err := txn.Insert(TableChannels, ch); err != nil {
-		return nil, fmt.Errorf("state: update channel: %w", err)
-	}
-	txn.Commit()
+	s.t.putChannel(ch)
 	return ch.Copy(), nil
 }
 
 // DeleteChannel removes channel id and returns what it was, or nil when it
 // did not exist.
 func (s *Store) DeleteChannel(id string) (*Channel, error) {
-	txn := s.db.Txn(true)
-	defer txn.Abort()
-	ch := channelTxn(txn, id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := s.t.channels[id]
 	if ch == nil {
 		return nil, nil
 	}
-	if err := txn.Delete(TableChannels, ch); err != nil {
-		return nil, fmt.Errorf("state: delete channel: %w", err)
-	}
-	txn.Commit()
+	s.t.delChannel(ch)
 	return ch.Copy(), nil
 }
 
-// Park records p, unless its key is taken (ErrNumberBusy), its channel is
-// already parked (ErrAlreadyParked) or gone (ErrNoChannel). The checks and
-// the insert are one transaction.
-//
-// Requiring the channel keeps parks from outliving their leg: a leg that
-// ends is deleted from channels first and its park removed after, so a Park
-// racing with the end either fails here or is removed by the end.
-func (s *Store) Park(p *Parked) error {
-	if p.Customer == "" || p.Key == "" || p.Channel == "" {
-		return errors.New("state: park needs customer, key and channel")
+// EndChannel removes channel id and its park, if it had one, in one
+// transaction (the leg is over): what the leg was (nil when unknown) and
+// the park it ended (nil when none).
+func (s *Store) EndChannel(id string) (*Channel, *Parked) {
+	s.mu.Lock()
+	ch := s.t.channels[id]
+	if ch != nil {
+		s.t.delChannel(ch)
 	}
-	txn := s.db.Txn(true)
-	defer txn.Abort()
-	if channelTxn(txn, p.Channel) == nil {
-		return ErrNoChannel
+	p := s.t.parkedBy[id]
+	if p != nil {
+		s.t.delParked(p)
 	}
-	if parkedTxn(txn, p.Customer, p.Key) != nil {
-		return ErrNumberBusy
+	s.mu.Unlock()
+	if p != nil {
+		s.notifyParked(p, false)
 	}
-	if parkedByChannelTxn(txn, p.Channel) != nil {
-		return ErrAlreadyParked
-	}
-	if err := txn.Insert(TableParked, p.Copy()); err != nil {
-		return fmt.Errorf("state: park: %w", err)
-	}
-	txn.Commit()
-	s.notifyParked(p, true)
-	return nil
-}
-
-// ClaimParked removes and returns the call parked under key. Of any number
-// of concurrent claims of the same key exactly one gets the call; the others
-// get ErrNotParked.
-func (s *Store) ClaimParked(customer, key string) (*Parked, error) {
-	txn := s.db.Txn(true)
-	defer txn.Abort()
-	p := parkedTxn(txn, customer, key)
-	if p == nil {
-		return nil, ErrNotParked
-	}
-	if err := txn.Delete(TableParked, p); err != nil {
-		return nil, fmt.Errorf("state: claim: %w", err)
-	}
-	txn.Commit()
-	s.notifyParked(p, false)
-	return p.Copy(), nil
-}
-
-// MoveParked moves the call parked under from to the spot of to (its
-// Key, Kind, Number and Code; the rest stays, the wait's clock too), in one
-// transaction: ErrNotParked if nothing is at from, ErrNumberBusy if to's
-// key is taken. Observers see the call leave from, then arrive at to.
-func (s *Store) MoveParked(customer, from string, to *Parked) (*Parked, error) {
-	txn := s.db.Txn(true)
-	defer txn.Abort()
-	old := parkedTxn(txn, customer, from)
-	if old == nil {
-		return nil, ErrNotParked
-	}
-	if parkedTxn(txn, customer, to.Key) != nil {
-		return nil, ErrNumberBusy
-	}
-	p := old.Copy()
-	p.Key, p.Kind, p.Number, p.Code = to.Key, to.Kind, to.Number, to.Code
-	if err := txn.Delete(TableParked, old); err != nil {
-		return nil, fmt.Errorf("state: move: %w", err)
-	}
-	if err := txn.Insert(TableParked, p.Copy()); err != nil {
-		return nil, fmt.Errorf("state: move: %w", err)
-	}
-	txn.Commit()
-	s.notifyParked(old, false)
-	s.notifyParked(p, true)
-	return p.Copy(), nil
-}
-
-// UnparkChannel removes and returns the park of channel id (the parked party
-// hung up), or ErrNotParked.
-func (s *Store) UnparkChannel(id string) (*Parked, error) {
-	txn := s.db.Txn(true)
-	defer txn.Abort()
-	p := parkedByChannelTxn(txn, id)
-	if p == nil {
-		return nil, ErrNotParked
-	}
-	if err := txn.Delete(TableParked, p); err != nil {
-		return nil, fmt.Errorf("state: unpark: %w", err)
-	}
-	txn.Commit()
-	s.notifyParked(p, false)
-	return p.Copy(), nil
-}
-
-// UpdateParked applies fn to a copy of the park of channel id and stores
-// it, in one transaction; fn may change only Due and Returns (the keys stay).
-// Observers are not notified: nothing they show changes. It returns the
-// updated copy, or ErrNotParked.
-func (s *Store) UpdateParked(id string, fn func(p *Parked)) (*Parked, error) {
-	txn := s.db.Txn(true)
-	defer txn.Abort()
-	old := parkedByChannelTxn(txn, id)
-	if old == nil {
-		return nil, ErrNotParked
-	}
-	p := old.Copy()
-	fn(p)
-	p.Customer, p.Key, p.Channel = old.Customer, old.Key, old.Channel
-	if err := txn.Insert(TableParked, p); err != nil {
-		return nil, fmt.Errorf("state: update park: %w", err)
-	}
-	txn.Commit()
-	return p.Copy(), nil
-}
-
-// Parked returns a copy of the call parked under key, or nil.
-func (s *Store) Parked(customer, key string) *Parked {
-	txn := s.db.Txn(false)
-	defer txn.Abort()
-	return parkedTxn(txn, customer, key).Copy()
-}
-
-// ParkedByChannel returns a copy of the park of channel id, or nil.
-func (s *Store) ParkedByChannel(id string) *Parked {
-	txn := s.db.Txn(false)
-	defer txn.Abort()
-	return parkedByChannelTxn(txn, id).Copy()
-}
-
-// ParkedList returns copies of the customer's parked calls, ordered by key.
-func (s *Store) ParkedList(customer string) []*Parked {
-	txn := s.db.Txn(false)
-	defer txn.Abort()
-	return collectTxn[Parked](txn, TableParked, IndexCustomer, customer)
-}
-
-// ParkedCount returns the number of parked calls of every customer.
-func (s *Store) ParkedCount() int {
-	txn := s.db.Txn(false)
-	defer txn.Abort()
-	it, err := txn.Get(TableParked, IndexID)
-	if err != nil {
-		return 0
-	}
-	n := 0
-	for o := it.Next(); o != nil; o = it.Next() {
-		n++
-	}
-	return n
+	return ch.Copy(), p.Copy()
 }
 
 // Intn is the part of math/rand/v2's *Rand that RandomNumber uses. It need
@@ -328,9 +204,9 @@ func (s *Store) RandomNumber(customer string, digits int, rnd Intn) (string, err
 	}
 	hi := lo * 10
 	span := hi - lo
-	txn := s.db.Txn(false)
-	defer txn.Abort()
-	free := func(n int) bool { return parkedTxn(txn, customer, RandomKey(strconv.Itoa(n))) == nil }
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	free := func(n int) bool { return s.t.parked[parkKey{customer, RandomKey(strconv.Itoa(n))}] == nil }
 	for range 32 {
 		if n := lo + rnd.IntN(span); free(n) {
 			return strconv.Itoa(n), nil
@@ -350,135 +226,54 @@ func (s *Store) RandomNumber(customer string, digits int, rnd Intn) (string, err
 // none deletes them.
 func (s *Store) UpsertRegistration(r *Registration) error {
 	r = r.Copy()
-	r.Node = nodeKey(r.Node)
-	txn := s.db.Txn(true)
-	defer txn.Abort()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if len(r.Contacts) == 0 {
-		if _, err := txn.DeleteAll(TableRegistrations, IndexID, r.Customer, r.Account, r.Node); err != nil {
-			return fmt.Errorf("state: delete registration: %w", err)
+		if old := s.t.regs[regKey{r.Customer, r.Account, r.Node}]; old != nil {
+			s.t.delReg(old)
 		}
-	} else if err := txn.Insert(TableRegistrations, r); err != nil {
-		return fmt.Errorf("state: upsert registration: %w", err)
+		return nil
 	}
-	txn.Commit()
+	s.t.putReg(r)
 	return nil
 }
 
 // Registration returns a copy of the contacts of an account through node,
 // or nil.
 func (s *Store) Registration(customer, account, node string) *Registration {
-	txn := s.db.Txn(false)
-	defer txn.Abort()
-	o, err := txn.First(TableRegistrations, IndexID, customer, account, nodeKey(node))
-	if err != nil || o == nil {
-		return nil
-	}
-	r := o.(*Registration).Copy()
-	r.Node = node
-	return r
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.t.regs[regKey{customer, account, node}].Copy()
 }
 
 // DeleteRegistrationsVia forgets every registration through node (it is
 // gone) and returns how many there were.
 func (s *Store) DeleteRegistrationsVia(node string) int {
-	txn := s.db.Txn(true)
-	defer txn.Abort()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var gone []*Registration
-	it, err := txn.Get(TableRegistrations, IndexID)
-	if err != nil {
-		return 0
-	}
-	for o := it.Next(); o != nil; o = it.Next() {
-		if r := o.(*Registration); r.Node == nodeKey(node) {
+	for _, r := range s.t.regs {
+		if r.Node == node {
 			gone = append(gone, r)
 		}
 	}
 	for _, r := range gone {
-		if err := txn.Delete(TableRegistrations, r); err != nil {
-			return 0
-		}
+		s.t.delReg(r)
 	}
-	txn.Commit()
 	return len(gone)
-}
-
-// nodeKey is how a node is indexed: memdb indexes no empty string.
-func nodeKey(node string) string {
-	if node == "" {
-		return "-"
-	}
-	return node
 }
 
 // RegisteredVia returns the nodes an account has contacts registered
 // through, sorted.
 func (s *Store) RegisteredVia(customer, account string) []string {
-	txn := s.db.Txn(false)
-	defer txn.Abort()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	var nodes []string
-	for _, r := range collectTxn[Registration](txn, TableRegistrations, IndexCustomer, customer) {
-		if r.Account == account {
-			if r.Node == "-" {
-				r.Node = ""
-			}
-			nodes = append(nodes, r.Node)
+	for k := range s.t.regsCust[customer] {
+		if k.account == account {
+			nodes = append(nodes, k.node)
 		}
 	}
 	slices.Sort(nodes)
 	return nodes
-}
-
-// channelTxn returns the stored (shared, read-only) channel id, or nil.
-func channelTxn(txn *memdb.Txn, id string) *Channel {
-	if id == "" {
-		return nil
-	}
-	o, err := txn.First(TableChannels, IndexID, id)
-	if err != nil || o == nil {
-		return nil
-	}
-	return o.(*Channel)
-}
-
-// parkedTxn returns the stored park under key, or nil.
-func parkedTxn(txn *memdb.Txn, customer, key string) *Parked {
-	if customer == "" || key == "" {
-		return nil
-	}
-	o, err := txn.First(TableParked, IndexID, customer, key)
-	if err != nil || o == nil {
-		return nil
-	}
-	return o.(*Parked)
-}
-
-// parkedByChannelTxn returns the stored park of channel id, or nil.
-func parkedByChannelTxn(txn *memdb.Txn, id string) *Parked {
-	if id == "" {
-		return nil
-	}
-	o, err := txn.First(TableParked, IndexChannel, id)
-	if err != nil || o == nil {
-		return nil
-	}
-	return o.(*Parked)
-}
-
-// copier is a stored type that copies itself.
-type copier[T any] interface {
-	*T
-	Copy() *T
-}
-
-// collectTxn returns copies of the rows of table matching index and args.
-func collectTxn[T any, P copier[T]](txn *memdb.Txn, table, index string, args ...any) []*T {
-	it, err := txn.Get(table, index, args...)
-	if err != nil {
-		return nil
-	}
-	var out []*T
-	for o := it.Next(); o != nil; o = it.Next() {
-		out = append(out, P(o.(*T)).Copy())
-	}
-	return out
 }

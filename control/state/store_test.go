@@ -10,33 +10,71 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-memdb"
-
 	"github.com/callpark/callpark/events"
 )
 
-func TestSchema(t *testing.T) {
-	s := schema()
-	if err := s.Validate(); err != nil {
-		t.Fatalf("schema invalid: %v", err)
-	}
-	if _, err := memdb.NewMemDB(s); err != nil {
-		t.Fatalf("NewMemDB: %v", err)
-	}
-	for table, idx := range map[string][]string{
-		TableChannels:      {IndexID, IndexCustomerAccount},
-		TableParked:        {IndexID, IndexChannel, IndexCustomer},
-		TableRegistrations: {IndexID, IndexCustomer},
-	} {
-		ts, ok := s.Tables[table]
-		if !ok {
-			t.Fatalf("table %s missing", table)
-		}
-		for _, name := range idx {
-			if _, ok := ts.Indexes[name]; !ok {
-				t.Errorf("table %s: index %s missing", table, name)
+// TestIndexesFollowTheirTables: after any mix of writes, every index
+// holds exactly its table's rows, and the rows are the stored ones.
+func TestIndexesFollowTheirTables(t *testing.T) {
+	s := newStore(t)
+	for i := range 20 {
+		id := fmt.Sprint("c", i)
+		mustUpsert(t, s, &Channel{ID: id, Customer: "demo", Account: fmt.Sprint(200 + i%3), State: StateUp})
+		if i%4 == 0 {
+			if err := s.Park(&Parked{Customer: "demo", Key: fmt.Sprint(300 + i), Channel: id}); err != nil {
+				t.Fatal(err)
 			}
 		}
+	}
+	s.UpdateChannel("c1", func(ch *Channel) { ch.Account = "999" }) // moves in the account index
+	s.DeleteChannel("c2")
+	s.EndChannel("c4") // and its park
+	s.MoveParked("demo", "308", &Parked{Key: "slot:1", Kind: KindSlot, Number: "1"})
+	s.AddDial(&Dial{ID: "d1", For: "c0", Purpose: DialReturn, Customer: "demo"})
+	s.AdoptDialLeg("d1", "out")
+	s.AddDial(&Dial{ID: "d2", For: "c3", Purpose: DialExtension, Customer: "demo"})
+	s.EndDial("d2")
+	s.UpsertRegistration(&Registration{Customer: "demo", Account: "200", Node: "a", Contacts: []events.Contact{{URI: "sip:x"}}})
+	s.UpsertRegistration(&Registration{Customer: "demo", Account: "201", Node: "b", Contacts: []events.Contact{{URI: "sip:y"}}})
+	s.UpsertRegistration(&Registration{Customer: "demo", Account: "200", Node: "a"}) // none: deleted
+
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	tb := &s.t
+	n := 0
+	for k, set := range tb.byAccount {
+		for id, ch := range set {
+			n++
+			if tb.channels[id] != ch || ch.Customer != k.customer || ch.Account != k.account {
+				t.Errorf("account index %v has %s astray", k, id)
+			}
+		}
+	}
+	want := 0
+	for _, ch := range tb.channels {
+		if ch.Account != "" {
+			want++
+		}
+	}
+	if n != want || len(tb.channels) != 18 {
+		t.Errorf("account index holds %d legs of %d; %d channels, want 18", n, want, len(tb.channels))
+	}
+	if len(tb.parkedBy) != len(tb.parked) {
+		t.Errorf("%d parks by channel, %d by key", len(tb.parkedBy), len(tb.parked))
+	}
+	for k, p := range tb.parked {
+		if tb.parkedBy[p.Channel] != p || tb.parkedCust[k.customer][k.key] != p || p.Key != k.key {
+			t.Errorf("park %v astray in its indexes", k)
+		}
+	}
+	if tb.parked[parkKey{"demo", "slot:1"}] == nil || tb.parked[parkKey{"demo", "304"}] != nil {
+		t.Error("the moved and the ended parks are not where they should be")
+	}
+	if len(tb.dials) != 1 || tb.dialsFor["c0"] != tb.dials["d1"] || tb.dialsLeg["out"] != tb.dials["d1"] || len(tb.dialsFor) != 1 {
+		t.Errorf("dials %v, by leg dialed for %v, by outbound leg %v", tb.dials, tb.dialsFor, tb.dialsLeg)
+	}
+	if len(tb.regs) != 1 || len(tb.regsCust["demo"]) != 1 {
+		t.Errorf("registrations %v, by customer %v", tb.regs, tb.regsCust)
 	}
 }
 
