@@ -1,6 +1,5 @@
 package state
 
-
 // Connecting two legs: a retrieval or an automatic return ends with the
 // parked leg and the leg that took it up, each the other's peer. Connect
 // records that in one transaction; Retrieve (and AnswerDial for a return)
