@@ -51,7 +51,7 @@ func (c *Control) onStarted(ctx context.Context, e *events.Event) {
 	log := c.log.With("customer", e.Customer, "call", e.Call, "account", e.Account, "trunk", e.Trunk, "dialed", e.Dialed, "route", route.String())
 	log.Debug("routing inbound call")
 
-	if route.Kind == dialplans.RouteExtension && c.shed() {
+	if route.Kind == dialplans.RouteExtension && c.shed(e) {
 		c.noisy.Warn("new call refused: the control plane is overloaded", "customer", e.Customer, "account", e.Account, "dialed", e.Dialed)
 		c.reject(ctx, e.Customer, e.Call, 503)
 		return

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -15,26 +16,33 @@ import (
 // calls are refused with 503 at once, and retrievals, parks and everything
 // already in progress go on. (The core's own bounds — legs, file
 // descriptors, NATS, a decision timeout — are the last resort behind this.)
+//
+// "Lag" is the typical queue's, not the worst one's: a worker waits for
+// each command it sends, so one worker held up (a phone slow to ACK an
+// answer, a command that times out) makes its own queue old while the
+// other workers keep up. Measured by the oldest queue, that one call shed
+// every new call for as long as it lasted, and under load a few such calls
+// at any moment shed them all: at 700 cycles/s offered, 98 % of calls were
+// refused with the machine a sixth busy. A new call whose own start event
+// waited longer than ShedAfter is refused too: it is late already.
 
 // backlog tracks how far behind the workers are.
 type backlog struct {
 	queues []*queue
 }
 
-// delay is the age of the oldest event waiting to be handled, zero when
-// nothing waits.
+// delay is how far behind the workers typically are: the median over the
+// queues of the age of each one's oldest waiting event (zero for a queue
+// with nothing waiting).
 func (b *backlog) delay(now time.Time) time.Duration {
-	var oldest time.Time
-	for _, q := range b.queues {
-		t := q.oldest()
-		if !t.IsZero() && (oldest.IsZero() || t.Before(oldest)) {
-			oldest = t
+	lags := make([]time.Duration, len(b.queues))
+	for i, q := range b.queues {
+		if t := q.oldest(); !t.IsZero() {
+			lags[i] = now.Sub(t)
 		}
 	}
-	if oldest.IsZero() {
-		return 0
-	}
-	return now.Sub(oldest)
+	slices.Sort(lags)
+	return lags[(len(lags)-1)/2] // more than half behind
 }
 
 // oldest is the time of the oldest event waiting in q.
@@ -60,13 +68,15 @@ func (p *inProgress) set(e *events.Event) {
 	p.Store(e.Time.UnixNano())
 }
 
-// shed reports whether a new call should be refused for overload.
-func (c *Control) shed() bool {
+// shed reports whether the new call of e should be refused for overload.
+func (c *Control) shed(e *events.Event) bool {
 	b := c.backlog.Load()
 	if c.shedAfter <= 0 || b == nil {
 		return false
 	}
-	if d := b.delay(c.now()); d > c.shedAfter {
+	now := c.now()
+	late := !e.Time.IsZero() && now.Sub(e.Time) > c.shedAfter
+	if late || b.delay(now) > c.shedAfter {
 		c.metrics.shed.Inc()
 		return true
 	}

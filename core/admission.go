@@ -22,8 +22,8 @@ type Admission struct {
 	// MaxUndecided bounds new calls still waiting for the control plane's
 	// first command (default 1000).
 	MaxUndecided int
-	// MaxDecisionDelay: while the oldest call still waiting for the control
-	// plane's first command has waited longer than this (default 5s), new
+	// MaxDecisionDelay: while most calls still waiting for the control
+	// plane's first command have waited longer than this (default 5s), new
 	// INVITEs get 503: a last resort behind the control plane's own load
 	// shedding (control/shed.go), which knows a retrieval from a new call.
 	MaxDecisionDelay time.Duration
@@ -89,29 +89,57 @@ func (c *Core) overloaded() string {
 	c.mu.Lock()
 	legs, undecided := len(c.channels), c.undecided
 	c.trimUndecidedLocked()
-	var oldest time.Time
-	if len(c.undecidedQ) > 0 {
-		oldest = c.undecidedQ[0].created
-	}
+	lag := c.decisionLagLocked(time.Now())
 	c.mu.Unlock()
 	if legs >= a.MaxLegs {
 		return "max_legs"
 	}
-	if undecided >= a.MaxUndecided || (!oldest.IsZero() && time.Since(oldest) > a.MaxDecisionDelay) {
+	if undecided >= a.MaxUndecided || lag > a.MaxDecisionDelay {
 		return "control_backlog"
 	}
 	return ""
 }
 
+// decisionLagLocked is how long new calls typically wait for the control
+// plane: the age of the leg in the middle of those waiting (more than half
+// have waited at least that long), with c.mu held. Not the oldest's: the
+// control plane decides each call on its own, and one call held up there
+// (behind a phone slow to answer, say) must not get every new call
+// refused while the rest are decided in milliseconds; each late call is
+// refused on its own (Admission.DecisionTimeout).
+func (c *Core) decisionLagLocked(now time.Time) time.Duration {
+	want := c.undecided/2 + 1 // the middle one, counting from the oldest
+	seen := 0
+	for _, ch := range c.undecidedQ {
+		if ch.decision.done.Load() {
+			continue
+		}
+		if seen++; seen == want {
+			return now.Sub(ch.created)
+		}
+	}
+	return 0
+}
+
 // trimUndecidedLocked drops the decided legs at the head of undecidedQ,
-// with c.mu held. Run at every decision too, not only at the next INVITE:
-// after a load the queue would otherwise keep the last legs (their
-// dialogs, media and buffers) reachable until the next call.
+// and all of them when they are most of it, with c.mu held. Run at every
+// decision too, not only at the next INVITE: after a load the queue would
+// otherwise keep the last legs (their dialogs, media and buffers) reachable
+// until the next call.
 func (c *Core) trimUndecidedLocked() {
 	q := c.undecidedQ
 	for len(q) > 0 && q[0].decision.done.Load() {
 		q[0] = nil
 		q = q[1:]
+	}
+	if len(q) > 64 && c.undecided < len(q)/2 {
+		kept := make([]*channel, 0, 2*c.undecided)
+		for _, ch := range q {
+			if !ch.decision.done.Load() {
+				kept = append(kept, ch)
+			}
+		}
+		q = kept
 	}
 	if len(q) == 0 {
 		q = nil // let the backing array go too

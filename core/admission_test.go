@@ -2,7 +2,9 @@ package core
 
 import (
 	"fmt"
+	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/callpark/callpark/internal/deadline"
 )
@@ -31,8 +33,8 @@ func TestDecidedLegsLeaveTheAdmissionQueue(t *testing.T) {
 		ch.decided()
 	}
 	c.mu.Lock()
-	if n := len(c.undecidedQ); n != 100 {
-		t.Fatalf("%d legs queued while the oldest still waits, want 100 (the queue's age is its oldest)", n)
+	if n := len(c.undecidedQ); n > 64 || c.undecidedQ[0] != legs[0] {
+		t.Fatalf("%d legs queued while the oldest still waits: the decided ones pile up behind it", n)
 	}
 	c.mu.Unlock()
 	legs[0].decided()
@@ -40,5 +42,45 @@ func TestDecidedLegsLeaveTheAdmissionQueue(t *testing.T) {
 	defer c.mu.Unlock()
 	if c.undecided != 0 || len(c.undecidedQ) != 0 || c.undecidedQ != nil {
 		t.Fatalf("after every decision: %d undecided, %d legs still queued", c.undecided, len(c.undecidedQ))
+	}
+}
+
+// TestOneLateDecisionRefusesNothing: one call left waiting for the control
+// plane does not get every new call refused; most of them waiting does.
+func TestOneLateDecisionRefusesNothing(t *testing.T) {
+	m, err := newMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Core{metrics: m, decisions: deadline.NewScheduler(), channels: map[string]*channel{}}
+	c.cfg.Admission.defaults(slog.New(slog.DiscardHandler))
+	c.cfg.Admission.MaxLegs = 1000
+	wait := func(age time.Duration) *channel {
+		ch := c.newChannel(fmt.Sprint("in-", len(c.undecidedQ)), "inbound")
+		ch.created = time.Now().Add(-age)
+		c.mu.Lock()
+		c.undecided++
+		c.undecidedQ = append(c.undecidedQ, ch)
+		c.mu.Unlock()
+		return ch
+	}
+	// Legs queue in the order they came: the oldest first.
+	wait(time.Minute) // one held up
+	for range 5 {
+		wait(0)
+	}
+	if why := c.overloaded(); why != "" {
+		t.Fatalf("one late call of six: %q", why)
+	}
+	c.undecidedQ, c.undecided = nil, 0
+	wait(time.Minute)
+	for range 5 {
+		wait(10 * time.Second)
+	}
+	for range 5 {
+		wait(0)
+	}
+	if why := c.overloaded(); why != "control_backlog" {
+		t.Fatalf("most calls late: %q, want control_backlog", why)
 	}
 }
