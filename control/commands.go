@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/callpark/callpark/control/state"
 	"github.com/callpark/callpark/events"
@@ -27,7 +28,9 @@ func (c *Control) do(ctx context.Context, customer string, cmd *events.Command) 
 		// To the node the phone registered through (cluster.go).
 		cmd.Node = c.via(customer, cmd.Account, cmd.Call)
 	}
+	start := time.Now()
 	r, err := c.bus.Do(ctx, cmd)
+	c.metrics.commandTime.WithLabelValues(cmd.Op).Observe(time.Since(start).Seconds())
 	if r == nil {
 		r = &events.Reply{OK: err == nil}
 	}

@@ -389,6 +389,9 @@ func (c *Control) HandleEvent(ctx context.Context, e *events.Event) {
 		return
 	}
 	c.metrics.events.WithLabelValues(e.Type).Inc()
+	if !e.Time.IsZero() {
+		c.metrics.eventWait.Observe(c.now().Sub(e.Time).Seconds())
+	}
 	if c.handleDialEvent(ctx, e) {
 		return
 	}

@@ -16,6 +16,8 @@ type metrics struct {
 	parkDuration  prometheus.Histogram
 	events        *prometheus.CounterVec
 	commandErrors *prometheus.CounterVec
+	commandTime   *prometheus.HistogramVec
+	eventWait     prometheus.Histogram
 	apiRequests   *prometheus.CounterVec
 	shed          prometheus.Counter
 	partitions    prometheus.Gauge
@@ -35,6 +37,10 @@ func newMetrics(reg prometheus.Registerer, store *state.Store) (*metrics, error)
 		parkDuration:  s.Histogram("callpark_park_duration_seconds", "Time calls stayed parked, until retrieved or abandoned.", []float64{1, 5, 10, 20, 30, 60, 120, 300, 600, 1800}),
 		events:        s.Counters("callpark_control_events_total", "Events handled by the control plane, by type.", "type"),
 		commandErrors: s.Counters("callpark_control_command_errors_total", "Core commands that failed, by op.", "op"),
+		commandTime: s.Histograms("callpark_control_command_seconds", "Time from sending a core command to its reply, by op (a worker waits for each).",
+			[]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}, "op"),
+		eventWait: s.Histogram("callpark_control_event_wait_seconds", "Time from an event's publication to the start of its handling (NATS, the worker queues, a phone's earlier events).",
+			[]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}),
 		apiRequests:   s.Counters("callpark_api_requests_total", "Call-control API requests, by endpoint and result code (ok or an error code).", "endpoint", "code"),
 		shed:          s.Counter("callpark_control_shed_calls_total", "New calls refused with 503 because the control plane's queues lagged (control/shed.go)."),
 		partitions:    s.Gauge("callpark_control_partitions", "Cluster partitions this control plane holds (control/cluster.go)."),

@@ -72,6 +72,11 @@ func (s *Set) Histogram(name, help string, buckets []float64) prometheus.Histogr
 	return register(s, prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}))
 }
 
+// Histograms is a histogram with labels.
+func (s *Set) Histograms(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	return register(s, prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, labels))
+}
+
 // Runtime registers the series every Go service exports besides its own:
 // the Go runtime's (go_gc_duration_seconds, go_goroutines, go_memstats_*)
 // and the process's (CPU seconds, resident memory, descriptors). A
