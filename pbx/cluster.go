@@ -45,15 +45,20 @@ func clusterSecret(cl *Cluster) []byte {
 	return []byte(cl.Secret)
 }
 
-// publishVia publishes the core's events; in a cluster it also keeps this
+// publishVia publishes the core's events (to this process's control plane
+// too, through local, when it runs here); in a cluster it also keeps this
 // node's registrations in the location bucket, where a control plane that
 // takes a partition over finds them.
-func publishVia(bus *events.Bus, locations *control.LocationsKV, log *slog.Logger) func(*events.Event) {
+func publishVia(bus *events.Bus, local *events.Local, locations *control.LocationsKV, log *slog.Logger) func(*events.Event) {
+	publish := bus.Publish
+	if local != nil {
+		publish = local.PublishCore
+	}
 	if locations == nil {
-		return bus.Publish
+		return publish
 	}
 	return func(e *events.Event) {
-		bus.Publish(e)
+		publish(e)
 		if e.Type != events.RegistrationUpdated {
 			return
 		}

@@ -171,6 +171,12 @@ func (p *PBX) Run(ctx context.Context) (err error) {
 	if err := series.Err(); err != nil {
 		return err
 	}
+	// Core and control in one process talk directly (events.Local); NATS
+	// carries the rest.
+	var local *events.Local
+	if cfg.Role == RoleAll {
+		local = &events.Local{Bus: bus, Node: cfg.Node, Cluster: cfg.Cluster != nil}
+	}
 	if cfg.Role != RoleCore {
 		err := jetStreamRetry(ctx, cfg.Cluster != nil, func(sctx context.Context) error {
 			return bus.EnsureStream(sctx, cfg.EventRetention)
@@ -270,7 +276,7 @@ func (p *PBX) Run(ctx context.Context) (err error) {
 			Peers:           nodes.Addr,
 			ClusterSecret:   clusterSecret(cfg.Cluster),
 			Sounds:          lib,
-			Publish:         publishVia(bus, locations, log),
+			Publish:         publishVia(bus, local, locations, log),
 			Log:             log.With("component", "core"),
 			Registerer:      cfg.Registerer,
 			Registrar:       registrar.Options{MinExpires: cfg.RegistrarMinExpires},
@@ -280,6 +286,9 @@ func (p *PBX) Run(ctx context.Context) (err error) {
 			return err
 		}
 		p.core = c
+		if local != nil {
+			local.Core = c.HandleCommand
+		}
 		g.Go(func() error { return c.Run(ctx) })
 		g.Go(func() error { return bus.ServeCommands(ctx, cfg.Node, c.HandleCommand) })
 	}
@@ -319,8 +328,12 @@ func (p *PBX) Run(ctx context.Context) (err error) {
 			}
 			cluster = &control.Cluster{Node: cfg.Node, Leases: leases, Locations: locations, Partitions: cl.Partitions}
 		}
+		var ctlBus control.Bus = bus
+		if local != nil {
+			ctlBus = local
+		}
 		ctl, err := control.New(control.Config{
-			Bus:        bus,
+			Bus:        ctlBus,
 			Dialplans:  p.store.Current,
 			Log:        log.With("component", "control"),
 			Registerer: cfg.Registerer,
