@@ -113,7 +113,7 @@ func (c *Core) handleCommand(_ context.Context, cmd *events.Command) *events.Rep
 	case events.OpUnbridge:
 		c.unbridge(ch)
 	case events.OpIdentity:
-		if !ch.isAnswered() {
+		if !ch.upOrAnswering() {
 			return fail(events.ErrBadState, errors.New("leg is not up"))
 		}
 		go ch.sendIdentity(cmd.From)
@@ -151,19 +151,10 @@ func (c *Core) unbridge(ch *channel) {
 	ch.out.peerGone(p)
 }
 
-// upOrAnswering reports whether the leg is up, waiting (bounded) for an answer that is
-// in progress: a phone may act on the callee's leg (a REFER) while the core
-// still waits for the caller's ACK.
+// upOrAnswering reports whether the leg has media: up, or answered with
+// the caller's ACK still to come.
 func (ch *channel) upOrAnswering() bool {
-	if ch.isAnswered() {
-		return true
-	}
 	ch.mu.Lock()
-	answering := ch.answering
-	ch.mu.Unlock()
-	if !answering {
-		return false
-	}
-	ch.waitAnnounced()
-	return ch.isAnswered()
+	defer ch.mu.Unlock()
+	return ch.answered || ch.answering
 }

@@ -34,8 +34,9 @@
 // that a phone's next action depends on goes out before the phone can act:
 // call.answered of a dialed leg before its ACK, call.held before the 200 OK
 // of the hold re-INVITE; hold and REFER handling wait until call.answered of
-// their leg is out. Commands on a leg whose answer still waits for the
-// caller's ACK wait for it (bounded) instead of failing.
+// their leg is out. Commands on a leg whose 200 OK still waits for the
+// caller's ACK act at once (its media is up); a hangup then waits for the
+// ACK (bounded) before its BYE, as RFC 3261 15 asks.
 //
 // # Locks
 //

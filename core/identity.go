@@ -22,6 +22,7 @@ var headerSafe = strings.NewReplacer(`"`, "", "\\", "", "\r", "", "\n", "", "<",
 // not matter: a phone that refuses keeps its display.
 func (ch *channel) sendIdentity(p events.Party) {
 	defer ch.core.recoverGoroutine("identity")
+	ch.waitAnnounced() // inside a confirmed dialog: after the caller's ACK
 	d := ch.dialogOf()
 	if d == nil {
 		return

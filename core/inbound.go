@@ -316,7 +316,11 @@ func (ch *channel) reject(code int, reason string) sip.ServerTransaction {
 }
 
 // answer answers an inbound leg and starts its media. Safe to call twice.
-// It returns once the caller has ACKed (or gave up).
+// It returns once the 200 OK is out: the media flows from then on, and
+// commands may act on the leg at once. call.answered is published when the
+// caller's ACK comes (confirm), so that everything the phone does next is
+// seen after it. (Waiting for the ACK here held the control plane's worker
+// for the phone's round trip, and every call queued behind it.)
 func (ch *channel) answer() error {
 	if ch.isRejected() {
 		// Refused already (the decision came too late).
@@ -324,54 +328,70 @@ func (ch *channel) answer() error {
 	}
 	ch.answerMu.Lock()
 	defer ch.answerMu.Unlock()
-	if ch.isAnswered() {
-		return nil
-	}
 	if !ch.inbound {
 		return errNotInbound
 	}
-	if ch.ctx.Err() != nil {
-		return errEnded
-	}
 	ch.mu.Lock()
-	if ch.rejected || ch.invTx == nil {
+	switch {
+	case ch.answered || ch.answering:
+		ch.mu.Unlock()
+		return nil
+	case ch.rejected || ch.invTx == nil || ch.ctx.Err() != nil:
 		ch.mu.Unlock()
 		return errEnded
 	}
 	ch.answering = true
 	inv, tx := ch.inv, ch.invTx
 	ch.mu.Unlock()
-	defer func() {
-		ch.mu.Lock()
-		ch.answering = false
-		ch.mu.Unlock()
-	}()
+	res, err := ch.answerResponse(inv)
+	if err == nil {
+		ack := ch.expectAck(inv.CSeq().SeqNo)
+		if err = tx.Respond(res); err == nil {
+			go ch.confirm(tx, res, ack)
+			return nil
+		}
+	}
+	ch.mu.Lock()
+	ch.answering = false
+	ch.mu.Unlock()
+	return err
+}
+
+// answerResponse opens the leg's media, answers the INVITE's offer and
+// builds the 200 OK.
+func (ch *channel) answerResponse(inv *sip.Request) (*sip.Response, error) {
 	offer, err := sdp.Parse(inv.Body())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := ch.openMedia(); err != nil {
-		return err
+		return nil, err
 	}
 	body, err := ch.answerOffer(offer)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	res := ch.response(sip.StatusOK, "OK", body)
 	if res == nil {
-		return errEnded
+		return nil, errEnded
 	}
-	ack := ch.expectAck(inv.CSeq().SeqNo)
-	if err := tx.Respond(res); err != nil {
-		return err
-	}
+	return res, nil
+}
+
+// confirm waits for the ACK of the leg's 200 OK (resending it meanwhile),
+// then marks the leg up and publishes call.answered. No ACK within 64*T1
+// confirms it all the same (RFC 3261 13.3.1.4).
+func (ch *channel) confirm(tx sip.ServerTransaction, res *sip.Response, ack chan *sip.Request) {
+	defer ch.core.recoverGoroutine("confirm")
 	if _, ok := ch.waitAck(tx, res, ack); !ok {
-		// RFC 3261 13.3.1.4: no ACK within 64*T1 confirms the dialog, but
-		// the session is to be ended with BYE.
 		ch.core.log.Debug("no ACK for our answer", "call", ch.id)
 	}
+	ch.mu.Lock()
+	ch.answering = false
+	ch.mu.Unlock()
 	if ch.ctx.Err() != nil {
-		return errEnded
+		tx.Terminate()
+		return
 	}
 	ch.up()
 	ch.mu.Lock()
@@ -380,7 +400,6 @@ func (ch *channel) answer() error {
 	tx.Terminate()
 	ch.core.publish(ch.event(events.CallAnswered))
 	ch.announced()
-	return nil
 }
 
 // expectAck arms the wait for the ACK of a 2xx to the INVITE with CSeq seq.

@@ -11,7 +11,9 @@ import (
 const (
 	// OpRing sends 180 Ringing on an inbound leg.
 	OpRing = "ring"
-	// OpAnswer answers an inbound leg (200 OK with SDP); the reply comes after ACK.
+	// OpAnswer answers an inbound leg (200 OK with SDP); the reply comes once
+	// the 200 OK is out (media flows, commands may follow at once), and
+	// call.answered once the caller ACKs it.
 	OpAnswer = "answer"
 	// OpReject answers an unanswered inbound leg with Code (4xx-6xx).
 	OpReject = "reject"
