@@ -9,6 +9,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/callpark/callpark/core/sdp"
 	"github.com/callpark/callpark/events"
 )
 
@@ -58,6 +59,8 @@ type channel struct {
 	// built from it.
 	inv   *sip.Request
 	invTx sip.ServerTransaction
+	// invOffer is the INVITE's SDP, read once at admission, until answered.
+	invOffer *sdp.Session
 	// acks wait for the ACK of a 2xx we sent, by the INVITE's CSeq.
 	acks     map[uint32]chan *sip.Request
 	sdp      legMedia
@@ -227,7 +230,7 @@ func (ch *channel) finish(code int, reason string) {
 	ch.ended = true
 	dialCancel := ch.dialCancel
 	tx := ch.invTx
-	ch.invTx, ch.inv = nil, nil
+	ch.invTx, ch.inv, ch.invOffer = nil, nil, nil
 	acks := ch.acks
 	ch.acks = nil
 	ch.mu.Unlock()

@@ -36,7 +36,8 @@ func (c *Core) admit(req *sip.Request, tx sip.ServerTransaction) bool {
 		c.refuseOverload(req, tx, why)
 		return false
 	}
-	if code, reason := checkOffer(req); code != 0 {
+	offer, code, reason := checkOffer(req)
+	if code != 0 {
 		c.metrics.badRequests.WithLabelValues(reason).Inc()
 		_ = stateless.Respond(req, tx, sip.NewResponseFromRequest(req, code, reason, nil))
 		return false
@@ -63,39 +64,40 @@ func (c *Core) admit(req *sip.Request, tx sip.ServerTransaction) bool {
 		id = identity{customer: who.Customer, account: who.Account}
 	}
 	if !internal {
-		if code, reason := c.checkSRTP(req, id.customer, id.account); code != 0 {
+		if code, reason := c.checkSRTP(req, offer, id.customer, id.account); code != 0 {
 			c.reject(req, tx, code, reason, "srtp")
 			return false
 		}
 	}
-	return c.accept(req, tx, id)
+	return c.accept(req, tx, id, offer)
 }
 
-// checkOffer validates the SDP offer of a new INVITE: the core anchors media
-// and needs an offer with G.711.
-func checkOffer(req *sip.Request) (int, string) {
+// checkOffer reads and checks the SDP offer of a new INVITE: the core
+// anchors media and needs an offer with G.711. It returns the offer, or
+// the status and reason to refuse the INVITE with.
+func checkOffer(req *sip.Request) (*sdp.Session, int, string) {
 	body := req.Body()
 	if len(body) == 0 {
-		return sip.StatusNotAcceptableHere, "SDP Offer Required"
+		return nil, sip.StatusNotAcceptableHere, "SDP Offer Required"
 	}
 	if ct := req.ContentType(); ct == nil || !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp") {
-		return sip.StatusUnsupportedMediaType, "Unsupported Media Type"
+		return nil, sip.StatusUnsupportedMediaType, "Unsupported Media Type"
 	}
 	s, err := sdp.Parse(body)
 	switch {
 	case errors.Is(err, sdp.ErrConnection):
-		return sip.StatusBadRequest, "Malformed SDP Connection"
+		return nil, sip.StatusBadRequest, "Malformed SDP Connection"
 	case err != nil:
-		return sip.StatusBadRequest, "Malformed SDP"
+		return nil, sip.StatusBadRequest, "Malformed SDP"
 	}
 	m := s.AudioMedia()
 	if m == nil {
-		return sip.StatusNotAcceptableHere, "No Audio Stream"
+		return nil, sip.StatusNotAcceptableHere, "No Audio Stream"
 	}
 	if _, ok := m.Negotiate(); !ok {
-		return sip.StatusNotAcceptableHere, "No Common Codec"
+		return nil, sip.StatusNotAcceptableHere, "No Common Codec"
 	}
-	return 0, ""
+	return s, 0, ""
 }
 
 // offerHolds tells whether an SDP offer puts the call on hold.
@@ -138,7 +140,7 @@ func (ch *channel) remoteTagOf() string {
 // accept makes an admitted INVITE a leg: 100 Trying, call.started, and a
 // deadline for the control plane's decision (or, for an internal leg,
 // the join at once). The leg keeps the transaction until it answers.
-func (c *Core) accept(req *sip.Request, tx sip.ServerTransaction, id identity) bool {
+func (c *Core) accept(req *sip.Request, tx sip.ServerTransaction, id identity, offer *sdp.Session) bool {
 	ch := c.newChannel(c.newID(), events.Inbound)
 	ch.customer, ch.account, ch.trunk = id.customer, id.account, id.trunk
 	ch.internal = id.internal != ""
@@ -149,7 +151,7 @@ func (c *Core) accept(req *sip.Request, tx sip.ServerTransaction, id identity) b
 	ch.addRemote(req.Source())
 	ch.addRemoteURI(req.Contact().Address)
 	ch.ctx, ch.cancel = context.WithCancel(context.Background())
-	ch.inv, ch.invTx = req, tx
+	ch.inv, ch.invTx, ch.invOffer = req, tx, offer
 	ch.dlg = inboundDialog(req)
 	// 100 Trying goes out before the leg is findable: the INVITE's
 	// responses are written one at a time (answerMu), and a shutdown's
@@ -341,9 +343,10 @@ func (ch *channel) answer() error {
 		return errEnded
 	}
 	ch.answering = true
-	inv, tx := ch.inv, ch.invTx
+	inv, tx, offer := ch.inv, ch.invTx, ch.invOffer
+	ch.invOffer = nil
 	ch.mu.Unlock()
-	res, err := ch.answerResponse(inv)
+	res, err := ch.answerResponse(offer)
 	if err == nil {
 		ack := ch.expectAck(inv.CSeq().SeqNo)
 		if err = tx.Respond(res); err == nil {
@@ -359,10 +362,9 @@ func (ch *channel) answer() error {
 
 // answerResponse opens the leg's media, answers the INVITE's offer and
 // builds the 200 OK.
-func (ch *channel) answerResponse(inv *sip.Request) (*sip.Response, error) {
-	offer, err := sdp.Parse(inv.Body())
-	if err != nil {
-		return nil, err
+func (ch *channel) answerResponse(offer *sdp.Session) (*sip.Response, error) {
+	if offer == nil {
+		return nil, errNoAudio
 	}
 	if err := ch.openMedia(); err != nil {
 		return nil, err

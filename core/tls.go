@@ -48,19 +48,15 @@ func secureTransport(req *sip.Request) bool {
 
 // offerSRTP reports whether an SDP offer's audio stream asks for SRTP with
 // SDES keys (RTP/SAVP and at least one a=crypto line).
-func offerSRTP(body []byte) bool {
-	s, err := sdp.Parse(body)
-	if err != nil {
-		return false
-	}
+func offerSRTP(s *sdp.Session) bool {
 	m := s.AudioMedia()
 	return m != nil && m.Proto == sdp.ProfileSRTP && len(m.Crypto) > 0
 }
 
 // checkSRTP applies the media encryption rules to a new INVITE from
 // customer's account (account "" for trunks and internal legs).
-func (c *Core) checkSRTP(req *sip.Request, customer, account string) (code int, reason string) {
-	secure := offerSRTP(req.Body())
+func (c *Core) checkSRTP(req *sip.Request, offer *sdp.Session, customer, account string) (code int, reason string) {
+	secure := offerSRTP(offer)
 	switch {
 	case secure && !secureTransport(req):
 		return sip.StatusNotAcceptableHere, "SRTP Requires TLS"
