@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -19,7 +18,6 @@ import (
 	"github.com/callpark/callpark/dialplans"
 	"github.com/callpark/callpark/events"
 	"github.com/callpark/callpark/internal/deadline"
-	"github.com/callpark/callpark/internal/mailbox"
 	"github.com/callpark/callpark/internal/throttle"
 )
 
@@ -73,7 +71,7 @@ const DefaultWorkers = 64
 // Control is the parking application. Create it with New, then Run it.
 type Control struct {
 	shedAfter time.Duration
-	backlog   atomic.Pointer[backlog]
+	convs     atomic.Pointer[conversations]
 	bus       Bus
 	dialplans func() *dialplans.Set
 	log       *slog.Logger
@@ -218,23 +216,13 @@ func (c *Control) State() *state.Store { return c.store }
 // one leg are handled in order, on one of Workers goroutines.
 func (c *Control) Run(ctx context.Context) error {
 	c.startedAt = time.Now()
-	queues := make([]*queue, c.workers)
 	var wg sync.WaitGroup
 	c.startSlots(ctx, &wg) // slot lamps and events: control/slots.go
-	for i := range queues {
-		queues[i] = newQueue()
-	}
-	c.backlog.Store(&backlog{queues: queues})
 	seq := newSequencer()
-	var dispatchMu sync.Mutex
-	for _, q := range queues {
-		wg.Go(func() {
-			q.run(ctx, func(j job) {
-				j.t.wait(ctx)
-				c.HandleEvent(ctx, j.e)
-				seq.finish(j.t)
-			})
-		})
+	convs := newConversations(seq)
+	c.convs.Store(convs)
+	for range c.workers {
+		wg.Go(func() { convs.work(ctx, func(e *events.Event) { c.HandleEvent(ctx, e) }) })
 	}
 	wg.Go(func() { c.returnsDue.Run(ctx, func(ch string) { c.fireReturn(ctx, ch) }) })
 	wg.Go(func() { c.dialDeadlines.Run(ctx, c.dialExpired) })
@@ -264,15 +252,9 @@ func (c *Control) Run(ctx context.Context) error {
 		})
 	}
 	sub, err := c.bus.SubscribeEvents(events.CoreEvents, func(e *events.Event) {
-		if !c.owns(e.Customer) {
-			return
+		if c.owns(e.Customer) {
+			convs.push(orderKey(e), e)
 		}
-		// A ticket must be queued before any later ticket of its worker,
-		// or the later one would wait on it from ahead of it in the queue:
-		// admit and push are one step even if deliveries ever overlap.
-		dispatchMu.Lock()
-		queues[worker(orderKey(e), len(queues))].push(job{e: e, t: seq.admit(e)})
-		dispatchMu.Unlock()
 	})
 	if err != nil {
 		err = fmt.Errorf("control: subscribe: %w", err)
@@ -294,9 +276,7 @@ func (c *Control) Run(ctx context.Context) error {
 		}
 	}
 	close(c.stopping)
-	for _, q := range queues {
-		q.close()
-	}
+	convs.close()
 	wg.Wait()
 	c.tasks.Wait()
 	return err
@@ -317,69 +297,6 @@ func orderKey(e *events.Event) string {
 		return e.Call
 	}
 	return accountKey(e)
-}
-
-// worker picks the worker of a key.
-func worker(call string, n int) int {
-	h := fnv.New32a()
-	h.Write([]byte(call))
-	return int(h.Sum32() % uint32(n))
-}
-
-// queue is one worker's unbounded FIFO of events: push never blocks, so the
-// NATS delivery goroutine is never held up by a slow worker.
-type queue struct {
-	box *mailbox.Box[job]
-	// current is the event being handled (shed.go).
-	current inProgress
-}
-
-func newQueue() *queue { return &queue{box: mailbox.New[job]()} }
-
-// job is a queued event and its place in its account's order (order.go).
-type job struct {
-	e *events.Event
-	t *ticket
-}
-
-func (q *queue) push(j job) { q.box.Put(j) }
-
-// close makes run return once the queue is empty; idempotent.
-func (q *queue) close() { q.box.Close() }
-
-// run hands queued events to fn in order until the queue is closed, or ctx
-// ends (what is left is dropped then).
-func (q *queue) run(ctx context.Context, fn func(job)) {
-	for {
-		closed := q.box.Closed() // before Take: nothing put before Close is missed
-		batch := q.box.Take()
-		for i, j := range batch {
-			if ctx.Err() != nil {
-				return
-			}
-			// The batch is out of the queue: what waits now is the rest of
-			// it. The event being handled does not count: one slow
-			// command is not a backlog.
-			var next *events.Event
-			if i+1 < len(batch) {
-				next = batch[i+1].e
-			}
-			q.current.set(next)
-			fn(j)
-		}
-		q.current.set(nil)
-		if len(batch) > 0 {
-			continue
-		}
-		if closed {
-			return
-		}
-		select {
-		case <-q.box.Wake():
-		case <-ctx.Done():
-			return
-		}
-	}
 }
 
 // HandleEvent acts on one event, synchronously. Run calls it from the

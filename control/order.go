@@ -45,6 +45,8 @@ type ticket struct {
 	// ready is closed when every earlier event of the account has been
 	// handled; nil when the event waits for nothing.
 	ready chan struct{}
+	// then runs once ready (whenReady), guarded by sequencer.mu.
+	then func()
 }
 
 func newSequencer() *sequencer {
@@ -99,19 +101,39 @@ func (t *ticket) wait(ctx context.Context) {
 	}
 }
 
+// whenReady reports whether t's event may be handled now; if not, fn
+// runs (on the goroutine that finishes the last event t waits for) once it
+// may.
+func (t *ticket) whenReady(s *sequencer, fn func()) bool {
+	if t == nil || t.ready == nil {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-t.ready:
+		return true
+	default:
+	}
+	t.then = fn
+	return false
+}
+
 // finish records that t's event has been handled.
 func (s *sequencer) finish(t *ticket) {
 	if t == nil {
 		return
 	}
+	var released []func()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	a := s.accounts[t.key]
 	if a == nil {
+		s.mu.Unlock()
 		return
 	}
 	if t.n != a.low {
 		a.done[t.n] = struct{}{}
+		s.mu.Unlock()
 		return
 	}
 	a.low++
@@ -123,12 +145,21 @@ func (s *sequencer) finish(t *ticket) {
 		a.low++
 	}
 	for len(a.waiting) > 0 && a.waiting[0].n <= a.low {
-		close(a.waiting[0].ready)
+		w := a.waiting[0]
+		close(w.ready)
+		if w.then != nil {
+			released = append(released, w.then)
+			w.then = nil
+		}
 		a.waiting[0] = nil
 		a.waiting = a.waiting[1:]
 	}
 	if a.low == a.next {
 		delete(s.accounts, t.key)
+	}
+	s.mu.Unlock()
+	for _, fn := range released {
+		fn()
 	}
 }
 

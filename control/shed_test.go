@@ -7,41 +7,30 @@ import (
 	"github.com/callpark/callpark/events"
 )
 
-// TestShedFollowsTheTypicalQueue: one worker held up (its queue old) sheds
-// nothing; half of them behind sheds every new call; a new call whose own
-// start waited too long is shed whatever the rest.
-func TestShedFollowsTheTypicalQueue(t *testing.T) {
+// TestShedFollowsTheRunQueue: new calls are shed while a conversation has
+// waited longer than ShedAfter for a worker, or when the call's own start
+// event did; not while every conversation is handled in time.
+func TestShedFollowsTheRunQueue(t *testing.T) {
 	h := newHarness(t)
 	c := h.c
 	now := time.Now()
 	c.now = func() time.Time { return now }
-	queues := make([]*queue, 8)
-	for i := range queues {
-		queues[i] = newQueue()
-	}
-	c.backlog.Store(&backlog{queues: queues})
+	cs := newConversations(newSequencer())
+	c.convs.Store(cs)
 	fresh := &events.Event{Time: now}
-	lag := func(q *queue, age time.Duration) { q.push(job{e: &events.Event{Time: now.Add(-age)}}) }
-
-	lag(queues[0], time.Minute) // one stuck worker
 	if c.shed(fresh) {
-		t.Fatal("one worker behind shed a new call")
+		t.Fatal("a fresh call was shed with nothing waiting")
 	}
-	for _, q := range queues[1:4] {
-		lag(q, 5*time.Second)
-	}
+	cs.push("a", &events.Event{Type: events.CallAnswered, Call: "a"}) // no worker runs
 	if c.shed(fresh) {
-		t.Fatal("four workers of eight behind shed a new call")
+		t.Fatal("a conversation waiting a moment shed a new call")
 	}
-	lag(queues[4], 5*time.Second)
-	if !c.shed(fresh) {
-		t.Fatal("most workers behind, and a new call was taken")
+	c.now = func() time.Time { return now.Add(2 * time.Second) }
+	if !c.shed(&events.Event{Time: now.Add(2 * time.Second)}) {
+		t.Fatal("a conversation waited 2 s for a worker, and a new call was taken")
 	}
-	c.backlog.Store(&backlog{queues: []*queue{newQueue(), newQueue()}})
-	if !c.shed(&events.Event{Time: now.Add(-2 * time.Second)}) {
+	c.convs.Store(newConversations(newSequencer()))
+	if !c.shed(&events.Event{Time: now}) {
 		t.Fatal("a call that waited 2 s to be handled was taken")
-	}
-	if c.shed(fresh) {
-		t.Fatal("a fresh call was shed with nothing behind")
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"github.com/callpark/callpark/core/audio"
 	"github.com/callpark/callpark/core/ban"
@@ -386,6 +387,9 @@ func (c *Core) listen() ([]listener, error) {
 	if err != nil {
 		return fail(c.Addr(), err)
 	}
+	if uc, ok := udp.(*net.UDPConn); ok {
+		c.log.Debug("SIP UDP receive queue", "bytes", growReceiveBuffer(uc, udpReceiveBuffer))
+	}
 	ls = append(ls, listener{"udp", func() error { return c.srv.ServeUDP(udp) }, udp.Close})
 	if c.cfg.TCP {
 		l, err := net.Listen("tcp", c.Addr())
@@ -403,6 +407,31 @@ func (c *Core) listen() ([]listener, error) {
 		ls = append(ls, listener{"tls", func() error { return c.srv.ServeTLS(l) }, l.Close})
 	}
 	return ls, nil
+}
+
+// udpReceiveBuffer is the receive queue asked for the SIP UDP socket. One
+// goroutine reads and parses every datagram; the kernel's default queue
+// (208 KB) overflowed in bursts at a few hundred calls a second (thousands
+// of datagrams dropped in a minute, each a retransmission and often a
+// failed call).
+const udpReceiveBuffer = 8 << 20
+
+// growReceiveBuffer sets a UDP socket's receive queue to size, past the
+// system's limit when the process may (SO_RCVBUFFORCE), and returns the
+// size the kernel reports.
+func growReceiveBuffer(uc *net.UDPConn, size int) int {
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	got := 0
+	_ = rc.Control(func(fd uintptr) {
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, size) != nil {
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, size) // capped by net.core.rmem_max
+		}
+		got, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+	})
+	return got
 }
 
 // clientFor is the client that sends requests over transport.

@@ -185,6 +185,13 @@ func (e *Event) Subject() string {
 
 // Encode returns the versioned JSON of e.
 func (e *Event) Encode() ([]byte, error) {
+	e.Stamp()
+	return json.Marshal(e)
+}
+
+// Stamp fills in what an event leaves unset: the version, the time, the
+// source (app).
+func (e *Event) Stamp() {
 	if e.V == 0 {
 		e.V = Version
 	}
@@ -194,7 +201,6 @@ func (e *Event) Encode() ([]byte, error) {
 	if e.Source == "" {
 		e.Source = SourceApp
 	}
-	return json.Marshal(e)
 }
 
 // DecodeEvent parses an event and checks its version.

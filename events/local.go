@@ -22,6 +22,11 @@ import (
 // command made four such trips with its reply, every one a wake-up of
 // another goroutine: a third of the process's work in a park+retrieve
 // cycle and most of the control plane's waiting under load.
+//
+// Events leave for NATS from one goroutine (Run), in the order they were
+// published: a call's goroutine never waits for the NATS connection (its
+// writes are one at a time; under load, hundreds of calls queued on its
+// lock). Up to MaxQueued events wait; past that, publishing waits.
 type Local struct {
 	*Bus
 	// Node is this process's node: commands for it go to Core.
@@ -34,6 +39,76 @@ type Local struct {
 
 	mu   sync.RWMutex
 	sink func(*Event)
+
+	qmu     sync.Mutex
+	qcond   *sync.Cond // queued or taken (under qmu)
+	queue   []*Event
+	running bool
+	stopped bool
+}
+
+// MaxQueued is how many events may wait for NATS before publishing waits.
+const MaxQueued = 1 << 16
+
+// Run publishes queued events to NATS until ctx ends, then what is left.
+func (l *Local) Run(ctx context.Context) error {
+	l.init()
+	l.qmu.Lock()
+	l.running = true
+	l.qmu.Unlock()
+	stop := context.AfterFunc(ctx, func() {
+		l.qmu.Lock()
+		l.stopped = true
+		l.qmu.Unlock()
+		l.qcond.Broadcast()
+	})
+	defer stop()
+	for {
+		l.qmu.Lock()
+		for len(l.queue) == 0 && !l.stopped {
+			l.qcond.Wait()
+		}
+		batch := l.queue
+		l.queue = nil
+		stopped := l.stopped
+		l.qmu.Unlock()
+		l.qcond.Broadcast() // room again
+		for _, e := range batch {
+			l.Bus.Publish(e)
+		}
+		if stopped && len(batch) == 0 {
+			l.qmu.Lock()
+			l.running = false
+			l.qmu.Unlock()
+			return nil
+		}
+	}
+}
+
+func (l *Local) init() {
+	l.qmu.Lock()
+	if l.qcond == nil {
+		l.qcond = sync.NewCond(&l.qmu)
+	}
+	l.qmu.Unlock()
+}
+
+// Publish sends an event to NATS, from the publishing goroutine (Run).
+func (l *Local) Publish(e *Event) {
+	e.Stamp()
+	l.init()
+	l.qmu.Lock()
+	if !l.running || l.stopped {
+		l.qmu.Unlock()
+		l.Bus.Publish(e) // not running (yet, or any more): at once
+		return
+	}
+	for len(l.queue) >= MaxQueued && !l.stopped {
+		l.qcond.Wait()
+	}
+	l.queue = append(l.queue, e)
+	l.qmu.Unlock()
+	l.qcond.Broadcast()
 }
 
 // Do executes a command: this node's core's at once, another node's over
@@ -59,10 +134,10 @@ func (l *Local) Do(ctx context.Context, c *Command) (*Reply, error) {
 	return r, r.Err(c.Op)
 }
 
-// PublishCore publishes an event of this node's core: to NATS, then to
-// this process's control plane.
+// PublishCore publishes an event of this node's core: to this process's
+// control plane at once, and to NATS.
 func (l *Local) PublishCore(e *Event) {
-	l.Bus.Publish(e) // encodes first: the control plane gets it complete
+	l.Publish(e) // stamped first: the control plane gets it complete
 	l.mu.RLock()
 	sink := l.sink
 	l.mu.RUnlock()

@@ -3,6 +3,8 @@ package events
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -79,5 +81,54 @@ func TestLocalShortCircuitsThisNode(t *testing.T) {
 	l.PublishCore(&Event{Type: "call.parked", Source: SourceApp, Customer: "demo", Call: "a_1"})
 	if len(direct) != 1 {
 		t.Fatal("an app event was handed to the control plane")
+	}
+}
+
+// TestLocalPublishesInOrder: events published by many goroutines reach
+// NATS in the order each published them, from Run; what is queued when Run
+// stops still goes out.
+func TestLocalPublishesInOrder(t *testing.T) {
+	s := runServer(t)
+	bus, err := Connect(s.ClientURL(), "test", nil, nats.InProcessServer(s.Server))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close()
+	got := make(chan *Event, 10000)
+	sub, err := bus.SubscribeEvents(AllEvents, func(e *Event) { got <- e })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	l := &Local{Bus: bus, Node: "a"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { l.Run(ctx); close(done) }()
+	for !func() bool { l.qmu.Lock(); defer l.qmu.Unlock(); return l.running }() {
+		time.Sleep(time.Millisecond)
+	}
+	const per, publishers = 500, 4
+	var wg sync.WaitGroup
+	for p := range publishers {
+		wg.Go(func() {
+			for i := range per {
+				l.Publish(&Event{Type: "call.test", Customer: "demo", Call: fmt.Sprintf("p%d", p), Digit: fmt.Sprint(i)})
+			}
+		})
+	}
+	wg.Wait()
+	cancel()
+	<-done
+	next := map[string]int{}
+	for range per * publishers {
+		select {
+		case e := <-got:
+			if want := fmt.Sprint(next[e.Call]); e.Digit != want {
+				t.Fatalf("publisher %s: event %s after %d", e.Call, e.Digit, next[e.Call])
+			}
+			next[e.Call]++
+		case <-time.After(5 * time.Second):
+			t.Fatalf("events lost: %v", next)
+		}
 	}
 }

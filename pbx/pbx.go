@@ -199,6 +199,9 @@ func (p *PBX) Run(ctx context.Context) (err error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g, ctx := errgroup.WithContext(runCtx)
+	if local != nil {
+		g.Go(func() error { return local.Run(ctx) })
+	}
 	waited := false
 	defer func() {
 		if waited {
