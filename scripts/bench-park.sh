@@ -26,13 +26,13 @@
 #      PHONES=1 every cycle is client 100 calling parker 200.
 #
 # Environment (defaults):
-#   N=500             parked calls held in (a)        (N=2000: the issue's target)
+#   N=5000            parked calls held in (a)        (issue 10's target)
 #   DURATION=20       measured steady window of (a), seconds
-#   SETUP_RATE=200    call setup rate (calls/s) while filling (a)
+#   SETUP_RATE=150    call setup rate (calls/s) while filling (a)
 #   RATES="100 200 300 500 1000 2000"   cycle rates of (b), cycles/s
 #   CYCLE_SECS=10     seconds per rate in (b)
 #   TALK_MS=500       retriever talk time in (b)
-#   PHONES=1          client/parker account pairs sharing the cycles of (b)
+#   PHONES=50         client/parker account pairs sharing the cycles of (b)
 #   PARK_DELAY_MS=200 pause between the parker answering and its REFER
 #   CAPTURE_EVERY=8   capture the music of one stream in this many (by
 #                     callpark's RTP port; 1: all). Capturing 250,000
@@ -50,7 +50,8 @@
 #   CALLPARKD=bin/callparkd   RESULTS=scripts/bench-results.txt
 #   CALLPARKD_ARGS=   more callparkd flags (e.g. --shed-after 3s)
 #   PROFILE=1         1: CPU profiles over the HOLD window and one cycle rate
-#                     (PROFILE_RATE, default the first of RATES), heap profiles
+#                     (PROFILE_RATE, default 500 if in RATES, else the
+#                     first of RATES), heap profiles
 #                     at the window's end and after the load (pprof top in the
 #                     results); 0: none
 #   SETTLE_SECS=60    wait after the load before the last memory reading
@@ -66,14 +67,15 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 BENCH=$ROOT/scripts/bench
 
-N=${N:-500}
+N=${N:-5000}
 DURATION=${DURATION:-20}
-SETUP_RATE=${SETUP_RATE:-200}
+SETUP_RATE=${SETUP_RATE:-150}
 RATES=${RATES:-"100 200 300 500 1000 2000"}
 CYCLE_SECS=${CYCLE_SECS:-10}
 TALK_MS=${TALK_MS:-500}
 PARK_DELAY_MS=${PARK_DELAY_MS:-200}
-PHONES=${PHONES:-1}
+PHONES=${PHONES:-50}
+case " $RATES " in *" 500 "*) PROFILE_RATE=${PROFILE_RATE:-500} ;; *) PROFILE_RATE=${PROFILE_RATE:-${RATES%% *}} ;; esac
 RTP_ECHO=${RTP_ECHO:-0}
 CAPTURE_EVERY=${CAPTURE_EVERY:-8}
 HOLD_SETTLE=${HOLD_SETTLE:-2}
@@ -458,7 +460,7 @@ phase_hold() {
 			"packet rate per stream (first to last packet)" "$prate /s (50 expected)" \
 			"gaps < 10 ms (bursts)" "$fast of $gaps ($(div $((fast * 100)) "$gaps" 4) %)" \
 			"gaps > 30 ms" "$late of $gaps ($(div $((late * 100)) "$gaps" 4) %), in $late_streams streams; max gap $maxgap ms" \
-			"capture drops (dumpcap) / UDP rcvbuf errs" "${capdrop:-?} / $((w1 - w0)) (sipp does not read its media socket without RTP_ECHO; drops there are not callpark's)" \
+			"capture drops (dumpcap) / UDP rcvbuf errs" "${capdrop:-?} / $((w1 - w0)) (machine-wide; $( [ "$RTP_ECHO" = 1 ] && echo "the echoing sipp does not read all 250,000 packets/s" || echo "sipp does not read its media socket without RTP_ECHO"); callpark's parked legs drop what they receive in a socket filter, not counted here)" \
 			"left after hang-up: legs parked" "$left" \
 			"callparkd WARN/ERROR log lines" "$((warn1 - warn0))"
 		echo "  at the window's end:"
@@ -525,7 +527,7 @@ phase_cycles() {
 		t0=$(date +%s.%N)
 		c0=$(cpu_ticks "$CP_PID") s0=$(cpu_ticks "$cli") u0=$(cpu_ticks "$uas")
 		local prof_pid=""
-		if [ "$PROFILE" = 1 ] && [ "$rate" = "${PROFILE_RATE:-${RATES%% *}}" ] && [ "$CYCLE_SECS" -gt 3 ]; then
+		if [ "$PROFILE" = 1 ] && [ "$rate" = "$PROFILE_RATE" ] && [ "$CYCLE_SECS" -gt 3 ]; then
 			curl -fsS --max-time $((CYCLE_SECS + 10)) -o "$WORK/cycles-cpu.pprof" \
 				"http://127.0.0.1:$METRICS_PORT/debug/pprof/profile?seconds=$((CYCLE_SECS - 3))" 2>/dev/null &
 			prof_pid=$!
@@ -567,7 +569,7 @@ phase_cycles() {
 	{
 		printf '%s' "$CYCLE_ERRS"
 		echo "  highest rate with < 0.1 % failures: $best cycles/s"
-		pprof_top "$WORK/cycles-cpu.pprof" "CPU profile of callparkd at ${PROFILE_RATE:-${RATES%% *}} cycles/s (top 15, cumulative)" -top -cum
+		pprof_top "$WORK/cycles-cpu.pprof" "CPU profile of callparkd at $PROFILE_RATE cycles/s (top 15, cumulative)" -top -cum
 		echo "  (attempted = client calls created; failed = not completed, i.e. not parked, not retrieved or no BYE;"
 		echo "   503s = new INVITEs refused at once: the core's admission control and the control plane's shedding"
 		echo "          (callpark_overload_rejections_total + callpark_control_shed_calls_total);"
