@@ -41,10 +41,10 @@ func newMetrics(reg prometheus.Registerer, store *state.Store) (*metrics, error)
 			[]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}, "op"),
 		eventWait: s.Histogram("callpark_control_event_wait_seconds", "Time from an event's publication to the start of its handling (NATS, the worker queues, a phone's earlier events).",
 			[]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}),
-		apiRequests:   s.Counters("callpark_api_requests_total", "Call-control API requests, by endpoint and result code (ok or an error code).", "endpoint", "code"),
-		shed:          s.Counter("callpark_control_shed_calls_total", "New calls refused with 503 because the control plane's queues lagged (control/shed.go)."),
-		partitions:    s.Gauge("callpark_control_partitions", "Cluster partitions this control plane holds (control/cluster.go)."),
-		lost:          s.Counter("callpark_lost_parked_calls_total", "Parked calls lost with the node that carried their media (call.lost)."),
+		apiRequests: s.Counters("callpark_api_requests_total", "Call-control API requests, by endpoint and result code (ok or an error code).", "endpoint", "code"),
+		shed:        s.Counter("callpark_control_shed_calls_total", "New calls refused with 503 because the control plane's queues lagged (control/shed.go)."),
+		partitions:  s.Gauge("callpark_control_partitions", "Cluster partitions this control plane holds (control/cluster.go)."),
+		lost:        s.Counter("callpark_lost_parked_calls_total", "Parked calls lost with the node that carried their media (call.lost)."),
 	}
 	return m, s.Err()
 }
