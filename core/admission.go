@@ -27,6 +27,11 @@ type Admission struct {
 	// INVITEs get 503: a last resort behind the control plane's own load
 	// shedding (control/shed.go), which knows a retrieval from a new call.
 	MaxDecisionDelay time.Duration
+	// MaxQueueDelay: while the SIP UDP socket's receive queue stands
+	// longer than this — every datagram read in the last 100 ms waited
+	// longer in it (default 50ms; negative: never) — new INVITEs get 503
+	// (sipqueue.go).
+	MaxQueueDelay time.Duration
 	// DecisionTimeout is how long a new call waits for the control plane's
 	// first command before it is answered 503 (default 5s): the last resort
 	// when the control plane is gone but NATS is up.
@@ -46,6 +51,9 @@ func (a *Admission) defaults(log *slog.Logger) {
 	}
 	if a.MaxDecisionDelay <= 0 {
 		a.MaxDecisionDelay = 5 * time.Second
+	}
+	if a.MaxQueueDelay == 0 {
+		a.MaxQueueDelay = 50 * time.Millisecond
 	}
 	if a.DecisionTimeout <= 0 {
 		a.DecisionTimeout = 5 * time.Second
@@ -80,24 +88,61 @@ func RaiseFileLimit() (uint64, error) {
 	return rl.Cur, nil
 }
 
-// overloaded says why a new INVITE cannot be taken now ("" if it can).
-func (c *Core) overloaded() string {
+// overloaded says why the new INVITE req cannot be taken now ("" if it
+// can). The limits on the SIP queue and on the control plane's lag are
+// soft: they refuse new conversations, not a call that takes one off the
+// books (a retrieval or a park, Directory.Finishing), which would
+// otherwise fail a caller after the work spent on them had been done: at
+// twice the machine's park+retrieve capacity, a third of the retrievals
+// were refused and most of the cycles admitted failed at their end.
+// Nor the second INVITE of a call whose first one passed them a moment
+// ago (admitted.go). Legs, waiting calls and the control plane's
+// reachability are hard limits.
+func (c *Core) overloaded(req *sip.Request) string {
 	a := &c.cfg.Admission
 	if a.Connected != nil && !a.Connected() {
 		return "control_unreachable"
 	}
+	now := time.Now()
 	c.mu.Lock()
 	legs, undecided := len(c.channels), c.undecided
 	c.trimUndecidedLocked()
-	lag := c.decisionLagLocked(time.Now())
+	lag := c.decisionLagLocked(now)
 	c.mu.Unlock()
 	if legs >= a.MaxLegs {
 		return "max_legs"
 	}
-	if undecided >= a.MaxUndecided || lag > a.MaxDecisionDelay {
+	if undecided >= a.MaxUndecided {
 		return "control_backlog"
 	}
-	return ""
+	soft := ""
+	if q := c.sipUDP.Load(); q != nil && a.MaxQueueDelay > 0 && q.queueWait() > a.MaxQueueDelay {
+		soft = "sip_queue"
+	} else if lag > a.MaxDecisionDelay {
+		soft = "control_backlog"
+	}
+	var callID string
+	if h := req.CallID(); h != nil {
+		callID = h.Value()
+	}
+	if soft != "" && (c.finishing(req) || c.admitted.has(callID, now)) {
+		return ""
+	}
+	if soft == "" && callID != "" {
+		c.admitted.add(callID, now)
+	}
+	return soft
+}
+
+// finishing reports whether the new INVITE req takes a call off the
+// PBX's books rather than starts one (Directory.Finishing): the dialed
+// user of a phone of the From domain.
+func (c *Core) finishing(req *sip.Request) bool {
+	from := req.From()
+	if c.cfg.Directory == nil || from == nil || req.Recipient.User == "" {
+		return false
+	}
+	return c.cfg.Directory.Finishing(from.Address.Host, req.Recipient.User)
 }
 
 // decisionLagLocked is how long new calls typically wait for the control

@@ -3,10 +3,12 @@ package core
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/callpark/callpark/internal/deadline"
+	"github.com/emiago/sipgo/sip"
 )
 
 // TestDecidedLegsLeaveTheAdmissionQueue: once the control plane has acted
@@ -52,7 +54,7 @@ func TestOneLateDecisionRefusesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Core{metrics: m, decisions: deadline.NewScheduler(), channels: map[string]*channel{}}
+	c := &Core{metrics: m, decisions: deadline.NewScheduler(), channels: map[string]*channel{}, admitted: newAdmitted(time.Minute, 100)}
 	c.cfg.Admission.defaults(slog.New(slog.DiscardHandler))
 	c.cfg.Admission.MaxLegs = 1000
 	wait := func(age time.Duration) *channel {
@@ -69,7 +71,8 @@ func TestOneLateDecisionRefusesNothing(t *testing.T) {
 	for range 5 {
 		wait(0)
 	}
-	if why := c.overloaded(); why != "" {
+	call := invite("200", "first")
+	if why := c.overloaded(call); why != "" {
 		t.Fatalf("one late call of six: %q", why)
 	}
 	c.undecidedQ, c.undecided = nil, 0
@@ -80,7 +83,74 @@ func TestOneLateDecisionRefusesNothing(t *testing.T) {
 	for range 5 {
 		wait(0)
 	}
-	if why := c.overloaded(); why != "control_backlog" {
+	if why := c.overloaded(invite("200", "second")); why != "control_backlog" {
 		t.Fatalf("most calls late: %q, want control_backlog", why)
+	}
+	// The call admitted before is taken all the same: its INVITE with the
+	// credentials comes after the challenge.
+	if why := c.overloaded(call); why != "" {
+		t.Fatalf("the authenticated INVITE of a call admitted a moment ago: %q", why)
+	}
+	// A retrieval is taken all the same: it ends a call the PBX carries.
+	c.cfg.Directory = finishing{prefix: "*71"}
+	if why := c.overloaded(invite("*71333", "retrieve")); why != "" {
+		t.Fatalf("a retrieval while most calls are late: %q", why)
+	}
+	if why := c.overloaded(invite("200", "third")); why != "control_backlog" {
+		t.Fatalf("a new call while most calls are late: %q, want control_backlog", why)
+	}
+	// Not past the hard limits.
+	c.cfg.Admission.MaxUndecided = len(c.undecidedQ)
+	if why := c.overloaded(invite("*71333", "retrieve")); why != "control_backlog" {
+		t.Fatalf("a retrieval with the waiting calls at their bound: %q, want control_backlog", why)
+	}
+	c.cfg.Admission.MaxLegs = len(c.channels)
+	if why := c.overloaded(invite("*71333", "retrieve")); why != "max_legs" {
+		t.Fatalf("a retrieval with the legs at their bound: %q, want max_legs", why)
+	}
+}
+
+// invite is a new INVITE from a phone of example.com to user.
+func invite(user, callID string) *sip.Request {
+	req := sip.NewRequest(sip.INVITE, sip.Uri{User: user, Host: "127.0.0.1"})
+	id := sip.CallIDHeader(callID)
+	req.AppendHeader(&id)
+	req.AppendHeader(&sip.FromHeader{Address: sip.Uri{User: "100", Host: "example.com"}, Params: sip.NewParams()})
+	return req
+}
+
+// finishing is a Directory whose calls to numbers starting with its
+// prefix take a call off the books; it answers nothing else.
+type finishing struct {
+	Directory
+	prefix string
+}
+
+func (f finishing) Finishing(domain, dialed string) bool {
+	return domain == "example.com" && strings.HasPrefix(dialed, f.prefix)
+}
+
+// TestAdmittedForgets: the admitted Call-IDs leave after their TTL, and
+// past its bound the set forgets the oldest first.
+func TestAdmittedForgets(t *testing.T) {
+	a := newAdmitted(10*time.Second, 3)
+	t0 := time.Now()
+	a.add("a", t0)
+	a.add("b", t0.Add(time.Second))
+	if !a.has("a", t0.Add(10*time.Second)) || a.has("a", t0.Add(11*time.Second)) {
+		t.Fatal("a is not held exactly its TTL")
+	}
+	a.add("c", t0.Add(2*time.Second))
+	a.add("d", t0.Add(3*time.Second)) // past the bound: a goes
+	if a.has("a", t0.Add(3*time.Second)) || !a.has("b", t0.Add(3*time.Second)) || !a.has("d", t0.Add(3*time.Second)) {
+		t.Fatal("the bound did not drop the oldest")
+	}
+	a.add("e", t0.Add(12500*time.Millisecond)) // b and c expired
+	if n := a.len(); n != 2 {
+		t.Fatalf("%d held after the others expired, want 2 (d, e)", n)
+	}
+	a.add("e", t0.Add(13*time.Second))
+	if n := a.len(); n != 2 {
+		t.Fatalf("%d held after e came again, want 2", n)
 	}
 }

@@ -120,6 +120,9 @@ type Core struct {
 	// packets go through each leg's socket; musicbatch.go).
 	music   *rawudp.Conn
 	metrics *metrics
+	// sipUDP is the SIP UDP socket, with the queue wait of what it read
+	// (sipqueue.go); nil until Run listens.
+	sipUDP atomic.Pointer[timedConn]
 
 	hubsCtx    context.Context
 	hubsCancel context.CancelFunc
@@ -140,6 +143,8 @@ type Core struct {
 	undecided int
 	// undecidedQ holds them oldest first (decided ones are dropped lazily).
 	undecidedQ []*channel
+	// admitted: the Call-IDs of new INVITEs admitted a moment ago.
+	admitted *admitted
 	// probing holds the contacts being probed (keepalive.go).
 	probing map[string]bool
 }
@@ -193,6 +198,7 @@ func New(cfg Config) (*Core, error) {
 		clients:   map[string]*sipgo.Client{},
 		contacts:  map[string]*sip.ContactHeader{},
 		decisions: deadline.NewScheduler(),
+		admitted:  newAdmitted(admittedTTL, admittedMax),
 		ready:     make(chan struct{}),
 		epoch:     uuid.NewString(),
 		started:   time.Now().UTC(),
@@ -389,6 +395,9 @@ func (c *Core) listen() ([]listener, error) {
 	}
 	if uc, ok := udp.(*net.UDPConn); ok {
 		c.log.Debug("SIP UDP receive queue", "bytes", growReceiveBuffer(uc, udpReceiveBuffer))
+		tc := newTimedConn(uc, func(d time.Duration) { c.metrics.queueWait.Observe(d.Seconds()) })
+		c.sipUDP.Store(tc)
+		udp = tc
 	}
 	ls = append(ls, listener{"udp", func() error { return c.srv.ServeUDP(udp) }, udp.Close})
 	if c.cfg.TCP {

@@ -28,4 +28,9 @@ type Directory interface {
 	// TrunkRegistrations lists the trunks that register to their carrier
 	// (asked again every second: a reload takes effect).
 	TrunkRegistrations() []TrunkRegistration
+	// Finishing reports whether a new call from a phone of domain to
+	// dialed takes a call off the PBX's books (a retrieval, a park)
+	// rather than starts a conversation: under overload such a call
+	// passes the soft limits (admission.go).
+	Finishing(domain, dialed string) bool
 }

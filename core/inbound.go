@@ -32,7 +32,7 @@ func (c *Core) admit(req *sip.Request, tx sip.ServerTransaction) bool {
 		refuseStateless(req, tx, "30")
 		return false
 	}
-	if why := c.overloaded(); why != "" {
+	if why := c.overloaded(req); why != "" {
 		c.refuseOverload(req, tx, why)
 		return false
 	}

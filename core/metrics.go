@@ -26,6 +26,7 @@ type metrics struct {
 	musicBatched    prometheus.Counter
 	overload        *prometheus.CounterVec
 	decisionDelay   prometheus.Histogram
+	queueWait       prometheus.Histogram
 }
 
 func newMetrics(r prometheus.Registerer) (*metrics, error) {
@@ -46,6 +47,7 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 		musicBatched:    s.Counter("callpark_music_batched_packets_total", "Music-on-hold packets sent in batches through the raw socket."),
 		overload:        s.Counters("callpark_overload_rejections_total", "New INVITEs answered 503 by admission control, by reason.", "reason"),
 		decisionDelay:   s.Histogram("callpark_core_decision_seconds", "Time from a new inbound call to the control plane's first command on it.", []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}),
+		queueWait:       s.Histogram("callpark_sip_queue_wait_seconds", "Time SIP datagrams waited in the UDP socket's receive queue before the core read them.", []float64{.0001, .001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}),
 	}
 	return m, s.Err()
 }

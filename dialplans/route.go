@@ -30,6 +30,17 @@ func (k RouteKind) String() string {
 	return fmt.Sprintf("RouteKind(%d)", int(k))
 }
 
+// Finishing reports whether a call routed so takes a call off the PBX's
+// books instead of starting a conversation: a park hands over a call the
+// PBX carries already, a retrieval ends a parked one.
+func (k RouteKind) Finishing() bool {
+	switch k {
+	case RoutePark, RouteParkRandom, RouteRetrieve, RouteRetrieveOwn, RouteRetrieveRandom, RouteSlot:
+		return true
+	}
+	return false
+}
+
 // Route is what a dialed string means for a customer.
 type Route struct {
 	Kind   RouteKind

@@ -96,10 +96,14 @@ type Config struct {
 	MaxLegs int
 	// DecisionTimeout is how long a new call waits for the control
 	// plane's first command before it gets 503 (default 5s); while the
-	// oldest waiting call has waited MaxDecisionDelay (default 5s), new
+	// most waiting calls have waited MaxDecisionDelay (default 5s), new
 	// calls get 503 at once (core.Admission).
 	DecisionTimeout  time.Duration
 	MaxDecisionDelay time.Duration
+	// MaxQueueDelay: while SIP datagrams wait longer than this in the UDP
+	// socket's receive queue, new calls get 503 (default 50ms; negative:
+	// never; core.Admission).
+	MaxQueueDelay time.Duration
 	// ShedAfter: while the control plane's oldest unhandled event is older
 	// than this, new extension calls get 503 (default 1s; negative: never).
 	ShedAfter time.Duration

@@ -99,3 +99,9 @@ func (d directory) TrunkRegistrations() []core.TrunkRegistration {
 	}
 	return out
 }
+
+// Finishing reports whether a phone of domain dialing dialed parks or
+// retrieves a call (core.Directory).
+func (d directory) Finishing(domain, dialed string) bool {
+	return d.current().CustomerByDomain(domain).Route(dialed).Kind.Finishing()
+}

@@ -173,3 +173,30 @@ func header(msg, name string) string {
 	}
 	return ""
 }
+
+// TestNewCallsGet503WhileSIPQueues: while SIP datagrams wait in the UDP
+// socket's receive queue longer than MaxQueueDelay (here any wait at all),
+// new calls are refused with 503 at once and keep no leg; registrations,
+// retrievals (they end a call the PBX carries) and everything else still
+// go through.
+func TestNewCallsGet503WhileSIPQueues(t *testing.T) {
+	p := pbxtest.Start(t, func(c *pbx.Config) { c.MaxQueueDelay = time.Nanosecond })
+	a := p.Phone(t, "demo", "200") // registers
+	p.Phone(t, "demo", "201")
+
+	dial503(t, a, "201", time.Second)
+	if n := p.Counter("callpark_overload_rejections_total", map[string]string{"reason": "sip_queue"}); n == 0 {
+		t.Fatal("the 503 was not for the SIP queue")
+	}
+	if n := p.Core().Calls(); n != 0 {
+		t.Fatalf("%d legs kept for a refused call", n)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	retrieve, err := a.DialErr(ctx, "*71999") // nothing parked there: a prompt says so
+	if err != nil {
+		t.Fatalf("a retrieval while the SIP queue lags: %v", err)
+	}
+	retrieve.Hangup()
+}

@@ -167,6 +167,7 @@ func Config(t testing.TB, opts ...Option) pbx.Config {
 		// control plane busier than production; overload tests set it.
 		DecisionTimeout:  10 * time.Second,
 		MaxDecisionDelay: 3 * time.Second,
+		MaxQueueDelay:    2 * time.Second,
 		Log:              testLogger(t),
 		Registerer:       reg,
 		Gatherer:         reg,

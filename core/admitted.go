@@ -1,0 +1,86 @@
+package core
+
+import (
+	"sync"
+	"time"
+)
+
+// admitted remembers the Call-IDs of the new INVITEs that passed the soft
+// overload limits a moment ago, so that the same call's next INVITE — the
+// one with the credentials, after the 401 challenge — passes them too.
+// Without it, a call taken when the queue was short was refused at its
+// second INVITE when the queue had grown meanwhile: at four times the
+// machine's park+retrieve capacity, 45 % of the challenged calls were
+// refused after their challenge, the work on them wasted. A call refused
+// is refused at its first INVITE, before anything is spent on it.
+//
+// Entries come in time order, so they leave oldest first from a ring;
+// the set holds at most admittedMax of them (the oldest go first past
+// that: the memory of an INVITE flood is bounded, and the worst it buys
+// a stranger is a 401 instead of a 503).
+type admitted struct {
+	mu    sync.Mutex
+	ttl   time.Duration
+	at    map[string]time.Time
+	order []string // ring of Call-IDs, oldest at head
+	head  int
+	n     int
+}
+
+const (
+	admittedTTL = 10 * time.Second // time for a phone to answer the challenge
+	admittedMax = 1 << 15
+)
+
+func newAdmitted(ttl time.Duration, max int) *admitted {
+	return &admitted{ttl: ttl, at: make(map[string]time.Time), order: make([]string, max)}
+}
+
+// add remembers callID as admitted at now.
+func (a *admitted) add(callID string, now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.expireLocked(now)
+	if _, ok := a.at[callID]; ok {
+		a.at[callID] = now // keeps its place in the ring: it leaves a little early
+		return
+	}
+	if a.n == len(a.order) {
+		a.popLocked()
+	}
+	a.order[(a.head+a.n)%len(a.order)] = callID
+	a.n++
+	a.at[callID] = now
+}
+
+// has reports whether callID was admitted within the TTL.
+func (a *admitted) has(callID string, now time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	t, ok := a.at[callID]
+	return ok && now.Sub(t) <= a.ttl
+}
+
+// len is the number of Call-IDs held.
+func (a *admitted) len() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.n
+}
+
+func (a *admitted) expireLocked(now time.Time) {
+	for a.n > 0 {
+		if t, ok := a.at[a.order[a.head]]; ok && now.Sub(t) <= a.ttl {
+			return
+		}
+		a.popLocked()
+	}
+}
+
+func (a *admitted) popLocked() {
+	id := a.order[a.head]
+	delete(a.at, id)
+	a.order[a.head] = ""
+	a.head = (a.head + 1) % len(a.order)
+	a.n--
+}
