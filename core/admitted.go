@@ -1,6 +1,7 @@
 package core
 
 import (
+	"strings"
 	"sync"
 	"time"
 )
@@ -27,9 +28,11 @@ type admitted struct {
 	n     int
 }
 
+// A phone answers a challenge within a round trip, and under overload the
+// queue's wait; at 2,000 new INVITEs a second the bound keeps 4 s of them.
 const (
-	admittedTTL = 10 * time.Second // time for a phone to answer the challenge
-	admittedMax = 1 << 15
+	admittedTTL = 4 * time.Second
+	admittedMax = 1 << 13
 )
 
 func newAdmitted(ttl time.Duration, max int) *admitted {
@@ -48,6 +51,7 @@ func (a *admitted) add(callID string, now time.Time) {
 	if a.n == len(a.order) {
 		a.popLocked()
 	}
+	callID = strings.Clone(callID) // not a view of the request it came in
 	a.order[(a.head+a.n)%len(a.order)] = callID
 	a.n++
 	a.at[callID] = now

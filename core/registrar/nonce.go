@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"hash"
 	"math"
+	"strings"
 	"sync"
 	"time"
 )
@@ -126,7 +127,9 @@ func (n *nonces) use(now time.Time, nonce string, expires time.Time, nc uint32, 
 			return ncFull
 		}
 	}
-	n.seen[nonce] = ncState{last: next, expires: expires}
+	// A copy: the nonce is a view of the request's Authorization header,
+	// which it would keep for the nonce's lifetime.
+	n.seen[strings.Clone(nonce)] = ncState{last: next, expires: expires}
 	return ncOK
 }
 
