@@ -41,6 +41,7 @@ type timedConn struct {
 	oob      []byte       // one reader at a time: sipgo's read loop
 	standing atomic.Int64 // the standing queue's wait, ns
 	observe  func(time.Duration)
+	direct   *directWriter // nil: writes go Go's way (sipwrite.go)
 
 	// The reader's own: the least wait of the window before this one
 	// and of this one so far, and when this one began.
@@ -55,7 +56,7 @@ const queueInterval = 100 * time.Millisecond
 // newTimedConn asks the kernel for receive timestamps on uc. When it
 // cannot have them, ReadFrom reports no wait.
 func newTimedConn(uc *net.UDPConn, observe func(time.Duration)) *timedConn {
-	t := &timedConn{UDPConn: uc, observe: observe}
+	t := &timedConn{UDPConn: uc, observe: observe, direct: newDirectWriter(uc)}
 	rc, err := uc.SyscallConn()
 	if err != nil {
 		return t

@@ -13,9 +13,9 @@ func TestQueueWaitIsTheDatagramsOwn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer uc.Close()
 	var seen []time.Duration
 	tc := newTimedConn(uc, func(d time.Duration) { seen = append(seen, d) })
+	defer tc.Close()
 	if tc.oob == nil {
 		t.Skip("no SO_TIMESTAMPNS here")
 	}
