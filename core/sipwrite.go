@@ -12,7 +12,7 @@ import (
 // (the descriptor's write lock, internal/poll.fdMutex): every response and
 // request the core sends over UDP took turns on it, and past the machine's
 // capacity the turn-taking was the queue — at 2,000 cycles/s offered,
-// ~2,700 goroutines parked on that lock while a third of the CPU sat idle,
+// ~2,700 goroutines parked on that lock while the machine was not full,
 // each handing the lock to the next through the scheduler. The kernel
 // needs no such turn for UDP (sendto of one datagram takes no socket lock
 // unless corked), so the core sends with sendto(2) on a duplicate of the
