@@ -20,6 +20,11 @@ func TestParkedMusicIsBatched(t *testing.T) {
 		c.Close()
 	}
 	p := pbxtest.Start(t)
+	t.Cleanup(func() {
+		if t.Failed() { // once, under the whole suite's load, 0 packets in the second after the park
+			logMusicState(t, p)
+		}
+	})
 	client := p.Phone(t, "demo", "201")
 	john := p.Phone(t, "demo", "333")
 
