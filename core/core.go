@@ -20,7 +20,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sys/unix"
 
 	"github.com/callpark/callpark/core/audio"
 	"github.com/callpark/callpark/core/ban"
@@ -371,77 +370,6 @@ func (c *Core) Ready() <-chan struct{} { return c.ready }
 // Drain puts the core in lame-duck mode: new INVITEs get 503, calls in
 // progress (parked ones included) go on.
 func (c *Core) Drain() { c.draining.Store(true) }
-
-// listener is one bound SIP listener.
-type listener struct {
-	name  string
-	serve func() error
-	close func() error
-}
-
-// listen binds the SIP listeners (UDP, and TCP and TLS when configured): a
-// port that cannot be bound fails here, before anything runs.
-func (c *Core) listen() ([]listener, error) {
-	var ls []listener
-	fail := func(addr string, err error) ([]listener, error) {
-		for _, l := range ls {
-			_ = l.close()
-		}
-		return nil, fmt.Errorf("sip listen %s: %w", addr, err)
-	}
-	udp, err := net.ListenPacket("udp", c.Addr())
-	if err != nil {
-		return fail(c.Addr(), err)
-	}
-	if uc, ok := udp.(*net.UDPConn); ok {
-		c.log.Debug("SIP UDP receive queue", "bytes", growReceiveBuffer(uc, udpReceiveBuffer))
-		tc := newTimedConn(uc, func(d time.Duration) { c.metrics.queueWait.Observe(d.Seconds()) })
-		c.sipUDP.Store(tc)
-		udp = tc
-	}
-	ls = append(ls, listener{"udp", func() error { return c.srv.ServeUDP(udp) }, udp.Close})
-	if c.cfg.TCP {
-		l, err := net.Listen("tcp", c.Addr())
-		if err != nil {
-			return fail(c.Addr(), err)
-		}
-		ls = append(ls, listener{"tcp", func() error { return c.srv.ServeTCP(l) }, l.Close})
-	}
-	if c.cfg.TLS != nil {
-		addr := net.JoinHostPort(c.cfg.Host, strconv.Itoa(c.cfg.TLSPort))
-		l, err := tls.Listen("tcp", addr, tlsConfig(c.cfg.TLS))
-		if err != nil {
-			return fail(addr, err)
-		}
-		ls = append(ls, listener{"tls", func() error { return c.srv.ServeTLS(l) }, l.Close})
-	}
-	return ls, nil
-}
-
-// udpReceiveBuffer is the receive queue asked for the SIP UDP socket. One
-// goroutine reads and parses every datagram; the kernel's default queue
-// (208 KB) overflowed in bursts at a few hundred calls a second (thousands
-// of datagrams dropped in a minute, each a retransmission and often a
-// failed call).
-const udpReceiveBuffer = 8 << 20
-
-// growReceiveBuffer sets a UDP socket's receive queue to size, past the
-// system's limit when the process may (SO_RCVBUFFORCE), and returns the
-// size the kernel reports.
-func growReceiveBuffer(uc *net.UDPConn, size int) int {
-	rc, err := uc.SyscallConn()
-	if err != nil {
-		return 0
-	}
-	got := 0
-	_ = rc.Control(func(fd uintptr) {
-		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, size) != nil {
-			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, size) // capped by net.core.rmem_max
-		}
-		got, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
-	})
-	return got
-}
 
 // clientFor is the client that sends requests over transport.
 func (c *Core) clientFor(transport string) *sipgo.Client {
