@@ -9,10 +9,7 @@ import (
 // TestQueueWaitIsTheDatagramsOwn: a datagram read at once reports a wait
 // of about nothing; one left 50 ms in the receive queue reports those 50 ms.
 func TestQueueWaitIsTheDatagramsOwn(t *testing.T) {
-	uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	uc := loopbackUDP(t)
 	var seen []time.Duration
 	tc := newTimedConn(uc, func(d time.Duration) { seen = append(seen, d) })
 	defer tc.Close()
@@ -101,6 +98,30 @@ func TestQueueStandsOnlyWhenItNeverDrains(t *testing.T) {
 	if w := tc.queueWait(); w != 300*time.Millisecond {
 		t.Fatalf("after a quiet second: standing %v, want the datagram's own 300ms", w)
 	}
+}
+
+// loopbackUDP is a UDP socket on 127.0.0.1, closed when the test ends.
+func loopbackUDP(t *testing.T) *net.UDPConn {
+	t.Helper()
+	uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { uc.Close() })
+	return uc
+}
+
+// FuzzReceivedAt: whatever control data a read returns, receivedAt finds
+// a timestamp or none, never a panic or a read past its end.
+func FuzzReceivedAt(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{0x20, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x23, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16})
+	f.Fuzz(func(t *testing.T, oob []byte) {
+		// The kernel hands aligned buffers; so does the fuzzer's copy.
+		buf := make([]byte, len(oob), len(oob)+8)
+		copy(buf, oob)
+		receivedAt(buf)
+	})
 }
 
 // TestReceivedAtIgnoresGarbage: control data that is not a well-formed

@@ -12,19 +12,12 @@ import (
 // address; once the socket is closed a write fails instead of reaching a
 // descriptor number reused since.
 func TestWritesGoStraightToTheSocket(t *testing.T) {
-	uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	uc := loopbackUDP(t)
 	tc := newTimedConn(uc, nil)
 	if tc.direct.fd < 0 {
 		t.Fatal("no direct writer on an IPv4 socket")
 	}
-	phone, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer phone.Close()
+	phone := loopbackUDP(t)
 	const writers, each = 4, 40 // within the phone's receive queue
 	var wg sync.WaitGroup
 	for range writers {
