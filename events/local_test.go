@@ -21,16 +21,24 @@ func runServer(t *testing.T) *Server {
 	return s
 }
 
-// TestLocalShortCircuitsThisNode: commands for this node reach its core
-// without NATS (no core serves them there), other nodes' go over NATS; a
-// core event reaches the control plane at once and NATS as well.
-func TestLocalShortCircuitsThisNode(t *testing.T) {
+// inProcessBus is a Bus on a server of its own, reached in-process; both
+// close when the test ends.
+func inProcessBus(t *testing.T) *Bus {
+	t.Helper()
 	s := runServer(t)
 	bus, err := Connect(s.ClientURL(), "test", nil, nats.InProcessServer(s.Server))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer bus.Close()
+	t.Cleanup(func() { bus.Close() })
+	return bus
+}
+
+// TestLocalShortCircuitsThisNode: commands for this node reach its core
+// without NATS (no core serves them there), other nodes' go over NATS; a
+// core event reaches the control plane at once and NATS as well.
+func TestLocalShortCircuitsThisNode(t *testing.T) {
+	bus := inProcessBus(t)
 	bus.DefaultNode = "a"
 	var got []*Command
 	l := &Local{Bus: bus, Node: "a", Core: func(_ context.Context, c *Command) *Reply {
@@ -88,12 +96,7 @@ func TestLocalShortCircuitsThisNode(t *testing.T) {
 // NATS in the order each published them, from Run; what is queued when Run
 // stops still goes out.
 func TestLocalPublishesInOrder(t *testing.T) {
-	s := runServer(t)
-	bus, err := Connect(s.ClientURL(), "test", nil, nats.InProcessServer(s.Server))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bus.Close()
+	bus := inProcessBus(t)
 	got := make(chan *Event, 10000)
 	sub, err := bus.SubscribeEvents(AllEvents, func(e *Event) { got <- e })
 	if err != nil {
