@@ -335,6 +335,15 @@ func (c *Core) Run(ctx context.Context) error {
 			return nil
 		})
 	}
+	// Nothing sends before sipgo has the UDP listener (a trunk REGISTER
+	// at start failed with "address already in use").
+	if tc := c.sipUDP.Load(); tc != nil {
+		select {
+		case <-tc.reading:
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+		}
+	}
 	g.Go(func() error { return c.media.Run(mediaCtx) })
 	g.Go(func() error { c.decisions.Run(ctx, c.decisionTimeout); return nil })
 	g.Go(func() error { c.announce(ctx); return nil })

@@ -2,6 +2,7 @@ package core
 
 import (
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -42,6 +43,12 @@ type timedConn struct {
 	standing atomic.Int64 // the standing queue's wait, ns
 	observe  func(time.Duration)
 	direct   *directWriter // nil: writes go Go's way (sipwrite.go)
+	// reading is closed when sipgo first reads: it has put the socket in
+	// its connection pool by then, and requests sent from the listener's
+	// address can find it (sipgo would otherwise bind a second socket to
+	// that address, and fail).
+	reading     chan struct{}
+	readingOnce sync.Once
 
 	// The reader's own: the least wait of the window before this one
 	// and of this one so far, and when this one began.
@@ -56,7 +63,7 @@ const queueInterval = 100 * time.Millisecond
 // newTimedConn asks the kernel for receive timestamps on uc. When it
 // cannot have them, ReadFrom reports no wait.
 func newTimedConn(uc *net.UDPConn, observe func(time.Duration)) *timedConn {
-	t := &timedConn{UDPConn: uc, observe: observe, direct: newDirectWriter(uc)}
+	t := &timedConn{UDPConn: uc, observe: observe, direct: newDirectWriter(uc), reading: make(chan struct{})}
 	rc, err := uc.SyscallConn()
 	if err != nil {
 		return t
@@ -72,6 +79,7 @@ func newTimedConn(uc *net.UDPConn, observe func(time.Duration)) *timedConn {
 // ReadFrom reads one datagram like net.UDPConn.ReadFrom and notes its
 // queue wait.
 func (t *timedConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	t.readingOnce.Do(func() { close(t.reading) })
 	if t.oob == nil {
 		return t.UDPConn.ReadFrom(b)
 	}
