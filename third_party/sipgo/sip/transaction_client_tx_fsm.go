@@ -414,9 +414,11 @@ func (tx *ClientTx) actPassupAccept() fsmInput {
 		tx.timer_b = nil
 	}
 
-	tx.timer_m = time.AfterFunc(Timer_M, func() {
-		tx.spinFsm(client_input_timer_m)
-	})
+	if !tx.closed { // callpark patch: terminated while the 2xx was passed up
+		tx.timer_m = time.AfterFunc(Timer_M, func() {
+			tx.spinFsm(client_input_timer_m)
+		})
+	}
 	tx.mu.Unlock()
 
 	return FsmInputNone

@@ -253,6 +253,12 @@ func (tx *ServerTx) delete(err error) bool {
 		tx.timer_j.Stop()
 		tx.timer_j = nil
 	}
+	// callpark patch: Timer L too, or its closure keeps the terminated
+	// transaction (request and 2xx) alive 64*T1 more.
+	if tx.timer_l != nil {
+		tx.timer_l.Stop()
+		tx.timer_l = nil
+	}
 	if tx.timer_1xx != nil {
 		tx.timer_1xx.Stop()
 		tx.timer_1xx = nil

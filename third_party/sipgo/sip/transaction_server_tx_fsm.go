@@ -216,9 +216,11 @@ func (tx *ServerTx) actRespondAccept() fsmInput {
 	}
 
 	tx.mu.Lock()
-	tx.timer_l = time.AfterFunc(Timer_L, func() {
-		tx.spinFsm(server_input_timer_l)
-	})
+	if !tx.closed { // callpark patch: terminated while the 2xx was sent
+		tx.timer_l = time.AfterFunc(Timer_L, func() {
+			tx.spinFsm(server_input_timer_l)
+		})
+	}
 	tx.mu.Unlock()
 
 	return FsmInputNone

@@ -1,0 +1,115 @@
+package core
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+	"weak"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// An answered INVITE's transactions, once terminated, let go of their
+// messages at once. RFC 6026 keeps both INVITE transactions for 64·T1
+// after a 2xx ("Accepted"), and sipgo v1.7.3 left their Timer L and
+// Timer M running after Terminate: every parked call's INVITE, 200 OK and
+// outbound INVITE stayed in memory 32 s after its ACK (third_party/sipgo).
+func TestTerminatedInviteTransactionsFreeTheirMessages(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+
+	serverUA, err := sipgo.NewUA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer serverUA.Close()
+	srv, err := sipgo.NewServer(serverUA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := loopbackUDP(t)
+	addr := conn.LocalAddr().String()
+
+	// The server keeps weak pointers only: what it received and answered.
+	served := make(chan [2]weak.Pointer[byte], 1)
+	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+		res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", []byte("v=0\r\n"))
+		if err := tx.Respond(res); err != nil {
+			t.Error(err)
+		}
+		tx.Terminate() // as the core does once the ACK is in
+		served <- [2]weak.Pointer[byte]{weakMsg(req.Body()), weakMsg(res.Body())}
+	})
+	go srv.ServeUDP(conn)
+
+	clientUA, err := sipgo.NewUA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer clientUA.Close()
+	client, err := sipgo.NewClient(clientUA, sipgo.WithClientHostname("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, answer := dialOnce(ctx, t, client, addr)
+
+	var weaks []weak.Pointer[byte]
+	select {
+	case w := <-served:
+		weaks = append(weaks, w[0], w[1], sent, answer)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the INVITE was not served")
+	}
+
+	names := []string{"the received INVITE", "the 200 OK sent", "the INVITE sent", "the 200 OK received"}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		runtime.GC()
+		var alive []string
+		for i, w := range weaks {
+			if w.Value() != nil {
+				alive = append(alive, names[i])
+			}
+		}
+		if len(alive) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("terminated transactions still hold %v 5 s later", alive)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// dialOnce sends an INVITE with a body to addr, waits for its 200 OK and
+// terminates the client transaction; it returns weak pointers to the
+// INVITE's and the answer's bodies.
+func dialOnce(ctx context.Context, t *testing.T, client *sipgo.Client, addr string) (sent, answer weak.Pointer[byte]) {
+	t.Helper()
+	req := sip.NewRequest(sip.INVITE, sip.Uri{User: "200", Host: "127.0.0.1"})
+	req.SetDestination(addr)
+	req.SetBody([]byte("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n"))
+	tx, err := client.TransactionRequest(ctx, req, sipgo.ClientRequestBuild)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Terminate()
+	select {
+	case res := <-tx.Responses():
+		if res.StatusCode != sip.StatusOK {
+			t.Fatalf("INVITE answered %d", res.StatusCode)
+		}
+		return weakMsg(req.Body()), weakMsg(res.Body())
+	case <-time.After(5 * time.Second):
+		t.Fatal("no answer to the INVITE")
+	}
+	return
+}
+
+// weakMsg is a weak pointer to a message's body: alive while anything
+// holds the message.
+func weakMsg(body []byte) weak.Pointer[byte] {
+	return weak.Make(&body[0])
+}
