@@ -8,7 +8,6 @@ import (
 	"encoding/binary"
 	"hash"
 	"math"
-	"strings"
 	"sync"
 	"time"
 )
@@ -38,8 +37,15 @@ type nonces struct {
 	macs   sync.Pool // hash.Hash (HMAC with secret)
 
 	mu   sync.Mutex
-	seen map[string]ncState
+	seen map[nonceKey]ncState
+	// peak is the most nonces tracked since seen was made: past a burst,
+	// purge gives the map's room back (a Go map never shrinks).
+	peak int
 }
+
+// nonceKey is a nonce's text held in the map itself: no string a nonce,
+// nothing left scattered on the heap once its entry goes.
+type nonceKey [nonceLen]byte
 
 type ncState struct {
 	last    uint32    // highest nc accepted; math.MaxUint32 once a qop-less answer used it
@@ -47,7 +53,7 @@ type ncState struct {
 }
 
 func newNonces(secret []byte, ttl time.Duration, max int) *nonces {
-	n := &nonces{secret: secret, ttl: ttl, max: max, seen: make(map[string]ncState)}
+	n := &nonces{secret: secret, ttl: ttl, max: max, seen: make(map[nonceKey]ncState)}
 	n.macs.New = func() any { return hmac.New(sha256.New, n.secret) }
 	return n
 }
@@ -110,15 +116,20 @@ func (n *nonces) use(now time.Time, nonce string, expires time.Time, nc uint32, 
 	if qop {
 		next = nc
 	}
+	if len(nonce) != nonceLen {
+		return ncReplay // never: check took only nonces of that length
+	}
+	var key nonceKey
+	copy(key[:], nonce)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	st, ok := n.seen[nonce]
+	st, ok := n.seen[key]
 	if ok {
 		if !qop || nc <= st.last {
 			return ncReplay
 		}
 		st.last = next
-		n.seen[nonce] = st
+		n.seen[key] = st
 		return ncOK
 	}
 	if len(n.seen) >= n.max {
@@ -127,9 +138,8 @@ func (n *nonces) use(now time.Time, nonce string, expires time.Time, nc uint32, 
 			return ncFull
 		}
 	}
-	// A copy: the nonce is a view of the request's Authorization header,
-	// which it would keep for the nonce's lifetime.
-	n.seen[strings.Clone(nonce)] = ncState{last: next, expires: expires}
+	n.seen[key] = ncState{last: next, expires: expires}
+	n.peak = max(n.peak, len(n.seen))
 	return ncOK
 }
 
@@ -147,4 +157,14 @@ func (n *nonces) purgeLocked(now time.Time) {
 			delete(n.seen, k)
 		}
 	}
+	if n.peak > nonceMapSmall && len(n.seen) < n.peak/4 {
+		fresh := make(map[nonceKey]ncState, len(n.seen))
+		for k, st := range n.seen {
+			fresh[k] = st
+		}
+		n.seen, n.peak = fresh, len(fresh)
+	}
 }
+
+// nonceMapSmall is the size under which the map is never remade.
+const nonceMapSmall = 1024
