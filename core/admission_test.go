@@ -3,6 +3,7 @@ package core
 import (
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -152,5 +153,27 @@ func TestAdmittedForgets(t *testing.T) {
 	a.add("e", t0.Add(13*time.Second))
 	if n := a.len(); n != 2 {
 		t.Fatalf("%d held after e came again, want 2", n)
+	}
+}
+
+// TestAdmittedEmptiesAtRest: once calls stop coming, expire forgets a
+// burst's Call-IDs and gives back the burst's map.
+func TestAdmittedEmptiesAtRest(t *testing.T) {
+	a := newAdmitted(time.Second, 1000)
+	t0 := time.Now()
+	for i := range 500 {
+		a.add(strconv.Itoa(i), t0)
+	}
+	a.expire(t0.Add(500 * time.Millisecond))
+	if n := a.len(); n != 500 {
+		t.Fatalf("%d held within the TTL, want 500", n)
+	}
+	a.expire(t0.Add(2 * time.Second))
+	if n, m, p := a.len(), len(a.at), a.peak; n != 0 || m != 0 || p != 0 {
+		t.Fatalf("after the TTL: %d held, %d in the map, peak %d; want none", n, m, p)
+	}
+	a.add("next", t0.Add(3*time.Second))
+	if !a.has("next", t0.Add(3*time.Second)) {
+		t.Fatal("the new map does not hold the next call")
 	}
 }

@@ -26,6 +26,8 @@ type admitted struct {
 	order []string // ring of Call-IDs, oldest at head
 	head  int
 	n     int
+	// peak is the most Call-IDs held since the map was made.
+	peak int
 }
 
 // A phone answers a challenge within a round trip, and under overload the
@@ -33,6 +35,8 @@ type admitted struct {
 const (
 	admittedTTL = 4 * time.Second
 	admittedMax = 1 << 13
+	// admittedSmall is the size past which an emptied set gets a new map.
+	admittedSmall = 64
 )
 
 func newAdmitted(ttl time.Duration, max int) *admitted {
@@ -55,6 +59,7 @@ func (a *admitted) add(callID string, now time.Time) {
 	a.order[(a.head+a.n)%len(a.order)] = callID
 	a.n++
 	a.at[callID] = now
+	a.peak = max(a.peak, a.n)
 }
 
 // has reports whether callID was admitted within the TTL.
@@ -72,12 +77,25 @@ func (a *admitted) len() int {
 	return a.n
 }
 
+// expire forgets the Call-IDs past the TTL; Run calls it every TTL, so
+// that a burst's Call-IDs do not stay once new calls stop coming.
+func (a *admitted) expire(now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.expireLocked(now)
+}
+
 func (a *admitted) expireLocked(now time.Time) {
 	for a.n > 0 {
 		if t, ok := a.at[a.order[a.head]]; ok && now.Sub(t) <= a.ttl {
 			return
 		}
 		a.popLocked()
+	}
+	if a.peak > admittedSmall {
+		// A Go map keeps the room of its largest size: after a burst of
+		// thousands of calls, a fresh one gives it back.
+		a.at, a.peak = make(map[string]time.Time), 0
 	}
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/callpark/callpark/events"
 	"github.com/callpark/callpark/internal/deadline"
 	"github.com/callpark/callpark/internal/throttle"
+	"github.com/callpark/callpark/internal/tick"
 	"github.com/callpark/callpark/sounds"
 )
 
@@ -346,6 +347,10 @@ func (c *Core) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return c.media.Run(mediaCtx) })
 	g.Go(func() error { c.decisions.Run(ctx, c.decisionTimeout); return nil })
+	g.Go(func() error {
+		tick.Every(ctx, admittedTTL, func() { c.admitted.expire(time.Now()) })
+		return nil
+	})
 	g.Go(func() error { c.announce(ctx); return nil })
 	g.Go(func() error { return c.reg.Run(ctx) })
 	g.Go(func() error { c.registerTrunks(ctx); return nil })
