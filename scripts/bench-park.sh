@@ -169,6 +169,9 @@ CLK_TCK=$(getconf CLK_TCK)
 # cpu_ticks PID: utime+stime (fields 14, 15 of /proc/PID/stat).
 cpu_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 rss_kb() { awk -v k="${2:-VmRSS}:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# rss_split: RSS as anonymous memory (the heap, stacks, the runtime's own)
+# and file pages (the binary's code and data as far as it has run).
+rss_split() { echo "anon $(div "$(rss_kb "$1" RssAnon)" 1024 1) MiB + file $(div "$(rss_kb "$1" RssFile)" 1024 1) MiB"; }
 # metric NAME: the sum of a metric's samples (0 when absent).
 metric() { { curl -fsS --max-time 3 "$METRICS" 2>/dev/null || true; } | awk -v m="$1" '$1 == m || index($1, m "{") == 1 {s += $2} END {printf "%d\n", s}'; }
 alive() { kill -0 "$CP_PID" 2>/dev/null || die "callparkd died; log: $WORK/callparkd.log (tail below)
@@ -298,6 +301,7 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 IDLE_RSS_KB=$(rss_kb "$CP_PID")
+IDLE_RSS_SPLIT=$(rss_split "$CP_PID")
 curl -fsS --max-time 2 "$METRICS" >/dev/null || die "callparkd metrics never came up; log: $WORK/callparkd.log"
 
 # The parkers register from the port their UAS scenarios listen on.
@@ -593,7 +597,7 @@ alive
 base_rss=${IDLE_RSS_KB:-0}
 sleep "${SETTLE_SECS:-60}"
 {
-	echo "callparkd ${SETTLE_SECS:-60} s after the load: RSS $(div "$(rss_kb "$CP_PID")" 1024 1) MiB (idle at start: $(div "$base_rss" 1024 1) MiB), legs $(metric callpark_core_active_legs), SIP dialogs kept $(metric callpark_core_sip_dialogs) (server $(metric 'callpark_core_sip_dialogs{side="server"}'), client $(metric 'callpark_core_sip_dialogs{side="client"}'))"
+	echo "callparkd ${SETTLE_SECS:-60} s after the load: RSS $(div "$(rss_kb "$CP_PID")" 1024 1) MiB = $(rss_split "$CP_PID") (idle at start: $(div "$base_rss" 1024 1) MiB = ${IDLE_RSS_SPLIT:-?}; $(div "$(rss_kb "$CP_PID")" "$base_rss" 2)x), legs $(metric callpark_core_active_legs), SIP dialogs kept $(metric callpark_core_sip_dialogs) (server $(metric 'callpark_core_sip_dialogs{side="server"}'), client $(metric 'callpark_core_sip_dialogs{side="client"}'))"
 	# What still runs: a dialog kept is a goroutine waiting on something.
 	curl -fsS --max-time 5 -o "$WORK/after-goroutines.txt" "http://127.0.0.1:$METRICS_PORT/debug/pprof/goroutine?debug=1" 2>/dev/null || true
 	go_memory
