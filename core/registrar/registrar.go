@@ -243,8 +243,11 @@ func (r *Registrar) Run(ctx context.Context) error {
 	for {
 		now := r.now()
 		next := r.sweep(now)
+		// Every quarter of the TTL while nonces are tracked: a burst's
+		// counts go (and their map's room with them) soon after they
+		// are stale, not up to a whole TTL later.
 		if r.nonces.purge(now) > 0 {
-			if d := r.opts.NonceTTL; next.IsZero() || next.After(now.Add(d)) {
+			if d := r.opts.NonceTTL / 4; next.IsZero() || next.After(now.Add(d)) {
 				next = now.Add(d)
 			}
 		}
