@@ -198,6 +198,11 @@ func (h *Hub) Remove(l Listener) {
 		return
 	}
 	delete(h.where, l)
+	if len(h.where) == 0 {
+		// A Go map keeps the room of its largest size: the hub's last
+		// listener gone, a burst's thousands of places go with it.
+		h.where = make(map[Listener]place)
+	}
 	sh := p.sh
 	sh.mu.Lock() // waits out a tick delivering
 	last := len(sh.ls) - 1
