@@ -89,7 +89,16 @@ func (t *tables) delChannel(ch *Channel) {
 	if ch.Account != "" {
 		delIndex(t.byAccount, accountKey{ch.Customer, ch.Account}, ch.ID)
 	}
+	if len(t.channels) == 0 { // see emptied
+		t.channels, t.byAccount = map[string]*Channel{}, map[accountKey]map[string]*Channel{}
+	}
 }
+
+// emptied: a Go map keeps the room of its largest size, so a table that
+// has just lost its last row gets new maps (its indexes are empty too),
+// and a burst of thousands of calls leaves no room behind once it is
+// over. A table rarely empties while calls come and go, and when it
+// does, new empty maps cost next to nothing.
 
 // putParked stores p in place of the row of its key; the caller has checked
 // that its channel is parked nowhere else.
@@ -108,6 +117,9 @@ func (t *tables) delParked(p *Parked) {
 		delete(t.parkedBy, p.Channel)
 	}
 	delIndex(t.parkedCust, p.Customer, p.Key)
+	if len(t.parked) == 0 && len(t.parkedBy) == 0 { // see emptied
+		t.parked, t.parkedBy, t.parkedCust = map[parkKey]*Parked{}, map[string]*Parked{}, map[string]map[string]*Parked{}
+	}
 }
 
 func (t *tables) putReg(r *Registration) {
@@ -140,6 +152,9 @@ func (t *tables) delDial(d *Dial) {
 	}
 	if d.Leg != "" && t.dialsLeg[d.Leg] == d {
 		delete(t.dialsLeg, d.Leg)
+	}
+	if len(t.dials) == 0 && len(t.dialsFor) == 0 && len(t.dialsLeg) == 0 { // see emptied
+		t.dials, t.dialsFor, t.dialsLeg = map[string]*Dial{}, map[string]*Dial{}, map[string]*Dial{}
 	}
 }
 
