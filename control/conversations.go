@@ -23,6 +23,9 @@ import (
 // new calls were shed with the machine a fifth idle.
 
 // conversations schedules the conversations with events to handle.
+// runqKeep is the largest run queue array kept once the queue is empty.
+const runqKeep = 4096
+
 type conversations struct {
 	seq *sequencer
 
@@ -110,6 +113,9 @@ func (cs *conversations) next() *conversation {
 	cs.head++
 	if cs.head == len(cs.runq) {
 		cs.runq, cs.head = cs.runq[:0], 0
+		if cap(cs.runq) > runqKeep {
+			cs.runq = nil // a backlog gone: give its array back
+		}
 	} else if cs.head > 1024 && cs.head > len(cs.runq)/2 {
 		cs.runq = append(cs.runq[:0], cs.runq[cs.head:]...)
 		cs.head = 0
@@ -154,6 +160,10 @@ func (cs *conversations) turn(c *conversation, handle func(*events.Event)) {
 		if len(c.jobs) == 0 {
 			c.scheduled = false
 			delete(cs.byKey, c.key)
+			if len(cs.byKey) == 0 {
+				// A Go map keeps the room of its largest size.
+				cs.byKey = map[string]*conversation{}
+			}
 			cs.mu.Unlock()
 			return
 		}
