@@ -41,6 +41,11 @@ type nonces struct {
 	// peak is the most nonces tracked since seen was made: past a burst,
 	// purge gives the map's room back (a Go map never shrinks).
 	peak int
+	// tracking is called (under mu: it must not block) when the first
+	// nonce count of an empty table is recorded: the registrar's Run then
+	// purges while any are tracked. Run had gone to sleep on an empty table
+	// and a later burst's counts stayed until the table was full.
+	tracking func()
 }
 
 // nonceKey is a nonce's text held in the map itself: no string a nonce,
@@ -140,6 +145,9 @@ func (n *nonces) use(now time.Time, nonce string, expires time.Time, nc uint32, 
 	}
 	n.seen[key] = ncState{last: next, expires: expires}
 	n.peak = max(n.peak, len(n.seen))
+	if len(n.seen) == 1 && n.tracking != nil {
+		n.tracking()
+	}
 	return ncOK
 }
 
@@ -164,6 +172,13 @@ func (n *nonces) purgeLocked(now time.Time) {
 		}
 		n.seen, n.peak = fresh, len(fresh)
 	}
+}
+
+// peakSize is peak, under the lock.
+func (n *nonces) peakSize() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.peak
 }
 
 // nonceMapSmall is the size under which the map is never remade.

@@ -1,6 +1,7 @@
 package registrar
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -39,5 +40,50 @@ func TestNoncePurgeForgetsABurst(t *testing.T) {
 	}
 	if n.use(later, kept, exp, 2, true) != ncOK {
 		t.Fatal("the next nonce count refused after the purge")
+	}
+}
+
+// TestRunPurgesNonces: Run forgets stale nonce counts soon after they go
+// stale, with nothing else happening (no request, no binding expiring).
+func TestRunPurgesNonces(t *testing.T) {
+	r := New(func() Directory { return testAccounts }, Options{NonceTTL: 400 * time.Millisecond, Log: testLogger()})
+	now := time.Now()
+	for range 2000 {
+		nonce := r.nonces.issue(now, "example.com")
+		_, exp := r.nonces.check(now, nonce, "example.com")
+		r.nonces.use(now, nonce, exp, 1, true)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go r.Run(ctx)
+	deadline := time.Now().Add(2 * time.Second)
+	for r.nonces.purge(time.Time{}) > 0 || r.nonces.peakSize() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d nonce counts (peak %d) kept 2 s after they went stale", r.nonces.purge(time.Time{}), r.nonces.peakSize())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRunPurgesANewBurst: Run, asleep on an empty table, purges the
+// counts of a burst that comes later.
+func TestRunPurgesANewBurst(t *testing.T) {
+	r := New(func() Directory { return testAccounts }, Options{NonceTTL: 400 * time.Millisecond, Log: testLogger()})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go r.Run(ctx)
+	time.Sleep(100 * time.Millisecond) // Run asleep: no binding, no nonce
+	now := time.Now()
+	for range 2000 {
+		nonce := r.nonces.issue(now, "example.com")
+		_, exp := r.nonces.check(now, nonce, "example.com")
+		r.nonces.use(now, nonce, exp, 1, true)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for r.nonces.purge(time.Time{}) > 0 || r.nonces.peakSize() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d nonce counts (peak %d) kept 2 s after they went stale", r.nonces.purge(time.Time{}), r.nonces.peakSize())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -186,10 +186,7 @@ func (r *Registrar) applyLocked(aor aorKey, req *sip.Request, contacts []contact
 		changed = true
 	}
 	if changed && r.queue.Len() > 0 {
-		select {
-		case r.wake <- struct{}{}:
-		default:
-		}
+		r.poke()
 	}
 	return changed, nil
 }

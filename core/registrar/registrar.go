@@ -206,7 +206,7 @@ func New(dir func() Directory, opts Options) *Registrar {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	return &Registrar{
+	r := &Registrar{
 		dir:    dir,
 		opts:   opts,
 		log:    opts.Log,
@@ -215,6 +215,16 @@ func New(dir func() Directory, opts Options) *Registrar {
 		wake:   make(chan struct{}, 1),
 		events: mailbox.New[changeEvent](),
 		aors:   make(map[aorKey][]*entry),
+	}
+	r.nonces.tracking = r.poke
+	return r
+}
+
+// poke wakes Run to look at its bindings and nonces again.
+func (r *Registrar) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
 	}
 }
 
