@@ -83,17 +83,21 @@ func (ch *channel) confirm(tx sip.ServerTransaction, res *sip.Response, ack chan
 	if _, ok := ch.waitAck(tx, res, ack); !ok {
 		ch.core.log.Debug("no ACK for our answer", "call", ch.id)
 	}
+	// From answering to answered in one step: a command between the two
+	// (music for a park by REFER racing the caller's ACK) found the leg
+	// neither and was refused with bad_state.
 	ch.mu.Lock()
 	ch.answering = false
+	live := ch.ctx.Err() == nil
+	if live {
+		ch.upLocked()
+		ch.inv, ch.invTx = nil, nil // the dialog has what it needs
+	}
 	ch.mu.Unlock()
-	if ch.ctx.Err() != nil {
+	if !live {
 		tx.Terminate()
 		return
 	}
-	ch.up()
-	ch.mu.Lock()
-	ch.inv, ch.invTx = nil, nil // the dialog has what it needs
-	ch.mu.Unlock()
 	tx.Terminate()
 	ch.core.publish(ch.event(events.CallAnswered))
 	ch.announced()

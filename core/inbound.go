@@ -345,7 +345,11 @@ func (ch *channel) waitAnnounced() {
 // up records that the leg has media.
 func (ch *channel) up() {
 	ch.mu.Lock()
+	ch.upLocked()
+	ch.mu.Unlock()
+}
+
+func (ch *channel) upLocked() {
 	ch.answered = true
 	ch.checkedAt = time.Now()
-	ch.mu.Unlock()
 }
