@@ -23,7 +23,8 @@ import (
 // new calls were shed with the machine a fifth idle.
 
 // conversations schedules the conversations with events to handle.
-// runqKeep is the largest run queue array kept once the queue is empty.
+// runqKeep is the largest run queue array kept once the queue is empty,
+// and the most conversations whose map is kept once none is left.
 const runqKeep = 4096
 
 type conversations struct {
@@ -31,6 +32,8 @@ type conversations struct {
 
 	mu    sync.Mutex
 	byKey map[string]*conversation
+	// peak is the most conversations held since byKey was made.
+	peak int
 	// runq holds the conversations with an event to handle and no worker,
 	// in the order they became so.
 	runq    []*conversation
@@ -77,6 +80,7 @@ func (cs *conversations) push(key string, e *events.Event) {
 	if c == nil {
 		c = &conversation{key: key}
 		cs.byKey[key] = c
+		cs.peak = max(cs.peak, len(cs.byKey))
 	}
 	c.jobs = append(c.jobs, job{e: e, t: cs.seq.admit(e)})
 	if !c.scheduled {
@@ -160,9 +164,9 @@ func (cs *conversations) turn(c *conversation, handle func(*events.Event)) {
 		if len(c.jobs) == 0 {
 			c.scheduled = false
 			delete(cs.byKey, c.key)
-			if len(cs.byKey) == 0 {
+			if len(cs.byKey) == 0 && cs.peak > runqKeep {
 				// A Go map keeps the room of its largest size.
-				cs.byKey = map[string]*conversation{}
+				cs.byKey, cs.peak = map[string]*conversation{}, 0
 			}
 			cs.mu.Unlock()
 			return

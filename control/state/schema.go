@@ -31,6 +31,9 @@ type tables struct {
 	dials    map[string]*Dial
 	dialsFor map[string]*Dial
 	dialsLeg map[string]*Dial
+
+	// The most rows each table held since its maps were made (see emptied).
+	peakChannels, peakParked, peakDials int
 }
 
 type accountKey struct{ customer, account string }
@@ -79,6 +82,7 @@ func (t *tables) putChannel(ch *Channel) {
 		delIndex(t.byAccount, accountKey{old.Customer, old.Account}, old.ID)
 	}
 	t.channels[ch.ID] = ch
+	t.peakChannels = max(t.peakChannels, len(t.channels))
 	if ch.Account != "" {
 		putIndex(t.byAccount, accountKey{ch.Customer, ch.Account}, ch.ID, ch)
 	}
@@ -89,16 +93,18 @@ func (t *tables) delChannel(ch *Channel) {
 	if ch.Account != "" {
 		delIndex(t.byAccount, accountKey{ch.Customer, ch.Account}, ch.ID)
 	}
-	if len(t.channels) == 0 { // see emptied
+	if len(t.channels) == 0 && t.peakChannels > emptiedAbove { // see emptied
 		t.channels, t.byAccount = map[string]*Channel{}, map[accountKey]map[string]*Channel{}
+		t.peakChannels = 0
 	}
 }
 
 // emptied: a Go map keeps the room of its largest size, so a table that
-// has just lost its last row gets new maps (its indexes are empty too),
-// and a burst of thousands of calls leaves no room behind once it is
-// over. A table rarely empties while calls come and go, and when it
-// does, new empty maps cost next to nothing.
+// has just lost its last row, having held more than emptiedAbove rows,
+// gets new maps (its indexes are empty too): a burst of thousands of
+// calls leaves no room behind once it is over. A small table keeps its
+// maps (no allocation each time the last call of a quiet office ends).
+const emptiedAbove = 256
 
 // putParked stores p in place of the row of its key; the caller has checked
 // that its channel is parked nowhere else.
@@ -108,6 +114,7 @@ func (t *tables) putParked(p *Parked) {
 	}
 	t.parked[parkKey{p.Customer, p.Key}] = p
 	t.parkedBy[p.Channel] = p
+	t.peakParked = max(t.peakParked, len(t.parked))
 	putIndex(t.parkedCust, p.Customer, p.Key, p)
 }
 
@@ -117,8 +124,9 @@ func (t *tables) delParked(p *Parked) {
 		delete(t.parkedBy, p.Channel)
 	}
 	delIndex(t.parkedCust, p.Customer, p.Key)
-	if len(t.parked) == 0 && len(t.parkedBy) == 0 { // see emptied
+	if len(t.parked) == 0 && len(t.parkedBy) == 0 && t.peakParked > emptiedAbove { // see emptied
 		t.parked, t.parkedBy, t.parkedCust = map[parkKey]*Parked{}, map[string]*Parked{}, map[string]map[string]*Parked{}
+		t.peakParked = 0
 	}
 }
 
@@ -139,6 +147,7 @@ func (t *tables) putDial(d *Dial) {
 		t.delDial(old)
 	}
 	t.dials[d.ID] = d
+	t.peakDials = max(t.peakDials, len(t.dials))
 	t.dialsFor[d.For] = d
 	if d.Leg != "" {
 		t.dialsLeg[d.Leg] = d
@@ -153,8 +162,9 @@ func (t *tables) delDial(d *Dial) {
 	if d.Leg != "" && t.dialsLeg[d.Leg] == d {
 		delete(t.dialsLeg, d.Leg)
 	}
-	if len(t.dials) == 0 && len(t.dialsFor) == 0 && len(t.dialsLeg) == 0 { // see emptied
+	if len(t.dials) == 0 && len(t.dialsFor) == 0 && len(t.dialsLeg) == 0 && t.peakDials > emptiedAbove { // see emptied
 		t.dials, t.dialsFor, t.dialsLeg = map[string]*Dial{}, map[string]*Dial{}, map[string]*Dial{}
+		t.peakDials = 0
 	}
 }
 

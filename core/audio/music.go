@@ -88,6 +88,7 @@ type Hub struct {
 
 	mu    sync.Mutex // serialises Add and Remove
 	where map[Listener]place
+	peak  int // the most listeners since where was made
 
 	running atomic.Bool
 	ticks   atomic.Uint64
@@ -178,6 +179,7 @@ func (h *Hub) Add(l Listener) {
 	}
 	sh.mu.Lock()
 	h.where[l] = place{sh, len(sh.ls)}
+	h.peak = max(h.peak, len(h.where))
 	sh.ls = append(sh.ls, l)
 	sh.n.Store(int64(len(sh.ls)))
 	sh.mu.Unlock()
@@ -198,10 +200,10 @@ func (h *Hub) Remove(l Listener) {
 		return
 	}
 	delete(h.where, l)
-	if len(h.where) == 0 {
+	if len(h.where) == 0 && h.peak > 256 {
 		// A Go map keeps the room of its largest size: the hub's last
 		// listener gone, a burst's thousands of places go with it.
-		h.where = make(map[Listener]place)
+		h.where, h.peak = make(map[Listener]place), 0
 	}
 	sh := p.sh
 	sh.mu.Lock() // waits out a tick delivering
