@@ -35,8 +35,8 @@ deps: ## install what the tests need when missing: sipp (sip-tester), sipvicious
 vet: ## go vet
 	$(GO) vet $(PKGS)
 
-fmt-check: ## fail if gofmt would change anything (our code: third_party keeps upstream's formatting)
-	@out=$$(gofmt -l $$(git ls-files '*.go' ':!third_party' 2>/dev/null || find . -name '*.go' -not -path './third_party/*')); \
+fmt-check: ## fail if gofmt would change anything
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 STATICCHECK_VERSION := v0.8.2
