@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -20,6 +21,8 @@ const StreamName = "CALLPARK_EVENTS"
 type Bus struct {
 	nc  *nats.Conn
 	log *slog.Logger
+	// up mirrors nc.IsConnected (Connected), kept by watch.
+	up atomic.Bool
 	// OnPublishError, when set, counts failed publishes (metrics).
 	OnPublishError func()
 	// DefaultNode gets the commands for legs whose id names no node
@@ -37,7 +40,31 @@ func Connect(url, name string, log *slog.Logger, opts ...nats.Option) (*Bus, err
 	if err != nil {
 		return nil, fmt.Errorf("nats connect %s: %w", url, err)
 	}
-	return &Bus{nc: nc, log: log}, nil
+	b := &Bus{nc: nc, log: log}
+	changes := nc.StatusChanged()
+	b.up.Store(nc.IsConnected())
+	go b.watch(changes)
+	return b, nil
+}
+
+// Connected reports whether the connection is up, without taking the
+// connection's lock: the core asks on every new call, and while events
+// are being published that lock is seldom free (under load, new calls
+// queued on it behind the publisher).
+func (b *Bus) Connected() bool { return b.up.Load() }
+
+// watch keeps up current until the connection is closed. Each change
+// reads the connection's own state rather than trusting the reported
+// one: the listener's buffer drops changes while it is full, and the
+// state read after the last change seen is the current one.
+func (b *Bus) watch(changes chan nats.Status) {
+	defer b.nc.RemoveStatusListener(changes)
+	for st := range changes {
+		b.up.Store(b.nc.IsConnected())
+		if st == nats.CLOSED || b.nc.IsClosed() {
+			return
+		}
+	}
 }
 
 // Conn returns the underlying connection.
