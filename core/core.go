@@ -302,6 +302,9 @@ func New(cfg Config) (*Core, error) {
 	if err := watchMusic(cfg.Registerer, c.hubs); err != nil {
 		return nil, err
 	}
+	if err := watchMedia(cfg.Registerer, c.media); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 

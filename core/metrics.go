@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/callpark/callpark/core/audio"
+	"github.com/callpark/callpark/core/rtp"
 	"github.com/callpark/callpark/internal/metric"
 )
 
@@ -71,6 +72,17 @@ func watchDialogs(r prometheus.Registerer, c *Core) error {
 	}
 	s.GaugeFunc(name, help, prometheus.Labels{"side": "server"}, func() float64 { return count(true) })
 	s.GaugeFunc(name, help, prometheus.Labels{"side": "client"}, func() float64 { return count(false) })
+	return s.Err()
+}
+
+// watchMedia exports the RTP engine's socket pairs: the legs' and the
+// spares resting for the next legs (rtp/spares.go).
+func watchMedia(r prometheus.Registerer, e *rtp.Engine) error {
+	s := metric.NewSet(r)
+	s.GaugeFunc("callpark_rtp_legs", "Legs with RTP sockets open.", nil,
+		func() float64 { return float64(e.Legs()) })
+	s.GaugeFunc("callpark_rtp_spare_pairs", "RTP/RTCP socket pairs of ended legs kept for new legs.", nil,
+		func() float64 { return float64(e.Spares()) })
 	return s.Err()
 }
 

@@ -80,7 +80,7 @@ func TestUnpluggedParkerNeverDelaysThePark(t *testing.T) {
 // TestUnansweredByeEndsTheDialog: Mary calls John, John's phone drops off
 // the network, Mary hangs up. The core's BYE to John is never answered;
 // RFC 3261 15.1.1 ends the session and the dialog all the same: his leg's
-// media socket is closed and the SIP engine keeps no dialog for it (it
+// media sockets are closed (or kept as a spare pair) and the SIP engine keeps no dialog for it (it
 // kept both forever, one per phone lost mid-call).
 func TestUnansweredByeEndsTheDialog(t *testing.T) {
 	p := pbxtest.Start(t)
@@ -89,6 +89,9 @@ func TestUnansweredByeEndsTheDialog(t *testing.T) {
 	cm, cj := connect(t, mary, john)
 	talk(t, cm, cj)
 	legPort := cj.MediaPort() // the core's RTP port on John's leg
+	if n := p.Counter("callpark_rtp_legs", nil); n != 2 {
+		t.Fatalf("%v legs with RTP sockets during the call, want 2", n)
+	}
 	john.Unplug()
 	cm.Hangup()
 	p.WaitNoLegs(t, 10*time.Second)
@@ -96,12 +99,15 @@ func TestUnansweredByeEndsTheDialog(t *testing.T) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		dialogs := p.Counter("callpark_core_sip_dialogs", nil)
-		open := pbxtest.UDPBound(legPort)
-		if dialogs == 0 && !open {
+		legs := p.Counter("callpark_rtp_legs", nil)
+		// His sockets are closed, or rest as a spare pair that drops what
+		// arrives until a new leg takes it (core/rtp/spares.go).
+		open := pbxtest.UDPBound(legPort) && p.Counter("callpark_rtp_spare_pairs", nil) == 0
+		if dialogs == 0 && legs == 0 && !open {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after John's BYE went unanswered: %v SIP dialogs kept, his leg's RTP port open: %v", dialogs, open)
+			t.Fatalf("after John's BYE went unanswered: %v SIP dialogs kept, %v legs with RTP sockets, his leg's RTP port open and not a spare: %v", dialogs, legs, open)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/pion/srtp/v3"
@@ -39,6 +40,8 @@ type Conn struct {
 	// The deaf filter in place: on, and the payload type it keeps.
 	deaf   bool
 	deafPT int
+	// rested is when a closed conn's sockets became spare (spares.go).
+	rested time.Time
 }
 
 // Local is the leg's RTP address.
@@ -134,8 +137,9 @@ func sendto(fd int, b []byte, sa unsafe.Pointer, salen uintptr) error {
 	return nil
 }
 
-// Close ends the leg's media: nothing is sent or received from now on, and
-// its sockets are closed by the poller. Idempotent.
+// Close ends the leg's media: nothing is sent or received from now on. Its
+// sockets become a spare pair (spares.go) or, when no more are kept, are
+// closed by the poller. Idempotent.
 func (c *Conn) Close() error {
 	c.mu.Lock()
 	if c.closed.Swap(true) {
@@ -143,8 +147,12 @@ func (c *Conn) Close() error {
 		return nil
 	}
 	c.mu.Unlock()
+	c.e.legs.Add(-1)
 	if c.p == nil {
 		c.closeSockets()
+		return nil
+	}
+	if !c.e.stopped.Load() && c.e.spares.keep(c) {
 		return nil
 	}
 	c.p.release(c)

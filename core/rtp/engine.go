@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,7 +20,13 @@ type Config struct {
 	Host netip.Addr
 	// Pollers is the number of poller goroutines; 0: one per core.
 	Pollers int
-	Log     *slog.Logger
+	// Spares bounds the socket pairs of ended legs kept for new legs
+	// (spares.go); 0: DefaultSpares, negative: none.
+	Spares int
+	// Quiet is how long a spare pair rests before a new leg takes it;
+	// 0: DefaultQuiet.
+	Quiet time.Duration
+	Log   *slog.Logger
 }
 
 // Engine opens legs' sockets and runs the pollers that read them.
@@ -34,6 +41,8 @@ type Engine struct {
 	running atomic.Bool
 	stats   Stats
 	progs   programs // deaf filters (bpf.go)
+	spares  spares
+	legs    atomic.Int64 // open legs (not closed)
 }
 
 // Stats are an Engine's counters.
@@ -42,6 +51,7 @@ type Stats struct {
 	Dropped  atomic.Uint64 // datagrams that were not RTP, or failed SRTP
 	Sent     atomic.Uint64 // packets written
 	Failed   atomic.Uint64 // packets that could not be written
+	Reused   atomic.Uint64 // legs opened on a spare socket pair
 }
 
 // ErrClosed is returned by a closed Conn.
@@ -60,6 +70,13 @@ func New(cfg Config) (*Engine, error) {
 		n = runtime.GOMAXPROCS(0)
 	}
 	e := &Engine{host: cfg.Host.Unmap(), log: cfg.Log}
+	e.spares.max, e.spares.quiet = cfg.Spares, cfg.Quiet
+	if e.spares.max == 0 {
+		e.spares.max = DefaultSpares()
+	}
+	if e.spares.quiet <= 0 {
+		e.spares.quiet = DefaultQuiet
+	}
 	for range n {
 		p, err := newPoller(e)
 		if err != nil {
@@ -78,6 +95,12 @@ func (e *Engine) Host() netip.Addr { return e.host }
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() *Stats { return &e.stats }
+
+// Legs returns the number of legs opened and not yet closed.
+func (e *Engine) Legs() int { return int(e.legs.Load()) }
+
+// Spares returns the number of spare socket pairs kept (spares.go).
+func (e *Engine) Spares() int { return e.spares.len() }
 
 // Run reads every leg's RTP until ctx ends, then closes every socket
 // still open. It must be called once.
@@ -102,12 +125,19 @@ func (e *Engine) Run(ctx context.Context) error {
 	return nil
 }
 
-// Open binds a new leg's RTP socket (an even port when it can) and its
-// RTCP socket on the port above, and registers the RTP socket with a
-// poller: what the phone sends goes to r.
+// Open gives a new leg a spare socket pair that has rested (spares.go),
+// or binds its RTP socket (an even port when it can) and its RTCP socket
+// on the port above, and registers the RTP socket with a poller: what the
+// phone sends goes to r.
 func (e *Engine) Open(r Receiver) (*Conn, error) {
 	if e.stopped.Load() {
 		return nil, ErrClosed
+	}
+	if spare := e.spares.take(time.Now()); spare != nil {
+		if c := e.reuse(spare, r); c != nil {
+			e.legs.Add(1)
+			return c, nil
+		}
 	}
 	var err error
 	for range 16 {
@@ -137,6 +167,7 @@ func (e *Engine) Open(r Receiver) (*Conn, error) {
 			unix.Close(rfd)
 			return nil, err
 		}
+		e.legs.Add(1)
 		return c, nil
 	}
 	return nil, fmt.Errorf("rtp: no port pair: %w", err)

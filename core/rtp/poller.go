@@ -177,7 +177,7 @@ func (p *poller) read(c *Conn) {
 			continue
 		}
 		if c.closed.Load() {
-			return
+			continue // a spare pair's, or a leg's being closed: dropped
 		}
 		b := p.buf[:n]
 		if in := c.in.Load(); in != nil {

@@ -17,7 +17,12 @@ var loopback = netip.MustParseAddr("127.0.0.1")
 // start runs an engine until the test ends.
 func start(t testing.TB, pollers int) *Engine {
 	t.Helper()
-	e, err := New(Config{Host: loopback, Pollers: pollers})
+	return startWith(t, Config{Host: loopback, Pollers: pollers})
+}
+
+func startWith(t testing.TB, cfg Config) *Engine {
+	t.Helper()
+	e, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +85,7 @@ func packet(pt uint8, seq uint16, payload string) []byte {
 }
 
 func TestTwoLegsTalk(t *testing.T) {
-	e := start(t, 2)
+	e := startWith(t, Config{Host: loopback, Pollers: 2, Spares: -1})
 	ra, rb := newInbox(), newInbox()
 	a, err := e.Open(ra)
 	if err != nil {
@@ -132,7 +137,7 @@ func TestTwoLegsTalk(t *testing.T) {
 	if err := a.Write(packet(0, 1, "x")); err != ErrClosed {
 		t.Fatalf("write after close: %v", err)
 	}
-	// Its sockets are gone soon after.
+	// With no spare pairs kept, its sockets are gone soon after.
 	deadline := time.Now().Add(2 * time.Second)
 	for {
 		l, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(a.Local()))
@@ -287,9 +292,9 @@ func testDeaf(t *testing.T, classic bool) {
 }
 
 // TestManyLegsNoGoroutines: a thousand legs cost no goroutine and two
-// descriptors each, all released on close.
+// descriptors each, all released on close when no spares are kept.
 func TestManyLegsNoGoroutines(t *testing.T) {
-	e := start(t, 2)
+	e := startWith(t, Config{Host: loopback, Pollers: 2, Spares: -1})
 	fds := func() int { d, _ := os.ReadDir("/proc/self/fd"); return len(d) }
 	before := fds()
 	var conns []*Conn

@@ -1,0 +1,115 @@
+package rtp
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+)
+
+// TestSparePairsRestThenServeNewLegs: a closed leg's sockets stay bound
+// and drop what arrives; a leg opened before they have rested gets new
+// ones; after the rest the oldest pair is taken, with nothing of the old
+// phone's queued and no deaf filter left; at most Spares pairs are kept;
+// stopping the engine closes them all.
+func TestSparePairsRestThenServeNewLegs(t *testing.T) {
+	const quiet = 300 * time.Millisecond
+	fds := func() int { d, _ := os.ReadDir("/proc/self/fd"); return len(d) }
+	before := fds()
+	e, err := New(Config{Host: loopback, Pollers: 1, Spares: 3, Quiet: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = e.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	var legs []*Conn
+	for range 4 {
+		c, err := e.Open(newInbox())
+		if err != nil {
+			t.Fatal(err)
+		}
+		legs = append(legs, c)
+	}
+	// The first leg's phone, parked (deaf), still sending when the call ends.
+	first := legs[0]
+	if err := first.SetDeaf(true, 101); err != nil {
+		t.Fatal(err)
+	}
+	phone, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(first.Local()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range legs {
+		c.Close()
+	}
+	kept := map[netip.AddrPort]bool{}
+	for _, c := range legs[:3] {
+		kept[c.Local()] = true
+	}
+	if n := e.spares.len(); n != 3 {
+		t.Fatalf("%d spare pairs, want 3 (the limit)", n)
+	}
+	for seq := range uint16(20) {
+		phone.Write(packet(101, seq, "old!"))
+		phone.Write(packet(0, seq, "old!"))
+	}
+
+	// Too early: a leg of its own.
+	r := newInbox()
+	early, err := e.Open(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kept[early.Local()] {
+		t.Fatalf("leg opened on %s, a pair resting since %s ago", early.Local(), time.Since(first.rested))
+	}
+	early.Close() // the fourth spare would be over the limit: closed
+
+	time.Sleep(quiet)
+	r = newInbox()
+	next, err := e.Open(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Local() != first.Local() {
+		t.Fatalf("leg opened on %s, want the oldest spare pair %s", next.Local(), first.Local())
+	}
+	if got := e.Stats().Reused.Load(); got != 1 {
+		t.Fatalf("Reused = %d, want 1", got)
+	}
+	if next.Deaf() {
+		t.Fatal("a reused pair is deaf")
+	}
+	// What the old phone sent while the pair rested is gone; what comes
+	// now (audio too: no filter) is the new leg's.
+	phone.Write(packet(0, 100, "new!"))
+	if p := r.next(t); p.Seq != 100 || string(p.Payload) != "new!" {
+		t.Fatalf("new leg read seq %d %q, want seq 100 \"new!\"", p.Seq, p.Payload)
+	}
+	r.none(t, 100*time.Millisecond)
+
+	next.Close()
+	phone.Close()
+	cancel()
+	<-done
+	if d := fds() - before; d != 0 {
+		t.Errorf("%d descriptors left once the engine stopped", d)
+	}
+}
+
+// BenchmarkOpenCloseSpare is a leg opened on a spare pair and closed.
+func BenchmarkOpenCloseSpare(b *testing.B) {
+	e := startWith(b, Config{Host: loopback, Pollers: 1, Quiet: time.Nanosecond})
+	for b.Loop() {
+		c, err := e.Open(newInbox())
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
+	}
+}
