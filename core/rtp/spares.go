@@ -53,9 +53,13 @@ type spares struct {
 }
 
 // keep takes c's sockets as a spare pair and reports whether it did; c
-// is closed. A leg that was deaf has its filter removed first.
+// is closed. A leg that was deaf has its filter removed first. The pair
+// is registered with its poller under a conn of its own that holds
+// nothing else: c, its receiver (the whole call behind it) and its SRTP
+// contexts are not kept alive by a spare. Closes racing each other may
+// keep a few more than max.
 func (s *spares) keep(c *Conn) bool {
-	if s.max <= 0 {
+	if s.max <= 0 || s.len() >= s.max {
 		return false
 	}
 	if c.deaf {
@@ -64,13 +68,20 @@ func (s *spares) keep(c *Conn) bool {
 			return false
 		}
 	}
-	c.rested = time.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.q)-s.head >= s.max {
-		return false
+	spare := &Conn{e: c.e, p: c.p, fd: c.fd, rtcp: c.rtcp, local: c.local, rested: time.Now()}
+	spare.closed.Store(true)
+	p := c.p
+	p.mu.Lock()
+	if p.stopped {
+		// The stopped poller closes every socket of its map, c's too.
+		p.mu.Unlock()
+		return true
 	}
-	s.q = append(s.q, c)
+	p.conns[int32(c.fd)] = spare
+	p.mu.Unlock()
+	s.mu.Lock()
+	s.q = append(s.q, spare)
+	s.mu.Unlock()
 	return true
 }
 

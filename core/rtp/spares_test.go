@@ -5,8 +5,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"testing"
 	"time"
+	"weak"
 )
 
 // TestSparePairsRestThenServeNewLegs: a closed leg's sockets stay bound
@@ -112,4 +114,28 @@ func BenchmarkOpenCloseSpare(b *testing.B) {
 		}
 		c.Close()
 	}
+}
+
+// TestSparePairKeepsNothingOfItsCall: once a leg is closed, its spare pair
+// does not keep the leg's receiver (the whole call behind it) alive.
+func TestSparePairKeepsNothingOfItsCall(t *testing.T) {
+	e := startWith(t, Config{Host: loopback, Pollers: 1, Spares: 4})
+	r := newInbox()
+	gone := weak.Make(r)
+	c, err := e.Open(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	c, r = nil, nil
+	if e.Spares() != 1 || e.Legs() != 0 {
+		t.Fatalf("%d spares, %d legs; want 1, 0", e.Spares(), e.Legs())
+	}
+	for range 10 {
+		runtime.GC()
+		if gone.Value() == nil {
+			return
+		}
+	}
+	t.Fatal("a spare pair keeps its old leg's receiver alive")
 }
