@@ -7,7 +7,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/callpark/callpark/core/rtp"
 	"github.com/callpark/callpark/core/stateless"
 	"github.com/emiago/sipgo/sip"
 )
@@ -63,14 +62,14 @@ func (a *Admission) defaults(log *slog.Logger) {
 
 // DefaultMaxLegs is the number of legs the open-file limit leaves room
 // for: three descriptors a leg (RTP, RTCP and a share of SIP connections),
-// keeping 512 for everything else and two for each spare RTP socket pair
-// (rtp.DefaultSpares).
+// keeping 512 for everything else (the RTP engine's spare socket pairs
+// give way to legs: core/rtp/spares.go).
 func DefaultMaxLegs() int {
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == 0 {
 		return 1000
 	}
-	n := (int(min(rl.Cur, 1<<22)) - 512 - 2*rtp.DefaultSpares()) / 3
+	n := (int(min(rl.Cur, 1<<22)) - 512) / 3
 	return max(n, 50)
 }
 

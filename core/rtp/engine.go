@@ -23,6 +23,9 @@ type Config struct {
 	// Spares bounds the socket pairs of ended legs kept for new legs
 	// (spares.go); 0: DefaultSpares, negative: none.
 	Spares int
+	// Descriptors is the room for legs' and spares' sockets (spares.go);
+	// 0: the open-file limit less 512.
+	Descriptors int
 	// Quiet is how long a spare pair rests before a new leg takes it;
 	// 0: DefaultQuiet.
 	Quiet time.Duration
@@ -72,7 +75,10 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{host: cfg.Host.Unmap(), log: cfg.Log}
 	e.spares.max, e.spares.quiet = cfg.Spares, cfg.Quiet
 	if e.spares.max == 0 {
-		e.spares.max = DefaultSpares()
+		e.spares.max = DefaultSpares
+	}
+	if e.spares.room = cfg.Descriptors; e.spares.room <= 0 {
+		e.spares.room = descriptorRoom()
 	}
 	if e.spares.quiet <= 0 {
 		e.spares.quiet = DefaultQuiet
@@ -133,7 +139,8 @@ func (e *Engine) Open(r Receiver) (*Conn, error) {
 	if e.stopped.Load() {
 		return nil, ErrClosed
 	}
-	if spare := e.spares.take(time.Now()); spare != nil {
+	short := 3*(e.Legs()+1)+2*e.spares.len() > e.spares.room
+	if spare := e.spares.take(time.Now(), short); spare != nil {
 		if c := e.reuse(spare, r); c != nil {
 			e.legs.Add(1)
 			return c, nil

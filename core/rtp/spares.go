@@ -24,23 +24,27 @@ import (
 // port 0 gave no such guarantee: the kernel hands a freed port out again
 // at random, at 3,000 legs a second one new leg in five on a port freed
 // less than a second before.
+//
+// Spares never take descriptors legs need. The engine counts three per leg
+// (its two sockets and a share of SIP's, as admission control does) and
+// two per spare against the open-file limit less 512; a leg that ends
+// when that room is short closes its sockets, and a leg opened when it is
+// short takes the oldest spare whatever its rest.
 
 // DefaultQuiet is how long a spare pair rests before a new leg takes it.
 const DefaultQuiet = time.Second
 
-// maxSpares bounds the pairs kept whatever the descriptor limit.
-const maxSpares = 2048
+// DefaultSpares bounds the pairs kept (8,192 descriptors): at 1,000
+// park+retrieve cycles a second, three legs each, 3,000 pairs rest.
+const DefaultSpares = 4096
 
-// DefaultSpares is how many spare pairs are kept: an eighth of the
-// open-file limit's room (after 512 for everything else), at most
-// maxSpares.
-func DefaultSpares() int {
+// descriptorRoom is the open-file limit less 512 for everything else.
+func descriptorRoom() int {
 	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == 0 {
 		return 0
 	}
-	n := (int(min(rl.Cur, 1<<22)) - 512) / 16
-	return max(0, min(n, maxSpares))
+	return max(0, int(min(rl.Cur, 1<<22))-512)
 }
 
 // spares is the engine's pairs at rest, oldest first.
@@ -50,6 +54,7 @@ type spares struct {
 	head  int
 	max   int
 	quiet time.Duration
+	room  int // descriptors for legs (3 each) and spares (2 each)
 }
 
 // keep takes c's sockets as a spare pair and reports whether it did; c
@@ -59,7 +64,7 @@ type spares struct {
 // contexts are not kept alive by a spare. Closes racing each other may
 // keep a few more than max.
 func (s *spares) keep(c *Conn) bool {
-	if s.max <= 0 || s.len() >= s.max {
+	if n := s.len(); n >= s.max || 3*c.e.Legs()+2*(n+1) > s.room {
 		return false
 	}
 	if c.deaf {
@@ -85,11 +90,12 @@ func (s *spares) keep(c *Conn) bool {
 	return true
 }
 
-// take returns the oldest spare that has rested long enough, or nil.
-func (s *spares) take(now time.Time) *Conn {
+// take returns the oldest spare that has rested long enough, or nil;
+// when short of room (short), the oldest whatever its rest.
+func (s *spares) take(now time.Time, short bool) *Conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.head == len(s.q) || now.Sub(s.q[s.head].rested) < s.quiet {
+	if s.head == len(s.q) || (!short && now.Sub(s.q[s.head].rested) < s.quiet) {
 		return nil
 	}
 	c := s.q[s.head]

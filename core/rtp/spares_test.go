@@ -20,7 +20,7 @@ func TestSparePairsRestThenServeNewLegs(t *testing.T) {
 	const quiet = 300 * time.Millisecond
 	fds := func() int { d, _ := os.ReadDir("/proc/self/fd"); return len(d) }
 	before := fds()
-	e, err := New(Config{Host: loopback, Pollers: 1, Spares: 3, Quiet: quiet})
+	e, err := New(Config{Host: loopback, Pollers: 1, Spares: 3, Quiet: quiet, Descriptors: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,4 +138,39 @@ func TestSparePairKeepsNothingOfItsCall(t *testing.T) {
 		}
 	}
 	t.Fatal("a spare pair keeps its old leg's receiver alive")
+}
+
+// TestSparesGiveWayToLegs: spares never hold descriptors legs need. With
+// room for four legs and two spares (3 descriptors a leg, 2 a spare), sixteen: a
+// leg ending when the room is short closes its sockets, and a leg opened
+// when it is short takes the oldest spare however fresh.
+func TestSparesGiveWayToLegs(t *testing.T) {
+	e := startWith(t, Config{Host: loopback, Pollers: 1, Spares: 10, Quiet: time.Hour, Descriptors: 3*4 + 2*2})
+	open := func() *Conn {
+		t.Helper()
+		c, err := e.Open(newInbox())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	legs := []*Conn{open(), open(), open(), open()}
+	legs[0].Close()
+	legs[1].Close()
+	if e.Spares() != 2 {
+		t.Fatalf("%d spares, want 2", e.Spares())
+	}
+	legs = append(legs[2:], open(), open()) // room for both: new sockets
+	if e.Spares() != 2 || e.Stats().Reused.Load() != 0 {
+		t.Fatalf("%d spares, %d reused; want 2, 0", e.Spares(), e.Stats().Reused.Load())
+	}
+	legs = append(legs, open()) // a fifth leg: the oldest spare, unrested
+	if e.Spares() != 1 || e.Stats().Reused.Load() != 1 {
+		t.Fatalf("%d spares, %d reused; want 1, 1", e.Spares(), e.Stats().Reused.Load())
+	}
+	legs = append(legs, open()) // a sixth: the last spare
+	legs[0].Close()             // 5 legs and a spare would not fit: closed
+	if e.Spares() != 0 || e.Legs() != 5 || e.Stats().Reused.Load() != 2 {
+		t.Fatalf("%d spares, %d legs, %d reused; want 0, 5, 2", e.Spares(), e.Legs(), e.Stats().Reused.Load())
+	}
 }
