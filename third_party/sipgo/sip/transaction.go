@@ -465,6 +465,11 @@ func (store *transactionStore[T]) drop(key string) bool {
 	defer store.mu.Unlock()
 	_, exists := store.items[key]
 	delete(store.items, key)
+	if exists && len(store.items) == 0 {
+		// callpark: a Go map keeps the room of its largest size; once
+		// empty, a burst's thousands of slots go with it.
+		store.items = make(map[string]T)
+	}
 	return exists
 }
 
