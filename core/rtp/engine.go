@@ -23,6 +23,9 @@ type Config struct {
 	// Spares bounds the socket pairs of ended legs kept for new legs
 	// (spares.go); 0: DefaultSpares, negative: none.
 	Spares int
+	// SpareIdle is how long a spare pair waits for a leg before it is
+	// closed; 0: DefaultSpareIdle.
+	SpareIdle time.Duration
 	// Descriptors is the room for legs' and spares' sockets (spares.go);
 	// 0: the open-file limit less 512.
 	Descriptors int
@@ -83,6 +86,9 @@ func New(cfg Config) (*Engine, error) {
 	if e.spares.quiet <= 0 {
 		e.spares.quiet = DefaultQuiet
 	}
+	if e.spares.idleAfter = cfg.SpareIdle; e.spares.idleAfter <= 0 {
+		e.spares.idleAfter = DefaultSpareIdle
+	}
 	for range n {
 		p, err := newPoller(e)
 		if err != nil {
@@ -118,7 +124,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	for _, p := range e.pollers {
 		wg.Go(p.run)
 	}
-	<-ctx.Done()
+	e.spares.expire(ctx)
 	e.stopped.Store(true)
 	for _, p := range e.pollers {
 		p.stop()

@@ -1,6 +1,7 @@
 package rtp
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"syscall"
@@ -31,6 +32,13 @@ import (
 // when that room is short closes its sockets, and a leg opened when it is
 // short takes the oldest spare whatever its rest.
 
+// A pair that rests DefaultSpareIdle without a leg to take it (the load is gone)
+// is closed, with the oldest ones, within a quarter of that.
+
+// DefaultSpareIdle is how long a spare pair waits for a new leg before
+// it is closed.
+const DefaultSpareIdle = 30 * time.Second
+
 // DefaultQuiet is how long a spare pair rests before a new leg takes it.
 const DefaultQuiet = time.Second
 
@@ -54,7 +62,9 @@ type spares struct {
 	head  int
 	max   int
 	quiet time.Duration
-	room  int // descriptors for legs (3 each) and spares (2 each)
+	// idleAfter is how long a pair waits before it is closed.
+	idleAfter time.Duration
+	room      int // descriptors for legs (3 each) and spares (2 each)
 }
 
 // keep takes c's sockets as a spare pair and reports whether it did; c
@@ -112,6 +122,39 @@ func (s *spares) take(now time.Time, short bool) *Conn {
 		s.head = 0
 	}
 	return c
+}
+
+// expire closes the pairs that have waited s.idleAfter, every quarter of
+// that, until ctx is done.
+func (s *spares) expire(ctx context.Context) {
+	t := time.NewTicker(s.idleAfter / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			for _, c := range s.idle(now) {
+				c.p.release(c)
+			}
+		}
+	}
+}
+
+// idle removes and returns the pairs that have waited s.idleAfter.
+func (s *spares) idle(now time.Time) []*Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var old []*Conn
+	for s.head < len(s.q) && now.Sub(s.q[s.head].rested) >= s.idleAfter {
+		old = append(old, s.q[s.head])
+		s.q[s.head] = nil
+		s.head++
+	}
+	if s.head == len(s.q) {
+		s.q, s.head = nil, 0
+	}
+	return old
 }
 
 // len returns the number of spare pairs.

@@ -174,3 +174,28 @@ func TestSparesGiveWayToLegs(t *testing.T) {
 		t.Fatalf("%d spares, %d legs, %d reused; want 0, 5, 2", e.Spares(), e.Legs(), e.Stats().Reused.Load())
 	}
 }
+
+// TestIdleSparesAreClosed: once the load is gone, the spare pairs are
+// closed (their descriptors and memory given back).
+func TestIdleSparesAreClosed(t *testing.T) {
+	fds := func() int { d, _ := os.ReadDir("/proc/self/fd"); return len(d) }
+	e := startWith(t, Config{Host: loopback, Pollers: 1, SpareIdle: 200 * time.Millisecond})
+	before := fds()
+	for range 5 {
+		c, err := e.Open(newInbox())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	if n := e.Spares(); n != 5 {
+		t.Fatalf("%d spares, want 5", n)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for e.Spares() != 0 || fds() != before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d spares and %d more descriptors %v after the last leg", e.Spares(), fds()-before, 2*time.Second)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
