@@ -113,3 +113,69 @@ func dialOnce(ctx context.Context, t *testing.T, client *sipgo.Client, addr stri
 func weakMsg(body []byte) weak.Pointer[byte] {
 	return weak.Make(&body[0])
 }
+
+// A completed non-INVITE server transaction lets go of its request at its
+// final response, not 32 s later with Timer J (three per park+retrieve
+// cycle: the REFER and two BYEs, most of the heap under a cycle load), and
+// still answers a retransmission of it with that response, without the
+// handler.
+func TestCompletedServerTransactionsFreeTheirRequest(t *testing.T) {
+	serverUA, err := sipgo.NewUA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer serverUA.Close()
+	srv, err := sipgo.NewServer(serverUA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := loopbackUDP(t)
+	received := make(chan weak.Pointer[byte], 10)
+	srv.OnInfo(func(req *sip.Request, tx sip.ServerTransaction) {
+		if err := tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)); err != nil {
+			t.Error(err)
+		}
+		received <- weakMsg(req.Body())
+	})
+	go srv.ServeUDP(conn)
+
+	phone := loopbackUDP(t)
+	info := "INFO sip:200@127.0.0.1 SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP " + phone.LocalAddr().String() + ";branch=z9hG4bK-completed-1\r\n" +
+		"From: <sip:100@127.0.0.1>;tag=a\r\nTo: <sip:200@127.0.0.1>;tag=b\r\n" +
+		"Call-ID: completed-1\r\nCSeq: 1 INFO\r\nMax-Forwards: 70\r\n" +
+		"Content-Type: application/dtmf-relay\r\nContent-Length: 16\r\n\r\nSignal=5\r\nDur=1\r\n"
+	send := func() {
+		t.Helper()
+		if _, err := phone.WriteTo([]byte(info), conn.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+		phone.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b := make([]byte, 2048)
+		n, _, err := phone.ReadFrom(b)
+		if err != nil {
+			t.Fatalf("no answer to the INFO: %v", err)
+		}
+		if got := string(b[:min(n, 15)]); got != "SIP/2.0 200 OK\r" {
+			t.Fatalf("answered %q", got)
+		}
+	}
+	send()
+	var w weak.Pointer[byte]
+	select {
+	case w = <-received:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the INFO was not served")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.GC(); w.Value() != nil; runtime.GC() {
+		if time.Now().After(deadline) {
+			t.Fatal("the completed transaction still holds its request 5 s later")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	send() // the phone did not hear the 200 OK: it retransmits
+	if n := len(received); n != 0 {
+		t.Fatalf("a retransmission reached the handler (%d more)", n)
+	}
+}

@@ -183,7 +183,11 @@ func (tx *baseTx) String() string {
 	return tx.key
 }
 
+// Origin is the request that began the transaction; nil once a non-INVITE
+// server transaction has sent its final response (callpark patch 3).
 func (tx *baseTx) Origin() *Request {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
 	return tx.origin
 }
 

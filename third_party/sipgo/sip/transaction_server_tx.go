@@ -21,6 +21,9 @@ type ServerTx struct {
 	timer_1xx    *time.Timer
 	timer_l      *time.Timer
 	reliable     bool
+	// callpark patch 3: the request's method, for matching retransmissions
+	// once a completed non-INVITE transaction has let go of its request.
+	method RequestMethod
 }
 
 func NewServerTx(key string, origin *Request, conn Connection, logger *slog.Logger) *ServerTx {
@@ -34,6 +37,7 @@ func NewServerTx(key string, origin *Request, conn Connection, logger *slog.Logg
 	tx.done = make(chan struct{})
 	tx.log = logger
 	tx.origin = origin // NOTE: user may do some changes on this request which creates RACE
+	tx.method = origin.Method
 	tx.reliable = IsReliable(origin.Transport())
 	return tx
 }
@@ -87,7 +91,7 @@ func (tx *ServerTx) Receive(req *Request) error {
 
 	var input fsmInput
 	switch {
-	case req.Method == tx.origin.Method:
+	case req.Method == tx.method:
 		input = server_input_request
 	case req.IsAck(): // ACK for non-2xx response
 		input = server_input_ack

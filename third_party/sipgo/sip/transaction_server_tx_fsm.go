@@ -236,6 +236,13 @@ func (tx *ServerTx) actFinal() fsmInput {
 	if err := tx.passResp(); err != nil {
 		return server_input_transport_err
 	}
+	// callpark patch 3: in Completed a non-INVITE transaction only resends
+	// its final response to a retransmitted request (matched by method):
+	// its request goes now instead of with Timer J, 32 s later. Origin
+	// returns nil from here on.
+	tx.mu.Lock()
+	tx.origin = nil
+	tx.mu.Unlock()
 
 	// https://datatracker.ietf.org/doc/html/rfc3261#section-17.2.2
 	//  When the server transaction enters the "Completed" state, it MUST set
