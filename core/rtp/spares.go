@@ -127,7 +127,7 @@ func (s *spares) take(now time.Time, short bool) *Conn {
 // expire closes the pairs that have waited s.idleAfter, every quarter of
 // that, until ctx is done.
 func (s *spares) expire(ctx context.Context) {
-	t := time.NewTicker(s.idleAfter / 4)
+	t := time.NewTicker(max(s.idleAfter/4, time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
