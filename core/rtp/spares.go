@@ -13,16 +13,16 @@ import (
 // Spare sockets. A leg's RTP and RTCP sockets outlive it: once closed they
 // rest, still registered with their poller, which drops whatever still
 // arrives (the last packets the phone sent before its BYE), and a leg
-// opened after the rest takes them instead of binding new ones. Opening a
-// leg cost eleven system calls (two sockets, two binds, two
-// getsocknames, a setsockopt, an epoll registration; then an eventfd write,
-// an epoll removal and two closes to end it): 8 % of the process's CPU at
-// 700 park+retrieve cycles a second, three legs a cycle. A reused pair
-// costs none.
+// opened after the rest takes them instead of binding new ones. A leg cost
+// twelve system calls (two sockets, two binds, two getsocknames, a
+// setsockopt and an epoll registration to open it; an eventfd write, an
+// epoll removal and two closes to end it): 8 % of the process's CPU at 700
+// park+retrieve cycles a second, three legs a cycle. A reused pair costs
+// none.
 //
 // Pairs are reused oldest first and never before DefaultQuiet: a stray
 // packet of a leg's phone cannot reach the next leg on its ports. Binding
-// port 0 gave no such guarantee: the kernel hands a freed port out again
+// port 0 gives no such guarantee: the kernel hands a freed port out again
 // at random, at 3,000 legs a second one new leg in five on a port freed
 // less than a second before.
 //
@@ -31,9 +31,9 @@ import (
 // two per spare against the open-file limit less 512; a leg that ends
 // when that room is short closes its sockets, and a leg opened when it is
 // short takes the oldest spare whatever its rest.
-
-// A pair that rests DefaultSpareIdle without a leg to take it (the load is gone)
-// is closed, with the oldest ones, within a quarter of that.
+//
+// A pair that waits DefaultSpareIdle without a leg to take it (the load is
+// gone) is closed, within a quarter of that.
 
 // DefaultSpareIdle is how long a spare pair waits for a new leg before
 // it is closed.
