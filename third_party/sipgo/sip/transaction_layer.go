@@ -30,8 +30,6 @@ type TransactionLayer struct {
 	terminateOnConnClose bool
 
 	log *slog.Logger
-
-	goroutines *goroutines // callpark patch 4 (goroutines.go)
 }
 
 type TransactionLayerOption func(tpl *TransactionLayer)
@@ -69,7 +67,6 @@ func NewTransactionLayer(tpl *TransportLayer, options ...TransactionLayerOption)
 
 		reqHandler:    defaultRequestHandler,
 		unRespHandler: defaultUnhandledRespHandler,
-		goroutines:    newGoroutines(),
 	}
 	txl.log = DefaultLogger().With("caller", "TransactionLayer")
 
@@ -140,9 +137,9 @@ func (txl *TransactionLayer) handleMessage(msg Message) {
 
 	switch msg := msg.(type) {
 	case *Request:
-		txl.goroutines.Go(func() { txl.handleRequestBackground(msg) })
+		go txl.handleRequestBackground(msg)
 	case *Response:
-		txl.goroutines.Go(func() { txl.handleResponseBackground(msg) })
+		go txl.handleResponseBackground(msg)
 	default:
 		txl.log.Error("unsupported message, skip it")
 	}
