@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"github.com/pion/srtp/v3"
@@ -40,8 +39,6 @@ type Conn struct {
 	// The deaf filter in place: on, and the payload type it keeps.
 	deaf   bool
 	deafPT int
-	// rested is when a closed conn's sockets became spare (spares.go).
-	rested time.Time
 }
 
 // Local is the leg's RTP address.

@@ -145,7 +145,7 @@ func (e *Engine) Open(r Receiver) (*Conn, error) {
 	if e.stopped.Load() {
 		return nil, ErrClosed
 	}
-	short := 3*(e.Legs()+1)+2*e.spares.len() > e.spares.room
+	short := !e.spares.fits(e.Legs()+1, e.spares.len())
 	if spare := e.spares.take(time.Now(), short); spare != nil {
 		if c := e.reuse(spare, r); c != nil {
 			e.legs.Add(1)

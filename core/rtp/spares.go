@@ -58,7 +58,7 @@ func descriptorRoom() int {
 // spares is the engine's pairs at rest, oldest first.
 type spares struct {
 	mu    sync.Mutex
-	q     []*Conn // closed conns still registered with their pollers
+	q     []resting
 	head  int
 	max   int
 	quiet time.Duration
@@ -67,6 +67,17 @@ type spares struct {
 	room      int // descriptors for legs (3 each) and spares (2 each)
 }
 
+// resting is a spare pair: a closed conn still registered with its
+// poller, and since when.
+type resting struct {
+	c     *Conn
+	since time.Time
+}
+
+// fits reports whether legs and pairs spare pairs fit in the room: three
+// descriptors a leg, two a pair.
+func (s *spares) fits(legs, pairs int) bool { return 3*legs+2*pairs <= s.room }
+
 // keep takes c's sockets as a spare pair and reports whether it did; c
 // is closed. A leg that was deaf has its filter removed first. The pair
 // is registered with its poller under a conn of its own that holds
@@ -74,7 +85,7 @@ type spares struct {
 // contexts are not kept alive by a spare. Closes racing each other may
 // keep a few more than max.
 func (s *spares) keep(c *Conn) bool {
-	if n := s.len(); n >= s.max || 3*c.e.Legs()+2*(n+1) > s.room {
+	if n := s.len(); n >= s.max || !s.fits(c.e.Legs(), n+1) {
 		return false
 	}
 	if c.deaf {
@@ -83,7 +94,7 @@ func (s *spares) keep(c *Conn) bool {
 			return false
 		}
 	}
-	spare := &Conn{e: c.e, p: c.p, fd: c.fd, rtcp: c.rtcp, local: c.local, rested: time.Now()}
+	spare := &Conn{e: c.e, p: c.p, fd: c.fd, rtcp: c.rtcp, local: c.local}
 	spare.closed.Store(true)
 	p := c.p
 	p.mu.Lock()
@@ -95,7 +106,7 @@ func (s *spares) keep(c *Conn) bool {
 	p.conns[int32(c.fd)] = spare
 	p.mu.Unlock()
 	s.mu.Lock()
-	s.q = append(s.q, spare)
+	s.q = append(s.q, resting{spare, time.Now()})
 	s.mu.Unlock()
 	return true
 }
@@ -105,11 +116,11 @@ func (s *spares) keep(c *Conn) bool {
 func (s *spares) take(now time.Time, short bool) *Conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.head == len(s.q) || (!short && now.Sub(s.q[s.head].rested) < s.quiet) {
+	if s.head == len(s.q) || (!short && now.Sub(s.q[s.head].since) < s.quiet) {
 		return nil
 	}
-	c := s.q[s.head]
-	s.q[s.head] = nil
+	c := s.q[s.head].c
+	s.q[s.head] = resting{}
 	s.head++
 	switch {
 	case s.head == len(s.q):
@@ -146,9 +157,9 @@ func (s *spares) idle(now time.Time) []*Conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var old []*Conn
-	for s.head < len(s.q) && now.Sub(s.q[s.head].rested) >= s.idleAfter {
-		old = append(old, s.q[s.head])
-		s.q[s.head] = nil
+	for s.head < len(s.q) && now.Sub(s.q[s.head].since) >= s.idleAfter {
+		old = append(old, s.q[s.head].c)
+		s.q[s.head] = resting{}
 		s.head++
 	}
 	if s.head == len(s.q) {

@@ -68,7 +68,7 @@ func TestSparePairsRestThenServeNewLegs(t *testing.T) {
 		t.Fatal(err)
 	}
 	if kept[early.Local()] {
-		t.Fatalf("leg opened on %s, a pair resting since %s ago", early.Local(), time.Since(first.rested))
+		t.Fatalf("leg opened on %s, a pair resting for less than %v", early.Local(), quiet)
 	}
 	early.Close() // the fourth spare would be over the limit: closed
 
