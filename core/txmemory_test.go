@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"net"
 	"runtime"
 	"testing"
 	"time"
@@ -20,29 +21,18 @@ func TestTerminatedInviteTransactionsFreeTheirMessages(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 
-	serverUA, err := sipgo.NewUA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer serverUA.Close()
-	srv, err := sipgo.NewServer(serverUA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn := loopbackUDP(t)
-	addr := conn.LocalAddr().String()
-
 	// The server keeps weak pointers only: what it received and answered.
 	served := make(chan [2]weak.Pointer[byte], 1)
-	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
-		res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", []byte("v=0\r\n"))
-		if err := tx.Respond(res); err != nil {
-			t.Error(err)
-		}
-		tx.Terminate() // as the core does once the ACK is in
-		served <- [2]weak.Pointer[byte]{weakMsg(req.Body()), weakMsg(res.Body())}
-	})
-	go srv.ServeUDP(conn)
+	addr := sipServer(t, func(srv *sipgo.Server) {
+		srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+			res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", []byte("v=0\r\n"))
+			if err := tx.Respond(res); err != nil {
+				t.Error(err)
+			}
+			tx.Terminate() // as the core does once the ACK is in
+			served <- [2]weak.Pointer[byte]{weakMsg(req.Body()), weakMsg(res.Body())}
+		})
+	}).LocalAddr().String()
 
 	clientUA, err := sipgo.NewUA()
 	if err != nil {
@@ -83,6 +73,25 @@ func TestTerminatedInviteTransactionsFreeTheirMessages(t *testing.T) {
 	}
 }
 
+// sipServer serves SIP on a loopback UDP socket with the handlers handle
+// registers, until the test ends; it returns the socket.
+func sipServer(t *testing.T, handle func(*sipgo.Server)) *net.UDPConn {
+	t.Helper()
+	ua, err := sipgo.NewUA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ua.Close() })
+	srv, err := sipgo.NewServer(ua)
+	if err != nil {
+		t.Fatal(err)
+	}
+	handle(srv)
+	conn := loopbackUDP(t)
+	go srv.ServeUDP(conn)
+	return conn
+}
+
 // dialOnce sends an INVITE with a body to addr, waits for its 200 OK and
 // terminates the client transaction; it returns weak pointers to the
 // INVITE's and the answer's bodies.
@@ -120,24 +129,15 @@ func weakMsg(body []byte) weak.Pointer[byte] {
 // still answers a retransmission of it with that response, without the
 // handler.
 func TestCompletedServerTransactionsFreeTheirRequest(t *testing.T) {
-	serverUA, err := sipgo.NewUA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer serverUA.Close()
-	srv, err := sipgo.NewServer(serverUA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn := loopbackUDP(t)
 	received := make(chan weak.Pointer[byte], 10)
-	srv.OnInfo(func(req *sip.Request, tx sip.ServerTransaction) {
-		if err := tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)); err != nil {
-			t.Error(err)
-		}
-		received <- weakMsg(req.Body())
+	conn := sipServer(t, func(srv *sipgo.Server) {
+		srv.OnInfo(func(req *sip.Request, tx sip.ServerTransaction) {
+			if err := tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)); err != nil {
+				t.Error(err)
+			}
+			received <- weakMsg(req.Body())
+		})
 	})
-	go srv.ServeUDP(conn)
 
 	phone := loopbackUDP(t)
 	info := "INFO sip:200@127.0.0.1 SIP/2.0\r\n" +
