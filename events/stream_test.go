@@ -88,3 +88,113 @@ func TestStreamIndexesNoCallIDs(t *testing.T) {
 		t.Fatalf("replayed the parks of %d calls, want %d", len(seen), calls)
 	}
 }
+
+// TestStreamFlushesInBatchesAndKeepsEventsOverARestart: a new event
+// stream writes in batches (async persist mode: events are published
+// without an acknowledgement, so nobody waits for the disk), and a
+// graceful restart keeps every event that was stored.
+func TestStreamFlushesInBatchesAndKeepsEventsOverARestart(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := RunServer(ServerConfig{Port: -1, JetStream: true, StoreDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus, err := Connect(srv.ClientURL(), "test", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.EnsureStream(t.Context(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(bus.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(t.Context(), StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode := st.CachedInfo().Config.PersistMode; mode != jetstream.AsyncPersistMode {
+		t.Fatalf("persist mode %v, want async", mode)
+	}
+	const events = 500
+	for i := range events {
+		bus.Publish(&Event{Type: CallStarted, Source: SourceCore, Customer: "demo", Call: fmt.Sprintf("n1-%d", i)})
+	}
+	waitStored(t, st, events)
+	bus.Close()
+	srv.Shutdown()
+	srv.WaitForShutdown()
+
+	srv, err = RunServer(ServerConfig{Port: -1, JetStream: true, StoreDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	bus, err = Connect(srv.ClientURL(), "test", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close()
+	js, err = jetstream.New(bus.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err = js.Stream(t.Context(), StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStored(t, st, events)
+}
+
+// TestStreamOfAnOlderReleaseKeepsItsPersistMode: the server refuses to
+// change a stream's persist mode, so a stream made before async persist
+// mode is updated in its own mode rather than refused at start.
+func TestStreamOfAnOlderReleaseKeepsItsPersistMode(t *testing.T) {
+	srv, err := RunServer(ServerConfig{Port: -1, JetStream: true, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	bus, err := Connect(srv.ClientURL(), "test", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close()
+	js, err := jetstream.New(bus.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{
+		Name: StreamName, Subjects: []string{AllEvents}, Storage: jetstream.FileStorage, MaxAge: time.Minute,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.EnsureStream(t.Context(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(t.Context(), StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	if cfg.PersistMode != jetstream.DefaultPersistMode || cfg.MaxAge != time.Hour {
+		t.Fatalf("persist mode %v, max age %v: want the old mode kept and the stream updated to 1h", cfg.PersistMode, cfg.MaxAge)
+	}
+}
+
+// waitStored waits until stream st holds n messages.
+func waitStored(t *testing.T, st jetstream.Stream, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		info, err := st.Info(t.Context())
+		if err == nil && info.State.Msgs == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stream holds %+v (%v), want %d messages", info, err, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
