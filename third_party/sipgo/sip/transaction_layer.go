@@ -30,6 +30,8 @@ type TransactionLayer struct {
 	terminateOnConnClose bool
 
 	log *slog.Logger
+
+	goroutines *goroutines // callpark patch 4 (goroutines.go)
 }
 
 type TransactionLayerOption func(tpl *TransactionLayer)
@@ -67,6 +69,7 @@ func NewTransactionLayer(tpl *TransportLayer, options ...TransactionLayerOption)
 
 		reqHandler:    defaultRequestHandler,
 		unRespHandler: defaultUnhandledRespHandler,
+		goroutines:    newGoroutines(),
 	}
 	txl.log = DefaultLogger().With("caller", "TransactionLayer")
 
@@ -137,9 +140,9 @@ func (txl *TransactionLayer) handleMessage(msg Message) {
 
 	switch msg := msg.(type) {
 	case *Request:
-		go txl.handleRequestBackground(msg)
+		txl.goroutines.Go(func() { txl.handleRequestBackground(msg) })
 	case *Response:
-		go txl.handleResponseBackground(msg)
+		txl.goroutines.Go(func() { txl.handleResponseBackground(msg) })
 	default:
 		txl.log.Error("unsupported message, skip it")
 	}
