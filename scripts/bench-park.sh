@@ -318,6 +318,17 @@ wait_pid "$SIPP_PID" 35
 	die "the parkers did not register ($(metric callpark_registrations) of $PARKERS); see $WORK/register/"
 
 MACHINE="$(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+# speed: seconds one core takes to hash 400 MiB. This machine is a shared
+# virtual one whose speed moves by a third over an afternoon (the same
+# build: 1.19 to 1.42 cores at 800 cycles/s); runs compare by this figure.
+speed() {
+	local t0 t1
+	t0=$(date +%s.%N)
+	head -c 400M /dev/zero | sha256sum >/dev/null
+	t1=$(date +%s.%N)
+	awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f s\n", b - a}'
+}
+SPEED_START=$(speed)
 REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -n "$(git -C "$ROOT" status --porcelain -- . 2>/dev/null | grep -v '^??' | head -1)" ] && REV="$REV+dirty"
 SUMMARY=$WORK/summary.txt
@@ -326,6 +337,7 @@ SUMMARY=$WORK/summary.txt
 	echo "machine: $MACHINE; kernel $(uname -r); sipp $({ sipp -v 2>&1 || true; } | awk '/SIPp v/ {v = $2} END {print v}'); callpark $REV"
 	echo "settings: N=$N DURATION=${DURATION}s HOLD_SETTLE=${HOLD_SETTLE}s SETUP_RATE=$SETUP_RATE RATES=\"$RATES\" CYCLE_SECS=$CYCLE_SECS PHONES=$PHONES TALK_MS=$TALK_MS PARK_DELAY_MS=$PARK_DELAY_MS RTP_ECHO=$RTP_ECHO"
 	echo "sipp, dumpcap and callparkd share the machine's CPUs; \"cores\" = CPU seconds / wall seconds."
+	echo "machine speed at the start: one core hashes 400 MiB (sha256) in $SPEED_START (lower is faster; the end's is below)"
 	echo
 } >"$SUMMARY"
 
@@ -602,8 +614,10 @@ done
 alive
 # Memory once the load is over: SIP transactions live for their 32 s timers.
 base_rss=${IDLE_RSS_KB:-0}
+SPEED_END=$(speed)
 sleep "${SETTLE_SECS:-60}"
 {
+	echo "machine speed after the load: sha256 of 400 MiB in $SPEED_END (at the start: $SPEED_START)"
 	echo "callparkd ${SETTLE_SECS:-60} s after the load: RSS $(div "$(rss_kb "$CP_PID")" 1024 1) MiB = $(rss_split "$CP_PID") (idle at start: $(div "$base_rss" 1024 1) MiB = ${IDLE_RSS_SPLIT:-?}; $(div "$(rss_kb "$CP_PID")" "$base_rss" 2)x), legs $(metric callpark_core_active_legs), SIP dialogs kept $(metric callpark_core_sip_dialogs) (server $(metric 'callpark_core_sip_dialogs{side="server"}'), client $(metric 'callpark_core_sip_dialogs{side="client"}'))"
 	# What still runs: a dialog kept is a goroutine waiting on something.
 	curl -fsS --max-time 5 -o "$WORK/after-goroutines.txt" "http://127.0.0.1:$METRICS_PORT/debug/pprof/goroutine?debug=1" 2>/dev/null || true
