@@ -267,6 +267,7 @@ func (p *PBX) Run(ctx context.Context) (err error) {
 			DialogKeepAlive: cfg.DialogKeepAlive,
 			MusicBatch:      !cfg.PlainMusic,
 			MusicShards:     cfg.MusicShards,
+			MediaPriority:   cfg.MediaPriority,
 			Bans:            bans,
 			Host:            cfg.SIPHost,
 			Port:            cfg.SIPPort,

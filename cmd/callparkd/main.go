@@ -82,6 +82,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	keepAlive := fs.Duration("keepalive", 60*time.Second, "OPTIONS keep-alive of UDP contacts; one that does not answer is unregistered (0: off)")
 	dialogKeepAlive := fs.Duration("dialog-keepalive", 60*time.Second, "in-dialog OPTIONS to each answered leg; a far end that answers 481 or nothing is hung up (0: off)")
 	musicShards := fs.Int("music-shards", 0, "pacing goroutines music on hold is spread over, their ticks staggered over the 20 ms (0: one per core)")
+	mediaPriority := fs.Int("media-priority", 10, "real-time priority (SCHED_RR, 1-99) of the threads that pace music on hold, like Asterisk's -p, when the process may have it (CAP_SYS_NICE); 0: normal priority")
 	musicBatch := fs.Bool("music-batch", true, "send music on hold in batches (sendmmsg) through a raw socket when allowed (CAP_NET_RAW); false: through each leg's socket")
 	trusted := fs.String("trusted", "", "comma-separated addresses or CIDRs never banned (an office NAT, a carrier)")
 	banFailures := fs.Int("ban-failures", 10, "authentication failures from one address within --ban-window that ban it (-1: never ban)")
@@ -121,6 +122,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "callparkd: bad --trusted: %v\n", err)
 		return 2
 	}
+	if *mediaPriority < 0 || *mediaPriority > 99 {
+		fmt.Fprintf(stderr, "callparkd: bad --media-priority %d: 0 (none) or a real-time priority 1-99\n", *mediaPriority)
+		return 2
+	}
 	if n, err := core.RaiseFileLimit(); err != nil {
 		log.Warn("open-file limit not raised", "err", err)
 	} else {
@@ -132,7 +137,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		NATSURL: *natsURL, NATSHost: nhost, NATSPort: nport, NATSStoreDir: *natsStore,
 		NATSUser: *natsUser, NATSSecretFile: *natsSecret,
 		Dialplans: *dir, MetricsAddr: *metrics, WebAddr: *web, DrainTimeout: *drain, Log: log,
-		MaxLegs: *maxLegs, KeepAlive: *keepAlive, DialogKeepAlive: *dialogKeepAlive, PlainMusic: !*musicBatch, MusicShards: *musicShards, MaxDecisionDelay: *decisionDelay, MaxQueueDelay: *queueDelay, DecisionTimeout: *decisionTimeout, ShedAfter: *shedAfter, MemTrim: *memTrim,
+		MaxLegs: *maxLegs, KeepAlive: *keepAlive, DialogKeepAlive: *dialogKeepAlive, PlainMusic: !*musicBatch, MusicShards: *musicShards, MediaPriority: *mediaPriority, MaxDecisionDelay: *decisionDelay, MaxQueueDelay: *queueDelay, DecisionTimeout: *decisionTimeout, ShedAfter: *shedAfter, MemTrim: *memTrim,
 		Bans: ban.Config{Failures: *banFailures, Window: *banWindow, BanFor: *banTime, Trusted: prefixes},
 	}
 	cfg.Node = *node

@@ -75,16 +75,22 @@ type HubOptions struct {
 	// NewShard, when set, makes the state of each shard of each hub; its
 	// AfterTick runs on the shard's goroutine after every tick delivered.
 	NewShard func() Shard
+	// Realtime, when above 0, runs each shard on a thread of its own at
+	// this real-time priority (tick.Realtime), woken by its own kernel
+	// timer (tick.NewThreadMetronome). A shard whose thread the kernel
+	// refuses the priority paces as without it.
+	Realtime int
 }
 
 // Hub plays one music class to any number of listeners, spread over shards
 // that each pace their own listeners. Create it with NewHub and start it
 // with Run.
 type Hub struct {
-	log    *slog.Logger
-	frames []Frame // immutable
-	epoch  time.Time
-	shards []*shard
+	log      *slog.Logger
+	frames   []Frame // immutable
+	epoch    time.Time
+	shards   []*shard
+	realtime int // HubOptions.Realtime
 
 	mu    sync.Mutex // serialises Add and Remove
 	where map[Listener]place
@@ -147,7 +153,7 @@ func NewHubWith(pcm []int16, log *slog.Logger, o HubOptions) *Hub {
 	if k <= 0 {
 		k = runtime.GOMAXPROCS(0)
 	}
-	h := &Hub{log: log, frames: frames, epoch: time.Now(), where: make(map[Listener]place)}
+	h := &Hub{log: log, frames: frames, epoch: time.Now(), where: make(map[Listener]place), realtime: o.Realtime}
 	h.shards = make([]*shard, k)
 	for i := range h.shards {
 		h.shards[i] = &shard{hub: h, index: i, wake: make(chan struct{}, 1),
@@ -264,6 +270,14 @@ func (h *Hub) Run(ctx context.Context) {
 }
 
 func (sh *shard) run(ctx context.Context) {
+	onThread := false
+	if p := sh.hub.realtime; p > 0 {
+		if err := tick.Realtime(p); err != nil {
+			sh.hub.log.Debug("music shard paces at normal priority", "shard", sh.index, "err", err)
+		} else {
+			onThread = true // this goroutine's thread, until it returns
+		}
+	}
 	for {
 		for sh.len() == 0 {
 			select {
@@ -272,7 +286,7 @@ func (sh *shard) run(ctx context.Context) {
 			case <-sh.wake:
 			}
 		}
-		if !sh.play(ctx) {
+		if !sh.play(ctx, onThread) {
 			return
 		}
 	}
@@ -287,8 +301,10 @@ func (sh *shard) tick(now time.Time) int64 {
 	return int64(math.Round(float64(now.Sub(sh.hub.epoch)-sh.offset) / float64(FrameDuration)))
 }
 
-// play ticks until the shard is empty (true) or ctx is done (false).
-func (sh *shard) play(ctx context.Context) bool {
+// play ticks until the shard is empty (true) or ctx is done (false);
+// onThread: the goroutine is locked to a real-time thread, which its
+// metronome wakes directly.
+func (sh *shard) play(ctx context.Context, onThread bool) bool {
 	h := sh.hub
 	// Tick on the hub's frame grid, so that ticks fall near whole frame
 	// periods and rounding them is stable. A Metronome, not a Ticker: it
@@ -297,7 +313,11 @@ func (sh *shard) play(ctx context.Context) bool {
 	if phase < 0 {
 		phase += FrameDuration
 	}
-	m := tick.NewMetronome(ctx, FrameDuration-phase, FrameDuration)
+	newMetronome := tick.NewMetronome
+	if onThread {
+		newMetronome = tick.NewThreadMetronome
+	}
+	m := newMetronome(ctx, FrameDuration-phase, FrameDuration)
 	defer m.Stop()
 	if _, ok := m.Wait(); !ok {
 		return false

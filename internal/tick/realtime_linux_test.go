@@ -1,0 +1,97 @@
+package tick
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A thread metronome ticks on its grid, each tick a wake of the calling
+// thread; when the process may, that thread runs real-time.
+func TestThreadMetronomeTicksOnARealtimeThread(t *testing.T) {
+	const period = 20 * time.Millisecond
+	result := make(chan error, 1)
+	go func() {
+		rtErr := Realtime(10)
+		if rtErr == nil {
+			attr, err := unix.SchedGetAttr(0, 0)
+			if err != nil || attr.Policy != unix.SCHED_RR || attr.Priority != 10 {
+				t.Errorf("after Realtime the thread has policy %+v (%v), want SCHED_RR 10", attr, err)
+			}
+		} else {
+			t.Logf("not permitted here, ticking at normal priority: %v", rtErr)
+		}
+		start := time.Now()
+		m := NewThreadMetronome(t.Context(), 5*time.Millisecond, period)
+		defer m.Stop()
+		if _, ok := m.src.(*threadTicks); !ok {
+			t.Errorf("source %T, want the thread's own timer", m.src)
+		}
+		for i := range 10 {
+			now, ok := m.Wait()
+			if !ok {
+				t.Error("Wait ended before Stop")
+				break
+			}
+			if due := start.Add(5*time.Millisecond + time.Duration(i)*period); now.Before(due) {
+				t.Errorf("tick %d at %v, before its instant %v", i, now.Sub(start), due.Sub(start))
+			}
+		}
+		result <- rtErr
+	}()
+	<-result
+
+	// The real-time thread ended with its goroutine: a new goroutine's
+	// thread runs at the normal policy.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if attr, err := unix.SchedGetAttr(0, 0); err == nil && attr.Policy != 0 { // 0: SCHED_OTHER
+			t.Errorf("another goroutine's thread has policy %d", attr.Policy)
+		}
+	}()
+	<-done
+}
+
+// A Wait blocked in the kernel returns at once when its context ends or
+// the metronome stops, from another goroutine.
+func TestThreadMetronomeStopsWithItsContextOrStop(t *testing.T) {
+	for _, how := range []string{"context", "Stop"} {
+		ctx, cancel := context.WithCancel(t.Context())
+		made := make(chan *Metronome)
+		done := make(chan bool)
+		go func() {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			m := NewThreadMetronome(ctx, time.Hour, time.Hour)
+			made <- m
+			_, ok := m.Wait()
+			done <- ok
+		}()
+		m := <-made
+		time.Sleep(10 * time.Millisecond) // let Wait block
+		if how == "context" {
+			cancel()
+		} else {
+			m.Stop()
+		}
+		select {
+		case ok := <-done:
+			if ok {
+				t.Fatalf("%s: Wait reported a tick", how)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: Wait still blocked", how)
+		}
+		m.Stop()
+		cancel()
+		if _, ok := m.Wait(); ok {
+			t.Fatalf("%s: Wait after Stop reported a tick", how)
+		}
+	}
+}
