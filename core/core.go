@@ -90,8 +90,9 @@ type Config struct {
 	// (package rtp); 0: one per core.
 	MediaPollers int
 	// MediaPriority, when above 0, is the real-time priority (SCHED_RR,
-	// 1-99) of the threads that pace music on hold, when the process may
-	// have it (CAP_SYS_NICE); 0 leaves them to the fair scheduler.
+	// 1-99) of the threads that pace music on hold (see MediaPriority,
+	// which tells whether the process may have it); 0 leaves them to the
+	// fair scheduler.
 	MediaPriority int
 	// Bans drops every packet of an address that failed authentication
 	// too often (nil: no bans); the registrar reports failures to it.
@@ -213,7 +214,7 @@ func New(cfg Config) (*Core, error) {
 	}
 	c.metrics = m
 	c.hubsCtx, c.hubsCancel = context.WithCancel(context.Background())
-	hubOpts := audio.HubOptions{Shards: cfg.MusicShards, Realtime: mediaPriority(cfg.MediaPriority, cfg.Log)}
+	hubOpts := audio.HubOptions{Shards: cfg.MusicShards, Realtime: cfg.MediaPriority}
 	if hubOpts.Shards <= 0 {
 		hubOpts.Shards = runtime.GOMAXPROCS(0)
 	}

@@ -122,9 +122,11 @@ type Config struct {
 	// (0: one per core).
 	MusicShards int
 	// MediaPriority is the real-time priority of the music pacing threads
-	// where the process may have one (core.Config.MediaPriority; 0: none).
-	// callparkd asks for 10 by default.
+	// (core.Config.MediaPriority, as core.MediaPriority allows; 0: none).
 	MediaPriority int
+	// MediaPollers is the number of goroutines reading the legs' RTP
+	// (0: one per P).
+	MediaPollers int
 	// DialogKeepAlive is how often an answered leg's far end gets an
 	// in-dialog OPTIONS (0: never); one that answers 481 or nothing is hung
 	// up, and a parked call it left is abandoned, not kept forever.

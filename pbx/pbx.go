@@ -268,6 +268,7 @@ func (p *PBX) Run(ctx context.Context) (err error) {
 			MusicBatch:      !cfg.PlainMusic,
 			MusicShards:     cfg.MusicShards,
 			MediaPriority:   cfg.MediaPriority,
+			MediaPollers:    cfg.MediaPollers,
 			Bans:            bans,
 			Host:            cfg.SIPHost,
 			Port:            cfg.SIPPort,

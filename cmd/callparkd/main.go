@@ -18,6 +18,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -82,7 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	keepAlive := fs.Duration("keepalive", 60*time.Second, "OPTIONS keep-alive of UDP contacts; one that does not answer is unregistered (0: off)")
 	dialogKeepAlive := fs.Duration("dialog-keepalive", 60*time.Second, "in-dialog OPTIONS to each answered leg; a far end that answers 481 or nothing is hung up (0: off)")
 	musicShards := fs.Int("music-shards", 0, "pacing goroutines music on hold is spread over, their ticks staggered over the 20 ms (0: one per core)")
-	mediaPriority := fs.Int("media-priority", 10, "real-time priority (SCHED_RR, 1-99) of the threads that pace music on hold, like Asterisk's -p, when the process may have it (CAP_SYS_NICE); 0: normal priority")
+	mediaPriority := fs.Int("media-priority", 0, "real-time priority (SCHED_RR, 1-99) of the threads that pace music on hold, like Asterisk's -p, when the process may have it (CAP_SYS_NICE): music stays on time on a full machine, at the cost of some of the call set-up rate; 0: normal priority")
 	musicBatch := fs.Bool("music-batch", true, "send music on hold in batches (sendmmsg) through a raw socket when allowed (CAP_NET_RAW); false: through each leg's socket")
 	trusted := fs.String("trusted", "", "comma-separated addresses or CIDRs never banned (an office NAT, a carrier)")
 	banFailures := fs.Int("ban-failures", 10, "authentication failures from one address within --ban-window that ban it (-1: never ban)")
@@ -126,6 +127,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "callparkd: bad --media-priority %d: 0 (none) or a real-time priority 1-99\n", *mediaPriority)
 		return 2
 	}
+	musicShardsN, mediaPriorityN, mediaPollers := mediaThreads(role, *musicShards, *mediaPriority, log)
 	if n, err := core.RaiseFileLimit(); err != nil {
 		log.Warn("open-file limit not raised", "err", err)
 	} else {
@@ -133,11 +135,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg := pbx.Config{
 		Role: role, SIPHost: host, SIPPort: port, SIPTCP: *tcp,
+		MusicShards: musicShardsN, MediaPriority: mediaPriorityN, MediaPollers: mediaPollers,
 		SIPTLSPort: *tlsPort, TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey, WebTLS: *webTLS,
 		NATSURL: *natsURL, NATSHost: nhost, NATSPort: nport, NATSStoreDir: *natsStore,
 		NATSUser: *natsUser, NATSSecretFile: *natsSecret,
 		Dialplans: *dir, MetricsAddr: *metrics, WebAddr: *web, DrainTimeout: *drain, Log: log,
-		MaxLegs: *maxLegs, KeepAlive: *keepAlive, DialogKeepAlive: *dialogKeepAlive, PlainMusic: !*musicBatch, MusicShards: *musicShards, MediaPriority: *mediaPriority, MaxDecisionDelay: *decisionDelay, MaxQueueDelay: *queueDelay, DecisionTimeout: *decisionTimeout, ShedAfter: *shedAfter, MemTrim: *memTrim,
+		MaxLegs: *maxLegs, KeepAlive: *keepAlive, DialogKeepAlive: *dialogKeepAlive, PlainMusic: !*musicBatch, MaxDecisionDelay: *decisionDelay, MaxQueueDelay: *queueDelay, DecisionTimeout: *decisionTimeout, ShedAfter: *shedAfter, MemTrim: *memTrim,
 		Bans: ban.Config{Failures: *banFailures, Window: *banWindow, BanFor: *banTime, Trusted: prefixes},
 	}
 	cfg.Node = *node
@@ -317,4 +320,23 @@ func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 		}
 	})
 	return err
+}
+
+// mediaThreads settles how music on hold is paced: shards (0: one per
+// core) and, where the process may, a real-time priority for them
+// (core.MediaPriority). Real-time shards get one P each on top of the
+// cores' (GOMAXPROCS): each waits for its tick in a system call, holding
+// a P meanwhile. The RTP pollers stay one per core.
+func mediaThreads(role string, shards, prio int, log *slog.Logger) (int, int, int) {
+	cores := runtime.GOMAXPROCS(0)
+	if shards <= 0 {
+		shards = cores
+	}
+	if role == pbx.RoleControl {
+		return shards, 0, cores
+	}
+	if prio = core.MediaPriority(prio, log); prio > 0 {
+		runtime.GOMAXPROCS(cores + shards)
+	}
+	return shards, prio, cores
 }

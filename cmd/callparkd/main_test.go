@@ -3,11 +3,15 @@ package main
 import (
 	"bytes"
 	"flag"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/callpark/callpark/pbx"
 )
 
 func TestCheckSample(t *testing.T) {
@@ -41,6 +45,32 @@ func TestUsageErrors(t *testing.T) {
 	}
 	if code := run([]string{"--sip", "nonsense"}, &out, &errb); code != 2 {
 		t.Fatalf("bad --sip: exit %d", code)
+	}
+	if code := run([]string{"--media-priority", "100"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "--media-priority 100") {
+		t.Fatalf("--media-priority 100: exit %d, %q", code, errb.String())
+	}
+}
+
+// Real-time music shards, where the process may have them, come with one
+// P each on top of the cores' (each waits for its tick in a system call,
+// holding a P); the RTP pollers stay one per core. A control plane alone
+// paces no music.
+func TestMediaThreads(t *testing.T) {
+	cores := runtime.GOMAXPROCS(0)
+	defer runtime.GOMAXPROCS(cores)
+	log := slog.New(slog.DiscardHandler)
+	shards, prio, pollers := mediaThreads(pbx.RoleControl, 0, 10, log)
+	if shards != cores || prio != 0 || pollers != cores || runtime.GOMAXPROCS(0) != cores {
+		t.Fatalf("control role: %d shards, priority %d, %d pollers, GOMAXPROCS %d", shards, prio, pollers, runtime.GOMAXPROCS(0))
+	}
+	shards, prio, pollers = mediaThreads(pbx.RoleAll, 3, 10, log)
+	switch {
+	case shards != 3 || pollers != cores:
+		t.Fatalf("%d shards, %d pollers; want 3 and %d", shards, pollers, cores)
+	case prio == 10 && runtime.GOMAXPROCS(0) != cores+3:
+		t.Fatalf("real-time shards: GOMAXPROCS %d, want %d", runtime.GOMAXPROCS(0), cores+3)
+	case prio == 0 && runtime.GOMAXPROCS(0) != cores:
+		t.Fatalf("no real-time priority here, yet GOMAXPROCS %d (was %d)", runtime.GOMAXPROCS(0), cores)
 	}
 }
 
