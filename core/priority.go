@@ -17,8 +17,11 @@ import (
 // should run one P more per shard (runtime.GOMAXPROCS), or those waits
 // take the turns of its other goroutines. At 1,000 park+retrieve cycles
 // a second on 2 cores, callparkd got 1.32-1.35 cores of the machine
-// without the extra Ps and refused more calls; with them 1.47-1.49, as
-// without real-time shards.
+// without the extra Ps and refused more calls; with them 1.47-1.50, more
+// than without real-time shards (1.36-1.41: the extra Ps cost scheduling
+// work), still refusing some calls the default took. Hence an operator's
+// choice: music on time on a full machine, or the last of the set-up
+// rate.
 func MediaPriority(prio int, log *slog.Logger) int {
 	if prio <= 0 {
 		return 0

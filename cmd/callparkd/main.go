@@ -326,7 +326,8 @@ func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 // core) and, where the process may, a real-time priority for them
 // (core.MediaPriority). Real-time shards get one P each on top of the
 // cores' (GOMAXPROCS): each waits for its tick in a system call, holding
-// a P meanwhile. The RTP pollers stay one per core.
+// a P meanwhile. Setting GOMAXPROCS ends the runtime's own updates of it
+// from the CPU quota; the RTP pollers stay one per core.
 func mediaThreads(role string, shards, prio int, log *slog.Logger) (int, int, int) {
 	cores := runtime.GOMAXPROCS(0)
 	if shards <= 0 {
