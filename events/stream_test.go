@@ -15,16 +15,7 @@ import (
 // many stored subjects as there are kinds of event, and a filter by type
 // still finds every event with its call id in the body.
 func TestStreamIndexesNoCallIDs(t *testing.T) {
-	srv, err := RunServer(ServerConfig{Port: -1, JetStream: true, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	bus, err := Connect(srv.ClientURL(), "test", slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bus.Close()
+	_, bus, js := streamBus(t, t.TempDir())
 	if err := bus.EnsureStream(t.Context(), time.Hour); err != nil {
 		t.Fatal(err)
 	}
@@ -35,10 +26,6 @@ func TestStreamIndexesNoCallIDs(t *testing.T) {
 		bus.Publish(&Event{Type: CallParked, Source: SourceApp, Customer: "demo", Call: call})
 	}
 	if err := bus.Conn().Flush(); err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(bus.Conn())
-	if err != nil {
 		t.Fatal(err)
 	}
 	st, err := js.Stream(t.Context(), StreamName)
@@ -95,19 +82,8 @@ func TestStreamIndexesNoCallIDs(t *testing.T) {
 // graceful restart keeps every event that was stored.
 func TestStreamFlushesInBatchesAndKeepsEventsOverARestart(t *testing.T) {
 	dir := t.TempDir()
-	srv, err := RunServer(ServerConfig{Port: -1, JetStream: true, StoreDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bus, err := Connect(srv.ClientURL(), "test", slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, bus, js := streamBus(t, dir)
 	if err := bus.EnsureStream(t.Context(), time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(bus.Conn())
-	if err != nil {
 		t.Fatal(err)
 	}
 	st, err := js.Stream(t.Context(), StreamName)
@@ -126,22 +102,8 @@ func TestStreamFlushesInBatchesAndKeepsEventsOverARestart(t *testing.T) {
 	srv.Shutdown()
 	srv.WaitForShutdown()
 
-	srv, err = RunServer(ServerConfig{Port: -1, JetStream: true, StoreDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	bus, err = Connect(srv.ClientURL(), "test", slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bus.Close()
-	js, err = jetstream.New(bus.Conn())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err = js.Stream(t.Context(), StreamName)
-	if err != nil {
+	_, _, js = streamBus(t, dir)
+	if st, err = js.Stream(t.Context(), StreamName); err != nil {
 		t.Fatal(err)
 	}
 	waitStored(t, st, events)
@@ -151,20 +113,7 @@ func TestStreamFlushesInBatchesAndKeepsEventsOverARestart(t *testing.T) {
 // change a stream's persist mode, so a stream made before async persist
 // mode is updated in its own mode rather than refused at start.
 func TestStreamOfAnOlderReleaseKeepsItsPersistMode(t *testing.T) {
-	srv, err := RunServer(ServerConfig{Port: -1, JetStream: true, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	bus, err := Connect(srv.ClientURL(), "test", slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bus.Close()
-	js, err := jetstream.New(bus.Conn())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, bus, js := streamBus(t, t.TempDir())
 	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{
 		Name: StreamName, Subjects: []string{AllEvents}, Storage: jetstream.FileStorage, MaxAge: time.Minute,
 	}); err != nil {
@@ -197,4 +146,25 @@ func waitStored(t *testing.T, st jetstream.Stream, n uint64) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// streamBus starts a JetStream server storing in dir and connects a bus
+// to it; both end with the test (or before, by hand).
+func streamBus(t *testing.T, dir string) (*Server, *Bus, jetstream.JetStream) {
+	t.Helper()
+	srv, err := RunServer(ServerConfig{Port: -1, JetStream: true, StoreDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	bus, err := Connect(srv.ClientURL(), "test", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bus.Close() })
+	js, err := jetstream.New(bus.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, bus, js
 }

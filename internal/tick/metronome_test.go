@@ -58,19 +58,27 @@ func TestMetronomeStopsWithItsContextOrStop(t *testing.T) {
 		} else {
 			m.Stop()
 		}
-		select {
-		case ok := <-done:
-			if ok {
-				t.Fatalf("%s: Wait reported a tick", how)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s: Wait still blocked", how)
-		}
-		m.Stop() // twice is fine
+		waitEnded(t, how, m, done)
 		cancel()
-		if _, ok := m.Wait(); ok {
-			t.Fatalf("%s: Wait after Stop reported a tick", how)
+	}
+}
+
+// waitEnded checks that a Wait blocked when the metronome was stopped (by
+// how) returned without a tick (done), and that Wait after Stop ticks no
+// more.
+func waitEnded(t *testing.T, how string, m *Metronome, done <-chan bool) {
+	t.Helper()
+	select {
+	case ok := <-done:
+		if ok {
+			t.Fatalf("%s: Wait reported a tick", how)
 		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: Wait still blocked", how)
+	}
+	m.Stop() // twice is fine
+	if _, ok := m.Wait(); ok {
+		t.Fatalf("%s: Wait after Stop reported a tick", how)
 	}
 }
 
