@@ -1,11 +1,13 @@
 package events
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +30,9 @@ type Bus struct {
 	// DefaultNode gets the commands for legs whose id names no node
 	// (DefaultNode's own default: "n1", a single node's name).
 	DefaultNode string
+	// encoding holds the buffers events are encoded into: NATS copies a
+	// message as it publishes it, so each buffer serves again.
+	encoding sync.Pool
 }
 
 // Connect dials NATS at url; opts add to the defaults (credentials).
@@ -138,9 +143,17 @@ func StoredSubject(customer, source, typ string) string {
 // Publish sends an event. Errors are logged and counted, never fatal: a
 // missing subscriber must not break a call.
 func (b *Bus) Publish(e *Event) {
-	data, err := e.Encode()
+	buf, _ := b.encoding.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	err := e.EncodeTo(buf)
 	if err == nil {
-		err = b.nc.Publish(e.Subject(), data)
+		err = b.nc.Publish(e.Subject(), buf.Bytes())
+	}
+	if buf.Cap() <= 64<<10 {
+		buf.Reset()
+		b.encoding.Put(buf)
 	}
 	if err != nil {
 		if b.OnPublishError != nil {

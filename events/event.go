@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -187,6 +188,19 @@ func (e *Event) Subject() string {
 func (e *Event) Encode() ([]byte, error) {
 	e.Stamp()
 	return json.Marshal(e)
+}
+
+// EncodeTo appends the versioned JSON of e to buf: what Encode returns,
+// without a slice of its own.
+func (e *Event) EncodeTo(buf *bytes.Buffer) error {
+	e.Stamp()
+	n := buf.Len()
+	if err := json.NewEncoder(buf).Encode(e); err != nil {
+		buf.Truncate(n)
+		return err
+	}
+	buf.Truncate(buf.Len() - 1) // the Encoder's newline
+	return nil
 }
 
 // Stamp fills in what an event leaves unset: the version, the time, the
