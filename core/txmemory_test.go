@@ -140,25 +140,10 @@ func TestCompletedServerTransactionsFreeTheirRequest(t *testing.T) {
 	})
 
 	phone := loopbackUDP(t)
-	info := "INFO sip:200@127.0.0.1 SIP/2.0\r\n" +
-		"Via: SIP/2.0/UDP " + phone.LocalAddr().String() + ";branch=z9hG4bK-completed-1\r\n" +
-		"From: <sip:100@127.0.0.1>;tag=a\r\nTo: <sip:200@127.0.0.1>;tag=b\r\n" +
-		"Call-ID: completed-1\r\nCSeq: 1 INFO\r\nMax-Forwards: 70\r\n" +
-		"Content-Type: application/dtmf-relay\r\nContent-Length: 16\r\n\r\nSignal=5\r\nDur=1\r\n"
 	send := func() {
 		t.Helper()
-		if _, err := phone.WriteTo([]byte(info), conn.LocalAddr()); err != nil {
-			t.Fatal(err)
-		}
-		phone.SetReadDeadline(time.Now().Add(5 * time.Second))
-		b := make([]byte, 2048)
-		n, _, err := phone.ReadFrom(b)
-		if err != nil {
-			t.Fatalf("no answer to the INFO: %v", err)
-		}
-		if got := string(b[:min(n, 15)]); got != "SIP/2.0 200 OK\r" {
-			t.Fatalf("answered %q", got)
-		}
+		sendInfo(t, phone, conn, "completed-1", 1, "Signal=5\r\nDur=1\r\n")
+		awaitOK(t, phone, "completed-1")
 	}
 	send()
 	var w weak.Pointer[byte]
