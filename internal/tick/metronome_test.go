@@ -46,20 +46,35 @@ func TestMetronomeLateWakeIsOneTick(t *testing.T) {
 	}
 }
 
+// A blocked Wait returns at once when the metronome's context ends or it
+// stops, from another goroutine: through the poller (NewMetronome) or
+// blocked in the kernel on its own thread (NewThreadMetronome).
 func TestMetronomeStopsWithItsContextOrStop(t *testing.T) {
-	for _, how := range []string{"context", "Stop"} {
-		ctx, cancel := context.WithCancel(t.Context())
-		m := NewMetronome(ctx, time.Hour, time.Hour)
-		done := make(chan bool)
-		go func() { _, ok := m.Wait(); done <- ok }()
-		time.Sleep(10 * time.Millisecond) // let Wait block
-		if how == "context" {
+	for name, newMetronome := range map[string]func(context.Context, time.Duration, time.Duration) *Metronome{
+		"NewMetronome": NewMetronome, "NewThreadMetronome": NewThreadMetronome,
+	} {
+		for _, how := range []string{"context", "Stop"} {
+			ctx, cancel := context.WithCancel(t.Context())
+			made := make(chan *Metronome)
+			done := make(chan bool)
+			go func() {
+				runtime.LockOSThread() // as NewThreadMetronome's caller must be
+				defer runtime.UnlockOSThread()
+				m := newMetronome(ctx, time.Hour, time.Hour)
+				made <- m
+				_, ok := m.Wait()
+				done <- ok
+			}()
+			m := <-made
+			time.Sleep(10 * time.Millisecond) // let Wait block
+			if how == "context" {
+				cancel()
+			} else {
+				m.Stop()
+			}
+			waitEnded(t, name+", "+how, m, done)
 			cancel()
-		} else {
-			m.Stop()
 		}
-		waitEnded(t, how, m, done)
-		cancel()
 	}
 }
 

@@ -1,7 +1,6 @@
 package tick
 
 import (
-	"context"
 	"runtime"
 	"testing"
 	"time"
@@ -56,31 +55,4 @@ func TestThreadMetronomeTicksOnARealtimeThread(t *testing.T) {
 		}
 	}()
 	<-done
-}
-
-// A Wait blocked in the kernel returns at once when its context ends or
-// the metronome stops, from another goroutine.
-func TestThreadMetronomeStopsWithItsContextOrStop(t *testing.T) {
-	for _, how := range []string{"context", "Stop"} {
-		ctx, cancel := context.WithCancel(t.Context())
-		made := make(chan *Metronome)
-		done := make(chan bool)
-		go func() {
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			m := NewThreadMetronome(ctx, time.Hour, time.Hour)
-			made <- m
-			_, ok := m.Wait()
-			done <- ok
-		}()
-		m := <-made
-		time.Sleep(10 * time.Millisecond) // let Wait block
-		if how == "context" {
-			cancel()
-		} else {
-			m.Stop()
-		}
-		waitEnded(t, how, m, done)
-		cancel()
-	}
 }
