@@ -2,8 +2,6 @@ package events
 
 import (
 	"bytes"
-	"io"
-	"log/slog"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -12,16 +10,7 @@ import (
 // BenchmarkPublish: one core event published to a NATS server with a
 // subscriber on every event (the event stream's place).
 func BenchmarkPublish(b *testing.B) {
-	srv, err := RunServer(ServerConfig{Port: -1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Shutdown()
-	bus, err := Connect(srv.ClientURL(), "bench", slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer bus.Close()
+	_, bus, _ := streamBus(b, b.TempDir())
 	sub, err := bus.Conn().Subscribe(AllEvents, func(*nats.Msg) {})
 	if err != nil {
 		b.Fatal(err)

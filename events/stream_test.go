@@ -150,7 +150,7 @@ func waitStored(t *testing.T, st jetstream.Stream, n uint64) {
 
 // streamBus starts a JetStream server storing in dir and connects a bus
 // to it; both end with the test (or before, by hand).
-func streamBus(t *testing.T, dir string) (*Server, *Bus, jetstream.JetStream) {
+func streamBus(t testing.TB, dir string) (*Server, *Bus, jetstream.JetStream) {
 	t.Helper()
 	srv, err := RunServer(ServerConfig{Port: -1, JetStream: true, StoreDir: dir})
 	if err != nil {
