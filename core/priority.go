@@ -7,7 +7,8 @@ import (
 )
 
 // MediaPriority returns prio if a thread of this process may run at that
-// real-time priority (tried on a thread that ends at once), else 0, for
+// real-time priority (tried on a thread that goes back to its policy at
+// once), else 0, for
 // Config.MediaPriority; it says which, since music on a loaded machine
 // depends on it.
 //
@@ -26,9 +27,7 @@ func MediaPriority(prio int, log *slog.Logger) int {
 	if prio <= 0 {
 		return 0
 	}
-	tried := make(chan error)
-	go func() { tried <- tick.Realtime(prio) }() // the thread ends with the goroutine
-	if err := <-tried; err != nil {
+	if err := tick.RealtimePermitted(prio); err != nil {
 		log.Info("music on hold paces at normal priority: real-time scheduling refused (give callparkd CAP_SYS_NICE, or --media-priority 0 to not ask)", "err", err)
 		return 0
 	}

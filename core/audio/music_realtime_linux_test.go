@@ -14,9 +14,7 @@ import (
 // own (where the process may have one) and still delivers fifty frames a
 // second; without the permission it paces as before.
 func TestHubRealtimeShardsTickOnTheirOwnThreads(t *testing.T) {
-	permitted := make(chan error)
-	go func() { permitted <- tick.Realtime(10) }()
-	rtErr := <-permitted
+	rtErr := tick.RealtimePermitted(10)
 	var states []*policyRecorder
 	h := NewHubWith(Tone(300, time.Second, 0.3), nil, HubOptions{Shards: 2, Realtime: 10, NewShard: func() Shard {
 		s := new(policyRecorder)

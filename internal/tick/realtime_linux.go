@@ -36,6 +36,27 @@ func Realtime(prio int) error {
 	return nil
 }
 
+// RealtimePermitted reports whether a thread of this process may run at
+// real-time priority prio (nil) or why not, without keeping it: the
+// thread it tries on goes back to its own policy at once.
+func RealtimePermitted(prio int) error {
+	runtime.LockOSThread()
+	old, err := unix.SchedGetAttr(0, 0)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("tick: reading the thread's scheduling: %w", err)
+	}
+	attr := unix.SchedAttr{Policy: unix.SCHED_RR, Priority: uint32(prio), Flags: unix.SCHED_FLAG_RESET_ON_FORK}
+	if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("tick: real-time priority %d: %w", prio, err)
+	}
+	if unix.SchedSetAttr(0, old, 0) == nil {
+		runtime.UnlockOSThread()
+	} // else the goroutine ends locked, and its thread with it
+	return nil
+}
+
 // NewThreadMetronome is a Metronome whose Wait blocks the calling thread
 // in the kernel (poll on a timerfd) rather than parking the goroutine on
 // Go's network poller: the kernel's scheduler wakes the thread itself,

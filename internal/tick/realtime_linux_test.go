@@ -56,3 +56,15 @@ func TestThreadMetronomeTicksOnARealtimeThread(t *testing.T) {
 	}()
 	<-done
 }
+
+// RealtimePermitted answers without keeping the priority: the thread it
+// tried on is back to its policy.
+func TestRealtimePermittedLeavesTheThreadAsItWas(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	err := RealtimePermitted(10)
+	t.Logf("permitted: %v", err)
+	if attr, err := unix.SchedGetAttr(0, 0); err != nil || attr.Policy != 0 {
+		t.Fatalf("the thread has policy %+v (%v) after the question, want SCHED_OTHER", attr, err)
+	}
+}
