@@ -19,7 +19,8 @@ import (
 // waiting for the kernel's fair scheduler to find it a turn among busy
 // processes (on a loaded 2-core machine, 10-20 ms: every stream's packet
 // late at once). The thread is never unlocked, so it ends with the
-// goroutine and no other goroutine ever runs on it; threads it would
+// goroutine (the main thread, which Go does not end, is parked for good)
+// and no other goroutine ever runs on it; threads it would
 // start go back to the normal policy (SCHED_RESET_ON_FORK), and the Go
 // runtime starts none from a locked thread anyway.
 //
