@@ -46,6 +46,9 @@ type channel struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	// steps orders the commands and compound actions on the leg
+	// (steps.go).
+	steps sync.Mutex
 	// answerMu serialises the responses to an inbound leg's INVITE.
 	answerMu     sync.Mutex
 	answeredOnce sync.Once

@@ -115,6 +115,7 @@ func (c *Core) joinHere(ch *channel, id string) {
 		ch.hangup(sip.StatusNotFound, "Not Found")
 		return
 	}
+	defer lockSteps(ch, target)() // answers and bridge: one step (steps.go)
 	if target.inbound && !target.isAnswered() {
 		target.decided()
 		if err := target.answer(); err != nil {

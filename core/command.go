@@ -51,6 +51,13 @@ func (c *Core) handleCommand(_ context.Context, cmd *events.Command) *events.Rep
 		// customer's calls.
 		return fail(events.ErrNotFound, errNotFound)
 	}
+	// One step (steps.go): a bridge's local peer is part of it.
+	var peer *channel
+	remotePeer := cmd.Op == events.OpBridge && events.NodeOf(cmd.Peer) != "" && events.NodeOf(cmd.Peer) != c.cfg.Node
+	if cmd.Op == events.OpBridge && !remotePeer {
+		peer = c.channel(cmd.Peer)
+	}
+	defer lockSteps(ch, peer)()
 	ch.decided()
 	switch cmd.Op {
 	case events.OpRing:
@@ -93,7 +100,7 @@ func (c *Core) handleCommand(_ context.Context, cmd *events.Command) *events.Rep
 		}
 		ch.out.music(cmd.On, cmd.Music)
 	case events.OpBridge:
-		if n := events.NodeOf(cmd.Peer); n != "" && n != c.cfg.Node {
+		if remotePeer {
 			if !ch.upOrAnswering() && !ch.inbound {
 				return fail(events.ErrBadState, errors.New("leg is not up"))
 			}
@@ -102,7 +109,6 @@ func (c *Core) handleCommand(_ context.Context, cmd *events.Command) *events.Rep
 			}
 			break
 		}
-		peer := c.channel(cmd.Peer)
 		if peer == nil || peer.customer != ch.customer {
 			return fail(events.ErrNotFound, errNotFound)
 		}

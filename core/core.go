@@ -97,6 +97,17 @@ type Config struct {
 	// Bans drops every packet of an address that failed authentication
 	// too often (nil: no bans); the registrar reports failures to it.
 	Bans *ban.List
+	// Testing holds the tests' hooks into the core's steps; nil in
+	// production.
+	Testing *TestingKnobs
+}
+
+// TestingKnobs let a test widen a race window the core must close by
+// itself, so that the test fails every time the core does not.
+type TestingKnobs struct {
+	// BeforeDialBridge runs in a dial's answer after the callee has its
+	// ACK and the caller its 200 OK, before the two are bridged.
+	BeforeDialBridge func()
 }
 
 // Core is the running media core.

@@ -316,6 +316,13 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 	c.mu.Lock()
 	c.byCallID[b.callID] = b
 	c.mu.Unlock()
+	if cmd.Bridge && origin != nil {
+		// From the answer to the bridge is one step (steps.go): the callee
+		// may act as soon as it has the ACK, the caller as soon as it has
+		// its 200 OK, and what the control plane does about it must come
+		// after the bridge.
+		defer lockSteps(origin, b)()
+	}
 	b.up()
 	// Publish before the ACK: the phone may send a REFER or a hold as soon
 	// as it has the ACK, and those events must come after this one.
@@ -341,6 +348,9 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 				b.hangup(0, "")
 				return
 			}
+		}
+		if k := c.cfg.Testing; k != nil && k.BeforeDialBridge != nil {
+			k.BeforeDialBridge()
 		}
 		c.bridge(origin, b)
 	} else if cmd.Bridge && b.dialedFor != "" {

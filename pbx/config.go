@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/callpark/callpark/core"
 	"github.com/callpark/callpark/core/ban"
 	"github.com/callpark/callpark/events"
 )
@@ -143,6 +144,8 @@ type Config struct {
 	// its answer.
 	SubscribeMinExpires    time.Duration
 	SubscribeNotifyTimeout time.Duration
+	// CoreTesting hooks tests into the core (core.TestingKnobs).
+	CoreTesting *core.TestingKnobs
 
 	Log        *slog.Logger
 	Registerer prometheus.Registerer

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callpark/callpark/core"
 	"github.com/callpark/callpark/events"
+	"github.com/callpark/callpark/pbx"
 	"github.com/callpark/callpark/pbx/pbxtest"
 )
 
@@ -342,4 +344,25 @@ func TestParkCustomPrefixes(t *testing.T) {
 	confirmation(t, c, 2*time.Second)
 	cr := other.Dial(t, "65333")
 	talk(t, cc, cr)
+}
+
+// TestParkTheMomentTheCallIsAnswered: 333 parks its caller by REFER
+// as soon as it has the ACK, while the core is still bridging the two (a
+// busy machine, widened here to 300 ms): the caller hears music once
+// parked, not the silence of a bridge to the parker, who has gone. The
+// park's music waits for the bridge; applied before it, the bridge
+// undid it.
+func TestParkTheMomentTheCallIsAnswered(t *testing.T) {
+	p := pbxtest.Start(t, func(c *pbx.Config) {
+		c.CoreTesting = &core.TestingKnobs{BeforeDialBridge: func() { time.Sleep(300 * time.Millisecond) }}
+	})
+	client := p.Phone(t, "demo", "201")
+	john := p.Phone(t, "demo", "333")
+
+	cc, cj := connect(t, client, john)
+	cj.Park(t, "*70333")
+	p.Events.Next(t, events.CallParked, pbxtest.Park("333"))
+	cj.ExpectEnded(t, 5*time.Second)
+	cc.ExpectMusic(t, 3*time.Second)
+	cc.ExpectAudio(t, time.Second) // and it goes on
 }

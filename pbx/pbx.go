@@ -286,6 +286,7 @@ func (p *PBX) Run(ctx context.Context) (err error) {
 			Registerer:      cfg.Registerer,
 			Registrar:       registrar.Options{MinExpires: cfg.RegistrarMinExpires},
 			Presence:        presence.Config{MinExpires: cfg.SubscribeMinExpires, NotifyTimeout: cfg.SubscribeNotifyTimeout},
+			Testing:         cfg.CoreTesting,
 		})
 		if err != nil {
 			return err
