@@ -18,9 +18,10 @@ import (
 // real-time threads and heard without gaps; where the kernel refuses it,
 // the music is paced as without it.
 func TestParkedMusicOnRealtimeThreads(t *testing.T) {
+	before := realtimeThreads(t) // an earlier test's shards may still be ending
 	prio := core.MediaPriority(10, slog.New(slog.DiscardHandler))
-	if n := realtimeThreads(t); n != 0 {
-		t.Fatalf("%d real-time threads after asking whether one may be", n)
+	if n := realtimeThreads(t); n > before {
+		t.Fatalf("%d real-time threads after asking whether one may be, %d before", n, before)
 	}
 	p := pbxtest.Start(t, func(c *pbx.Config) { c.MediaPriority = 10 })
 	client := p.Phone(t, "demo", "201")
@@ -36,7 +37,7 @@ func TestParkedMusicOnRealtimeThreads(t *testing.T) {
 	switch {
 	case prio == 10 && rt == 0:
 		t.Fatal("music plays, but no thread of the process runs real-time")
-	case prio == 0 && rt != 0:
+	case prio == 0 && rt > before:
 		t.Fatalf("%d real-time threads where the kernel refuses the priority", rt)
 	case prio == 0:
 		t.Log("real-time scheduling not permitted here: paced at normal priority")
