@@ -250,8 +250,7 @@ func (ch *channel) finish(code int, reason string) {
 	ch.out.stop()
 	ch.closeMedia()
 	if p := ch.peer.Swap(nil); p != nil {
-		p.peer.CompareAndSwap(ch, nil)
-		p.out.peerGone(ch)
+		detach(p, ch)
 		if p.internal {
 			// The other node's leg has nobody left to talk to here.
 			go p.hangup(0, "")

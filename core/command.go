@@ -138,8 +138,7 @@ func (c *Core) bridge(a, b *channel) {
 	for _, pair := range [][2]*channel{{a, b}, {b, a}} {
 		x, y := pair[0], pair[1]
 		if old := x.peer.Swap(y); old != nil && old != y {
-			old.peer.CompareAndSwap(x, nil)
-			old.out.peerGone(x)
+			detach(old, x)
 		}
 	}
 	a.out.bridged()
@@ -152,9 +151,18 @@ func (c *Core) unbridge(ch *channel) {
 	if p == nil {
 		return
 	}
-	p.peer.CompareAndSwap(ch, nil)
-	p.out.peerGone(ch)
+	detach(p, ch)
 	ch.out.peerGone(p)
+}
+
+// detach tells p that from, its peer, has gone — if from still is its
+// peer. p may have been bridged with another leg meanwhile (a retrieval
+// while the parker's leg was ending); then it talks with that one, and
+// falling back to music or silence would cut it off.
+func detach(p, from *channel) {
+	if p.peer.CompareAndSwap(from, nil) {
+		p.out.peerGone(from)
+	}
 }
 
 // upOrAnswering reports whether the leg has media: up, or answered with
