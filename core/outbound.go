@@ -285,6 +285,17 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 		c.dialFailed(b, origin, sip.StatusNotAcceptableHere, "failed")
 		return
 	}
+	// From taking the answer to the bridge is one step (steps.go): the
+	// callee may act as soon as it has the ACK, the caller as soon as it
+	// has its 200 OK, and what the control plane does about it must come
+	// after the bridge. A hangup of the callee waits for the step (and
+	// then ends an answered leg) or comes before it (and the answer is
+	// not taken); never in between, where it would wait for the answer's
+	// announcement that the step has still to make.
+	unlock := func() {}
+	if cmd.Bridge && origin != nil {
+		unlock = lockSteps(origin, b)
+	}
 	lost := origin != nil && origin.ctx.Err() != nil || b.ctx.Err() != nil
 	b.mu.Lock()
 	lost = lost || b.hungUp
@@ -293,6 +304,7 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 	}
 	b.mu.Unlock()
 	if lost {
+		unlock()
 		c.ackAndBye(*win)
 		c.dialFailed(b, origin, sip.StatusRequestTerminated, "cancelled")
 		return
@@ -302,6 +314,7 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 		b.mu.Lock()
 		b.dlg = nil
 		b.mu.Unlock()
+		unlock()
 		c.ackAndBye(*win)
 		c.dialFailed(b, origin, sip.StatusNotAcceptableHere, "failed")
 		return
@@ -316,13 +329,7 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 	c.mu.Lock()
 	c.byCallID[b.callID] = b
 	c.mu.Unlock()
-	if cmd.Bridge && origin != nil {
-		// From the answer to the bridge is one step (steps.go): the callee
-		// may act as soon as it has the ACK, the caller as soon as it has
-		// its 200 OK, and what the control plane does about it must come
-		// after the bridge.
-		defer lockSteps(origin, b)()
-	}
+	defer unlock()
 	b.up()
 	// Publish before the ACK: the phone may send a REFER or a hold as soon
 	// as it has the ACK, and those events must come after this one.

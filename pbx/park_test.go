@@ -366,3 +366,20 @@ func TestParkTheMomentTheCallIsAnswered(t *testing.T) {
 	cc.ExpectMusic(t, 3*time.Second)
 	cc.ExpectAudio(t, time.Second) // and it goes on
 }
+
+// TestCallerHangsUpWhileTheAnswerIsBridged: the caller hangs up while
+// the core still bridges it with the extension that has just answered
+// (widened to 300 ms): the extension's call is ended at once with BYE,
+// after its answer, and no leg is left.
+func TestCallerHangsUpWhileTheAnswerIsBridged(t *testing.T) {
+	p := pbxtest.Start(t, func(c *pbx.Config) {
+		c.CoreTesting = &core.TestingKnobs{BeforeDialBridge: func() { time.Sleep(300 * time.Millisecond) }}
+	})
+	client := p.Phone(t, "demo", "201")
+	john := p.Phone(t, "demo", "333")
+
+	cc, cj := connect(t, client, john)
+	cc.Hangup()
+	cj.ExpectEnded(t, 2*time.Second)
+	p.WaitNoLegs(t, 5*time.Second)
+}
