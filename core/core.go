@@ -102,14 +102,6 @@ type Config struct {
 	Testing *TestingKnobs
 }
 
-// TestingKnobs let a test widen a race window the core must close by
-// itself, so that the test fails every time the core does not.
-type TestingKnobs struct {
-	// BeforeDialBridge runs in a dial's answer after the callee has its
-	// ACK and the caller its 200 OK, before the two are bridged.
-	BeforeDialBridge func()
-}
-
 // Core is the running media core.
 type Core struct {
 	cfg Config
