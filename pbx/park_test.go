@@ -346,20 +346,28 @@ func TestParkCustomPrefixes(t *testing.T) {
 	talk(t, cc, cr)
 }
 
-// TestParkTheMomentTheCallIsAnswered: 333 parks its caller by REFER
-// as soon as it has the ACK, while the core is still bridging the two (a
-// busy machine, widened here to 300 ms): the caller hears music once
-// parked, not the silence of a bridge to the parker, who has gone. The
-// park's music waits for the bridge; applied before it, the bridge
-// undid it.
-func TestParkTheMomentTheCallIsAnswered(t *testing.T) {
-	p := pbxtest.Start(t, func(c *pbx.Config) {
+// answeredSlowly connects 201 (the caller, cc) with 333 (cj) on a PBX
+// whose core takes 300 ms between a dial's answer and its bridge (a
+// busy machine): the phones have their 200 OK and ACK, and act, while
+// the core is still bridging them.
+func answeredSlowly(t *testing.T) (p *pbxtest.PBX, cc, cj *pbxtest.Call) {
+	t.Helper()
+	p = pbxtest.Start(t, func(c *pbx.Config) {
 		c.CoreTesting = &core.TestingKnobs{BeforeDialBridge: func() { time.Sleep(300 * time.Millisecond) }}
 	})
 	client := p.Phone(t, "demo", "201")
 	john := p.Phone(t, "demo", "333")
+	cc, cj = connect(t, client, john)
+	return p, cc, cj
+}
 
-	cc, cj := connect(t, client, john)
+// TestParkTheMomentTheCallIsAnswered: 333 parks its caller by REFER
+// as soon as it has the ACK, while the core is still bridging the two:
+// the caller hears music once parked, not the silence of a bridge to the
+// parker, who has gone. The park's music waits for the bridge; applied
+// before it, the bridge undid it.
+func TestParkTheMomentTheCallIsAnswered(t *testing.T) {
+	p, cc, cj := answeredSlowly(t)
 	cj.Park(t, "*70333")
 	p.Events.Next(t, events.CallParked, pbxtest.Park("333"))
 	cj.ExpectEnded(t, 5*time.Second)
@@ -368,17 +376,11 @@ func TestParkTheMomentTheCallIsAnswered(t *testing.T) {
 }
 
 // TestCallerHangsUpWhileTheAnswerIsBridged: the caller hangs up while
-// the core still bridges it with the extension that has just answered
-// (widened to 300 ms): the extension's call is ended at once with BYE,
-// after its answer, and no leg is left.
+// the core still bridges it with the extension that has just answered:
+// the extension's call is ended at once with BYE, after its answer, and
+// no leg is left.
 func TestCallerHangsUpWhileTheAnswerIsBridged(t *testing.T) {
-	p := pbxtest.Start(t, func(c *pbx.Config) {
-		c.CoreTesting = &core.TestingKnobs{BeforeDialBridge: func() { time.Sleep(300 * time.Millisecond) }}
-	})
-	client := p.Phone(t, "demo", "201")
-	john := p.Phone(t, "demo", "333")
-
-	cc, cj := connect(t, client, john)
+	p, cc, cj := answeredSlowly(t)
 	cc.Hangup()
 	cj.ExpectEnded(t, 2*time.Second)
 	p.WaitNoLegs(t, 5*time.Second)
