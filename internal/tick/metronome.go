@@ -129,6 +129,29 @@ func (m *Metronome) Stop() {
 	})
 }
 
+// grid is a source's grid of instants, the first at start and then one
+// every period, and how many of them it has ticked.
+type grid struct {
+	start  time.Time
+	period time.Duration
+	last   int64 // grid instants ticked so far
+}
+
+// advance reports whether an instant of the grid has passed since the
+// last tick (and counts it ticked): a wake before the first instant, or a
+// second wake for an instant already ticked, is not a tick.
+func (g *grid) advance() bool {
+	since := time.Since(g.start)
+	if since < 0 {
+		return false
+	}
+	if n := int64(since/g.period) + 1; n > g.last {
+		g.last = n
+		return true
+	}
+	return false
+}
+
 // goTicks is the portable source: a Go timer re-armed to each instant of
 // the grid.
 type goTicks struct {

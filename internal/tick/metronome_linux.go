@@ -18,18 +18,18 @@ const fallbackSlack = 2 * time.Millisecond
 // kernelTicks is a timerfd in the network poller, with a Go timer (the
 // read deadline) as a fallback: whichever comes first is the tick.
 type kernelTicks struct {
+	grid
 	f       *os.File
-	start   time.Time // the first grid instant
-	period  time.Duration
-	last    int64 // grid instants ticked so far
 	stopped atomic.Bool
 	buf     [8]byte // the expiration count a read returns
 }
 
-func newKernelTicks(start time.Time, period time.Duration) (ticks, error) {
+// timerfdOn returns a non-blocking kernel interval timer on the grid of
+// start and period.
+func timerfdOn(start time.Time, period time.Duration) (int, error) {
 	fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
 	if err != nil {
-		return nil, err
+		return -1, err
 	}
 	// The kernel's grid starts a little after start (the time to get
 	// here): a kernel tick is never early on the Go clock.
@@ -37,6 +37,14 @@ func newKernelTicks(start time.Time, period time.Duration) (ticks, error) {
 	spec := unix.ItimerSpec{Interval: unix.NsecToTimespec(period.Nanoseconds()), Value: unix.NsecToTimespec(first.Nanoseconds())}
 	if err := unix.TimerfdSettime(fd, 0, &spec, nil); err != nil {
 		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+func newKernelTicks(start time.Time, period time.Duration) (ticks, error) {
+	fd, err := timerfdOn(start, period)
+	if err != nil {
 		return nil, err
 	}
 	// A non-blocking descriptor joins the poller; one that could not
@@ -46,7 +54,7 @@ func newKernelTicks(start time.Time, period time.Duration) (ticks, error) {
 		f.Close()
 		return nil, err
 	}
-	return &kernelTicks{f: f, start: start, period: period}, nil
+	return &kernelTicks{grid: grid{start: start, period: period}, f: f}, nil
 }
 
 func (k *kernelTicks) wait() error {
@@ -64,14 +72,9 @@ func (k *kernelTicks) wait() error {
 		if err != nil && !os.IsTimeout(err) {
 			return fmt.Errorf("tick: reading the kernel timer: %w", err)
 		}
-		// A tick is a grid instant passed since the last one, whichever
-		// woke us; the other one's wake for the same instant is skipped.
-		since := time.Since(k.start)
-		if since < 0 {
-			continue // before the first instant: not a tick
-		}
-		if n := int64(since/k.period) + 1; n > k.last {
-			k.last = n
+		// Whichever woke us, the timer or the fallback: the other one's
+		// wake for the same instant is skipped.
+		if k.advance() {
 			return nil
 		}
 	}

@@ -77,9 +77,7 @@ func NewThreadMetronome(ctx context.Context, first, period time.Duration) *Metro
 // threadTicks is a timerfd and an eventfd (the interrupt) polled with a
 // blocking system call.
 type threadTicks struct {
-	start   time.Time // the first grid instant
-	period  time.Duration
-	last    int64 // grid instants ticked so far
+	grid
 	stopped atomic.Bool
 
 	// waiting is held by wait; close takes it, after interrupting, so as
@@ -90,7 +88,7 @@ type threadTicks struct {
 }
 
 func newThreadTicks(start time.Time, period time.Duration) (*threadTicks, error) {
-	tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
+	tfd, err := timerfdOn(start, period)
 	if err != nil {
 		return nil, err
 	}
@@ -99,14 +97,7 @@ func newThreadTicks(start time.Time, period time.Duration) (*threadTicks, error)
 		unix.Close(tfd)
 		return nil, err
 	}
-	first := max(time.Until(start), time.Nanosecond)
-	spec := unix.ItimerSpec{Interval: unix.NsecToTimespec(period.Nanoseconds()), Value: unix.NsecToTimespec(first.Nanoseconds())}
-	if err := unix.TimerfdSettime(tfd, 0, &spec, nil); err != nil {
-		unix.Close(tfd)
-		unix.Close(efd)
-		return nil, err
-	}
-	return &threadTicks{start: start, period: period, tfd: tfd, efd: efd}, nil
+	return &threadTicks{grid: grid{start: start, period: period}, tfd: tfd, efd: efd}, nil
 }
 
 func (k *threadTicks) wait() error {
@@ -127,12 +118,7 @@ func (k *threadTicks) wait() error {
 		if _, err := unix.Read(k.tfd, count[:]); err != nil && err != unix.EAGAIN {
 			return fmt.Errorf("tick: reading the kernel timer: %w", err)
 		}
-		since := time.Since(k.start)
-		if since < 0 {
-			continue
-		}
-		if n := int64(since/k.period) + 1; n > k.last {
-			k.last = n
+		if k.advance() {
 			return nil
 		}
 	}
