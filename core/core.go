@@ -167,7 +167,8 @@ func New(cfg Config) (*Core, error) {
 		// bytes: it gets the throttled logger (passed, never through
 		// sip.SetDefaultLogger, a library global).
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(c.readFilter),
-			sip.WithTransportLayerLogger(noisy.With("component", "sip"))),
+			sip.WithTransportLayerLogger(noisy.With("component", "sip")),
+			sip.WithTransportLayerWriteTimeout(streamWriteTimeout)),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(noisy.With("component", "sip")),
 			sip.WithTransactionLayerUnhandledResponseHandler(c.strayResponse)))
 	if err != nil {

@@ -83,3 +83,11 @@ func growReceiveBuffer(uc *net.UDPConn, size int) int {
 	})
 	return got
 }
+
+// streamWriteTimeout bounds a SIP write over TCP or TLS. A write only waits
+// when the peer has stopped reading (its window and our send buffer full);
+// one that times out closes the connection (third_party/sipgo, patch 5), as
+// does a message that finds 64 waiting behind such a write for 250 ms, so a
+// peer that floods requests and reads no answer holds neither goroutines
+// nor whatever their callers hold (a leg's steps) for longer than this.
+const streamWriteTimeout = 5 * time.Second

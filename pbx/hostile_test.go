@@ -1,6 +1,9 @@
 package pbx_test
 
 import (
+	"fmt"
+	"net"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -54,4 +57,52 @@ func TestHostileCorpusChangesNothing(t *testing.T) {
 	if n := p.Core().Calls(); n != 4 {
 		t.Errorf("%d legs live, want the 4 of the two real calls", n)
 	}
+}
+
+// TestAPeerThatStopsReadingIsDisconnected: a TCP peer floods OPTIONS and
+// never reads the answers. Once its window is full it is disconnected
+// (third_party/sipgo, patch 5) instead of each further answer holding a
+// goroutine, and whatever its caller holds, for as long as the peer keeps
+// the connection open; everyone else goes on being served.
+func TestAPeerThatStopsReadingIsDisconnected(t *testing.T) {
+	p := pbxtest.Start(t)
+	conn, err := net.Dial("tcp", p.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	local := conn.LocalAddr().String()
+	var flood strings.Builder
+	for i := range 60000 {
+		fmt.Fprintf(&flood, "OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bK-slow-%d\r\n"+
+			"Max-Forwards: 70\r\nFrom: <sip:slow@%s>;tag=slow\r\nTo: <sip:%s>\r\nCall-ID: slow-%d\r\n"+
+			"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n", p.Addr, local, i, local, p.Addr, i)
+	}
+	_ = conn.SetWriteDeadline(time.Now().Add(20 * time.Second))
+	if _, err := conn.Write([]byte(flood.String())); err == nil {
+		// All of it went in: the PBX must hang up all the same. A closed
+		// socket answers the next data with a reset, so a keep-alive (a
+		// lone CRLF, which asks for no answer) soon fails.
+		waitFor(t, 10*time.Second, "the PBX hangs up on a peer that reads nothing", func() bool {
+			_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+			_, err := conn.Write([]byte("\r\n"))
+			return err != nil
+		})
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("the PBX stopped reading a peer that reads nothing, but did not hang up: %v", err)
+	}
+	waitFor(t, 5*time.Second, "no SIP writer waits on the peer", func() bool { return sipWritersOverTCP() == 0 })
+
+	a := p.Phone(t, "demo", "200")
+	b := p.Phone(t, "demo", "201")
+	ca, cb := connect(t, a, b)
+	talk(t, ca, cb)
+}
+
+// sipWritersOverTCP counts this process's goroutines writing, or waiting
+// to write, to a TCP or TLS SIP connection.
+func sipWritersOverTCP() int {
+	var b strings.Builder
+	_ = pprof.Lookup("goroutine").WriteTo(&b, 2)
+	return strings.Count(b.String(), "(*TCPConnection).Write(")
 }

@@ -41,6 +41,7 @@ type TransportLayer struct {
 	// connectionReuse will force connection reuse when passing request
 	connectionReuse bool
 	readFilter      TransportReadFilter
+	writeTimeout    time.Duration
 
 	// dnsPreferSRV does always SRV lookup first
 	dnsPreferSRV bool
@@ -72,6 +73,16 @@ func WithTransportLayerDNSLookupSRV(preferSRV bool) TransportLayerOption {
 func WithTransportLayerReadFilter(f TransportReadFilter) TransportLayerOption {
 	return func(l *TransportLayer) {
 		l.readFilter = f
+	}
+}
+
+// WithTransportLayerWriteTimeout bounds how long a write to a TCP, TLS or
+// WebSocket connection may wait for the peer to read; a write that times
+// out closes a TCP or TLS connection (patch 5). Zero, the default, waits
+// for as long as the peer keeps the connection open.
+func WithTransportLayerWriteTimeout(d time.Duration) TransportLayerOption {
+	return func(l *TransportLayer) {
+		l.writeTimeout = d
 	}
 }
 
@@ -143,17 +154,20 @@ func NewTransportLayer(
 			log:             l.log.With("caller", "Transport<TCP>"),
 			connectionReuse: l.connectionReuse,
 			readFilter:      l.readFilter,
+			WriteTimeout:    l.writeTimeout,
 		},
 		TLS: &TransportTLS{
 			TransportTCP: &TransportTCP{
 				log:             l.log.With("caller", "Transport<TLS>"),
 				connectionReuse: l.connectionReuse,
 				readFilter:      l.readFilter,
+				WriteTimeout:    l.writeTimeout,
 			},
 		},
 		WS: &TransportWS{
-			log:        l.log.With("caller", "Transport<WS>"),
-			readFilter: l.readFilter,
+			log:          l.log.With("caller", "Transport<WS>"),
+			readFilter:   l.readFilter,
+			WriteTimeout: l.writeTimeout,
 		},
 		// TODO. Using default dial tls, but it needs to configurable via client
 		WSS: &TransportWSS{
@@ -162,6 +176,7 @@ func NewTransportLayer(
 				connectionReuse: l.connectionReuse,
 				DialURI:         func(host string) string { return "wss://" + host },
 				readFilter:      l.readFilter,
+				WriteTimeout:    l.writeTimeout,
 			},
 		},
 	}

@@ -8,7 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,6 +42,8 @@ type TransportTCP struct {
 func (t *TransportTCP) newConnection(conn net.Conn, refcount int) *TCPConnection {
 	return &TCPConnection{
 		Conn:         conn,
+		log:          t.log,
+		wlock:        make(chan struct{}, 1),
 		readTimeout:  t.ReadTimeout,
 		writeTimeout: t.WriteTimeout,
 		refcount:     refcount,
@@ -267,6 +271,67 @@ type TCPConnection struct {
 
 	mu       sync.RWMutex
 	refcount int
+
+	// A stream whose peer stops reading (patch 5, see stall): one message
+	// is written at a time, by the holder of wlock, which also sets the
+	// write deadline; writers counts those writing or waiting to.
+	wlock   chan struct{}
+	writers atomic.Int32
+	stalled atomic.Bool
+	log     *slog.Logger
+}
+
+// Writing to a stream only waits when the peer's window and the local send
+// buffer are full. Past maxStreamWritersWaiting messages waiting for the
+// write in progress, a further one waits at most crowdedWriteWait, then
+// closes the connection: that many messages held up that long means the
+// peer is not reading (a busy connection to a peer that reads has a write
+// in progress for microseconds), and a peer flooding requests would
+// otherwise make every answer hold a goroutine, and whatever its caller
+// holds, until the write in progress times out.
+const (
+	maxStreamWritersWaiting = 64
+	crowdedWriteWait        = 250 * time.Millisecond
+)
+
+// ErrStreamStalled is returned for a message written to a TCP or TLS
+// connection closed because its peer stopped reading.
+var ErrStreamStalled = errors.New("peer is not reading: connection closed")
+
+// stall closes a connection whose peer does not read: a write timed out
+// (a part of a message may have gone: the stream has no message boundary
+// left to go on from) or too many messages wait. Writers waiting for wlock
+// then fail at once.
+func (c *TCPConnection) stall(why string) {
+	if c.stalled.Swap(true) {
+		return
+	}
+	c.log.Warn("SIP peer is not reading; connection closed", "raddr", c.RemoteAddr().String(), "why", why)
+	_ = c.Conn.Close()
+}
+
+// lockWrite waits for the write in progress, if any; false: the connection
+// was found stalled while waiting in a crowd (see maxStreamWritersWaiting).
+func (c *TCPConnection) lockWrite() bool {
+	if c.writers.Add(1) <= maxStreamWritersWaiting+1 {
+		c.wlock <- struct{}{}
+		return true
+	}
+	t := time.NewTimer(crowdedWriteWait)
+	defer t.Stop()
+	select {
+	case c.wlock <- struct{}{}:
+		return true
+	case <-t.C:
+		c.writers.Add(-1)
+		c.stall("too many messages waiting")
+		return false
+	}
+}
+
+func (c *TCPConnection) unlockWrite() {
+	<-c.wlock
+	c.writers.Add(-1)
 }
 
 func (c *TCPConnection) Ref(i int) int {
@@ -320,7 +385,19 @@ func (c *TCPConnection) Read(b []byte) (n int, err error) {
 	return n, err
 }
 
+// Write writes b whole or closes the connection. The write deadline is
+// set under wlock, by the writer about to write: were it set by each writer
+// on arrival, every message queued behind a blocked write would move the
+// blocked write's deadline on (a connection has one), and a peer that
+// stops reading while requests keep coming would never time out.
 func (c *TCPConnection) Write(b []byte) (n int, err error) {
+	if !c.lockWrite() {
+		return 0, ErrStreamStalled
+	}
+	defer c.unlockWrite()
+	if c.stalled.Load() {
+		return 0, ErrStreamStalled
+	}
 	if c.writeTimeout > 0 {
 		if err := c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
 			return 0, err
@@ -331,6 +408,10 @@ func (c *TCPConnection) Write(b []byte) (n int, err error) {
 	n, err = c.Conn.Write(b)
 	if SIPDebug {
 		logSIPWrite("TCP", c.Conn.LocalAddr().String(), c.Conn.RemoteAddr().String(), b[:n])
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.stall("write timed out")
+		return n, ErrStreamStalled
 	}
 	return n, err
 }
