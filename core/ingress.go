@@ -2,6 +2,7 @@ package core
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -189,23 +190,31 @@ func (c *Core) recoverGoroutine(what string) {
 }
 
 // readFilter sees every datagram and stream read before sipgo parses it:
-// a banned address gets nothing back at all, and a UDP response missing a
-// mandatory header never reaches a transaction (sipgo's dialog code reads
-// them without checking).
+// a banned address gets nothing back at all (over TCP or TLS its
+// connection is closed), and a UDP response missing a mandatory header
+// never reaches a transaction (sipgo's dialog code reads them without
+// checking). sipgo names transports in capitals ("UDP").
 func (c *Core) readFilter(p sip.TransportReadProps, data []byte) ([]byte, error) {
+	udp := strings.EqualFold(p.Transport, "udp")
 	if bans := c.cfg.Bans; bans != nil {
 		if ap, ok := addrOf(p.RemoteAddr); ok && bans.Banned(ap.Addr()) {
 			c.metrics.badRequests.WithLabelValues("banned").Inc()
+			if !udp {
+				return nil, errBanned
+			}
 			return nil, nil
 		}
 	}
-	if p.Transport == "udp" && bytes.HasPrefix(data, []byte("SIP/2.0 ")) && !responseComplete(data) {
+	if udp && bytes.HasPrefix(data, []byte("SIP/2.0 ")) && !responseComplete(data) {
 		c.metrics.badRequests.WithLabelValues("bad_response").Inc()
 		return nil, nil
 	}
-	// Never an error: sipgo ends the whole UDP read loop on one.
+	// Never an error over UDP: sipgo ends the whole UDP read loop on one.
 	return data, nil
 }
+
+// errBanned ends a banned address's TCP or TLS connection.
+var errBanned = errors.New("address banned")
 
 func addrOf(a net.Addr) (netip.AddrPort, bool) {
 	switch v := a.(type) {
