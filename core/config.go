@@ -74,6 +74,9 @@ type Config struct {
 	// which tells whether the process may have it); 0 leaves them to the
 	// fair scheduler.
 	MediaPriority int
+	// Strangers bounds the TCP and TLS connections no request has yet
+	// authenticated over (strangers.go).
+	Strangers StrangerLimits
 	// Bans drops every packet of an address that failed authentication
 	// too often (nil: no bans); the registrar reports failures to it.
 	Bans *ban.List

@@ -50,6 +50,9 @@ type Core struct {
 	// decisions holds the deadline of every new inbound call the control
 	// plane has not acted on yet (admission.go).
 	decisions *deadline.Scheduler
+	// strangers are the TCP and TLS connections no request has yet
+	// authenticated over (strangers.go).
+	strangers *strangers
 	reg       *registrar.Registrar
 	blf       *presence.Server
 	sounds    *sounds.Library
@@ -146,6 +149,11 @@ func New(cfg Config) (*Core, error) {
 		return nil, err
 	}
 	c.metrics = m
+	var banned, trusted func(netip.Addr) bool
+	if cfg.Bans != nil {
+		banned, trusted = cfg.Bans.Banned, cfg.Bans.Trusted
+	}
+	c.strangers = newStrangers(cfg.Strangers, banned, trusted, m.refusedConns)
 	c.hubsCtx, c.hubsCancel = context.WithCancel(context.Background())
 	hubOpts := audio.HubOptions{Shards: cfg.MusicShards, Realtime: cfg.MediaPriority}
 	if hubOpts.Shards <= 0 {
@@ -220,6 +228,7 @@ func New(cfg Config) (*Core, error) {
 	ropts.Log = cfg.Log.With("component", "registrar")
 	ropts.OnChange = c.onRegistration
 	ropts.OnAuthFailure = func(reason string) { c.metrics.authFailures.WithLabelValues(reason).Inc() }
+	ropts.OnAuthenticated = c.strangers.trust
 	if cfg.Bans != nil {
 		ropts.Limiter = cfg.Bans
 	}
@@ -289,6 +298,7 @@ func (c *Core) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return c.media.Run(mediaCtx) })
 	g.Go(func() error { c.decisions.Run(ctx, c.decisionTimeout); return nil })
+	g.Go(func() error { c.strangers.run(ctx); return nil })
 	g.Go(func() error {
 		tick.Every(ctx, admittedTTL, func() { c.admitted.expire(time.Now()) })
 		return nil

@@ -63,6 +63,9 @@ func (c *Core) admit(req *sip.Request, tx sip.ServerTransaction) bool {
 		}
 		id = identity{customer: who.Customer, account: who.Account}
 	}
+	if internal || id.trunk != "" {
+		c.strangers.trust(req) // a trunk's or a node's connection: proven
+	}
 	if !internal {
 		if code, reason := c.checkSRTP(req, offer, id.customer, id.account); code != 0 {
 			c.reject(req, tx, code, reason, "srtp")

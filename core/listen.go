@@ -46,14 +46,16 @@ func (c *Core) listen() ([]listener, error) {
 		if err != nil {
 			return fail(c.Addr(), err)
 		}
+		l = c.strangers.listener(l)
 		ls = append(ls, listener{"tcp", func() error { return c.srv.ServeTCP(l) }, l.Close})
 	}
 	if c.cfg.TLS != nil {
 		addr := net.JoinHostPort(c.cfg.Host, strconv.Itoa(c.cfg.TLSPort))
-		l, err := tls.Listen("tcp", addr, tlsConfig(c.cfg.TLS))
+		tl, err := net.Listen("tcp", addr)
 		if err != nil {
 			return fail(addr, err)
 		}
+		l := tls.NewListener(c.strangers.listener(tl), tlsConfig(c.cfg.TLS))
 		ls = append(ls, listener{"tls", func() error { return c.srv.ServeTLS(l) }, l.Close})
 	}
 	return ls, nil

@@ -92,6 +92,9 @@ type Config struct {
 	WebAddr string
 	// DrainTimeout bounds the lame-duck phase on shutdown.
 	DrainTimeout time.Duration
+	// SIPStrangers bounds the TCP and TLS connections no request has yet
+	// authenticated over (core.StrangerLimits; zero values: defaults).
+	SIPStrangers core.StrangerLimits
 	// MaxLegs bounds live SIP legs (0: what the open-file limit allows);
 	// a new INVITE past it gets 503.
 	MaxLegs int

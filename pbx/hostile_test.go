@@ -1,6 +1,7 @@
 package pbx_test
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"runtime/pprof"
@@ -8,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callpark/callpark/core"
+	"github.com/callpark/callpark/pbx"
 	"github.com/callpark/callpark/pbx/pbxtest"
 )
 
@@ -105,4 +108,67 @@ func sipWritersOverTCP() int {
 	var b strings.Builder
 	_ = pprof.Lookup("goroutine").WriteTo(&b, 2)
 	return strings.Count(b.String(), "(*TCPConnection).Write(")
+}
+
+// TestStrangersCannotHoldConnections: TCP and TLS connections no request
+// has authenticated over are few per address and short-lived; a phone's,
+// proven by its REGISTER, stays. (Asterisk's tcpauthlimit and
+// tcpauthtimeout.)
+func TestStrangersCannotHoldConnections(t *testing.T) {
+	p := pbxtest.Start(t, pbxtest.WithTLS(t), func(c *pbx.Config) {
+		c.SIPStrangers = core.StrangerLimits{Timeout: 2 * time.Second, PerAddress: 4}
+	})
+	secure := p.PhoneTLS(t, "demo", "200") // registered over TLS: proven
+	bob := p.Phone(t, "demo", "201")
+
+	var idle []net.Conn
+	for range 4 {
+		c, err := net.Dial("tcp", p.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		idle = append(idle, c)
+	}
+	extra, err := net.Dial("tcp", p.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	waitFor(t, time.Second, "a fifth stranger from the address is hung up on at once", func() bool { return hungUp(extra) })
+	for i, c := range idle {
+		if hungUp(c) {
+			t.Fatalf("stranger %d hung up on before its time", i)
+		}
+	}
+	waitFor(t, 5*time.Second, "strangers hung up on after 2 s", func() bool {
+		for _, c := range idle {
+			if !hungUp(c) {
+				return false
+			}
+		}
+		return true
+	})
+	if got := p.Counter("callpark_sip_refused_connections_total", map[string]string{"reason": "unproven"}); got != 4 {
+		t.Errorf("%v connections closed unproven, want the 4 idle ones (not the phone's)", got)
+	}
+	if got := p.Counter("callpark_sip_refused_connections_total", map[string]string{"reason": "per_address"}); got != 1 {
+		t.Errorf("%v connections refused over the address's limit, want 1", got)
+	}
+	cb, cs := connect(t, bob, secure)
+	talk(t, cb, cs)
+}
+
+// hungUp tells whether the far end has closed c: a closed socket answers
+// data with a reset, so after a keep-alive (a lone CRLF, which asks for no
+// answer) a short read sees EOF or the reset; an open one sees a timeout.
+func hungUp(c net.Conn) bool {
+	_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, err := c.Write([]byte("\r\n")); err != nil {
+		return true
+	}
+	_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	_, err := c.Read(make([]byte, 1))
+	var ne net.Error
+	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
 }

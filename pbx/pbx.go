@@ -270,6 +270,7 @@ func (p *PBX) Run(ctx context.Context) (err error) {
 			MediaPriority:   cfg.MediaPriority,
 			MediaPollers:    cfg.MediaPollers,
 			Bans:            bans,
+			Strangers:       cfg.SIPStrangers,
 			Host:            cfg.SIPHost,
 			Port:            cfg.SIPPort,
 			TCP:             cfg.SIPTCP,

@@ -85,6 +85,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	musicShards := fs.Int("music-shards", 0, "pacing goroutines music on hold is spread over, their ticks staggered over the 20 ms (0: one per core)")
 	mediaPriority := fs.Int("media-priority", 0, "real-time priority (SCHED_RR, 1-99) of the threads that pace music on hold, like Asterisk's -p, when the process may have it (CAP_SYS_NICE): music stays on time on a full machine, at the cost of some of the call set-up rate; 0: normal priority")
 	musicBatch := fs.Bool("music-batch", true, "send music on hold in batches (sendmmsg) through a raw socket when allowed (CAP_NET_RAW); false: through each leg's socket")
+	tcpAuthTimeout := fs.Duration("tcp-auth-timeout", 30*time.Second, "a TCP or TLS connection no request has authenticated over within this is closed")
+	tcpUnauthPerIP := fs.Int("tcp-unauth-per-ip", 32, "TCP and TLS connections one address (not --trusted) may hold before a request over them authenticates; more are closed at once")
 	trusted := fs.String("trusted", "", "comma-separated addresses or CIDRs never banned (an office NAT, a carrier)")
 	banFailures := fs.Int("ban-failures", 10, "authentication failures from one address within --ban-window that ban it (-1: never ban)")
 	banWindow := fs.Duration("ban-window", time.Minute, "window of --ban-failures")
@@ -141,7 +143,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		NATSUser: *natsUser, NATSSecretFile: *natsSecret,
 		Dialplans: *dir, MetricsAddr: *metrics, WebAddr: *web, DrainTimeout: *drain, Log: log,
 		MaxLegs: *maxLegs, KeepAlive: *keepAlive, DialogKeepAlive: *dialogKeepAlive, PlainMusic: !*musicBatch, MaxDecisionDelay: *decisionDelay, MaxQueueDelay: *queueDelay, DecisionTimeout: *decisionTimeout, ShedAfter: *shedAfter, MemTrim: *memTrim,
-		Bans: ban.Config{Failures: *banFailures, Window: *banWindow, BanFor: *banTime, Trusted: prefixes},
+		Bans:         ban.Config{Failures: *banFailures, Window: *banWindow, BanFor: *banTime, Trusted: prefixes},
+		SIPStrangers: core.StrangerLimits{Timeout: *tcpAuthTimeout, PerAddress: *tcpUnauthPerIP},
 	}
 	cfg.Node = *node
 	if *clusterSecret != "" {

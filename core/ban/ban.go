@@ -91,7 +91,9 @@ func New(cfg Config) *List {
 	return &List{cfg: cfg, sources: map[netip.Addr]*record{}, accounts: map[string]*record{}, known: map[knownKey]time.Time{}}
 }
 
-func (l *List) trusted(a netip.Addr) bool {
+// Trusted reports whether a is in Config.Trusted (never banned).
+func (l *List) Trusted(a netip.Addr) bool {
+	a = a.Unmap()
 	for _, p := range l.cfg.Trusted {
 		if p.Contains(a) {
 			return true
@@ -114,7 +116,7 @@ func (l *List) Banned(addr netip.Addr) bool {
 // as it lately.
 func (l *List) Locked(account string, addr netip.Addr) bool {
 	addr = addr.Unmap()
-	if l.trusted(addr) {
+	if l.Trusted(addr) {
 		return false
 	}
 	now := l.cfg.Now()
@@ -133,7 +135,7 @@ func (l *List) Fail(addr netip.Addr, account string) {
 	now := l.cfg.Now()
 	var bans []func()
 	l.mu.Lock()
-	if !l.trusted(addr) {
+	if !l.Trusted(addr) {
 		if count(l, l.sources, addr, now, l.cfg.Failures) {
 			until := now.Add(l.cfg.BanFor)
 			bans = append(bans, func() {

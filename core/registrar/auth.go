@@ -145,6 +145,9 @@ func (r *Registrar) authenticate(req *sip.Request, tx sip.ServerTransaction, use
 	if l := r.opts.Limiter; l != nil && src.IsValid() {
 		l.Succeed(src, account)
 	}
+	if r.opts.OnAuthenticated != nil {
+		r.opts.OnAuthenticated(req)
+	}
 	return Identity{Customer: customer, Account: user, Domain: realm}, true
 }
 

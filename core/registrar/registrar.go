@@ -85,6 +85,9 @@ type Options struct {
 	// request is refused for its credentials (not for the first challenge of
 	// a request that carried none).
 	OnAuthFailure func(reason string)
+	// OnAuthenticated, when set, is called with each request whose
+	// credentials were accepted.
+	OnAuthenticated func(*sip.Request)
 	// LocalAddrs are this server's own "host:port"s: a digest uri naming
 	// one of them is accepted besides the Request-URI (see isLocalURI).
 	LocalAddrs []string
