@@ -306,8 +306,20 @@ func (c *TCPConnection) stall(why string) {
 	if c.stalled.Swap(true) {
 		return
 	}
-	c.log.Warn("SIP peer is not reading; connection closed", "raddr", c.RemoteAddr().String(), "why", why)
+	c.logger().Warn("SIP peer is not reading; connection closed", "raddr", c.RemoteAddr().String(), "why", why)
 	_ = c.Conn.Close()
+}
+
+// logger is the transport's logger: the connection's own warnings (a
+// stalled peer, a reference count gone negative when a connection closed
+// under its transactions) go where the transport's go, not to the process
+// default, so that whoever owns the transport can throttle what a peer
+// can trigger.
+func (c *TCPConnection) logger() *slog.Logger {
+	if c.log != nil {
+		return c.log
+	}
+	return DefaultLogger()
 }
 
 // lockWrite waits for the write in progress, if any; false: the connection
@@ -339,7 +351,7 @@ func (c *TCPConnection) Ref(i int) int {
 	c.refcount += i
 	ref := c.refcount
 	c.mu.Unlock()
-	DefaultLogger().Debug("TCP reference increment", "ip", c.LocalAddr().String(), "dst", c.RemoteAddr().String(), "ref", ref)
+	c.logger().Debug("TCP reference increment", "ip", c.LocalAddr().String(), "dst", c.RemoteAddr().String(), "ref", ref)
 	return ref
 }
 
@@ -347,7 +359,7 @@ func (c *TCPConnection) Close() error {
 	c.mu.Lock()
 	c.refcount = 0
 	c.mu.Unlock()
-	DefaultLogger().Debug("TCP doing hard close", "ip", c.LocalAddr().String(), "dst", c.RemoteAddr().String(), "ref", 0)
+	c.logger().Debug("TCP doing hard close", "ip", c.LocalAddr().String(), "dst", c.RemoteAddr().String(), "ref", 0)
 	return c.Conn.Close()
 }
 
@@ -356,17 +368,17 @@ func (c *TCPConnection) TryClose() (int, error) {
 	c.refcount--
 	ref := c.refcount
 	c.mu.Unlock()
-	DefaultLogger().Debug("TCP reference decrement", "ip", c.LocalAddr().String(), "dst", c.RemoteAddr().String(), "ref", ref)
+	c.logger().Debug("TCP reference decrement", "ip", c.LocalAddr().String(), "dst", c.RemoteAddr().String(), "ref", ref)
 	if ref > 0 {
 		return ref, nil
 	}
 
 	if ref < 0 {
-		DefaultLogger().Warn("TCP ref went negative", "ip", c.LocalAddr().String(), "dst", c.RemoteAddr().String(), "ref", ref)
+		c.logger().Warn("TCP ref went negative", "ip", c.LocalAddr().String(), "dst", c.RemoteAddr().String(), "ref", ref)
 		return 0, nil
 	}
 
-	DefaultLogger().Debug("TCP closing", "ip", c.LocalAddr().String(), "dst", c.RemoteAddr().String(), "ref", ref)
+	c.logger().Debug("TCP closing", "ip", c.LocalAddr().String(), "dst", c.RemoteAddr().String(), "ref", ref)
 	return ref, c.Conn.Close()
 }
 
