@@ -169,3 +169,50 @@ func awaitClosed(t *testing.T, peer *net.TCPConn) {
 	}
 	t.Fatal("the connection to a peer that does not read is still open")
 }
+
+// A request over TCP whose connection has closed by the time it is
+// answered is not answered by connecting to the host its Via names: that
+// host is whatever the sender wrote (another machine, a port on the
+// internal network), and a server that connects there is a reflector.
+// Nor to anywhere else (third_party/sipgo, patch 6): the requester hung up.
+func TestAnswersNeverConnectToTheViaOfAClosedConnection(t *testing.T) {
+	victim, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer victim.Close()
+	reached := make(chan net.Addr, 1)
+	go func() {
+		if c, err := victim.Accept(); err == nil {
+			reached <- c.RemoteAddr()
+			c.Close()
+		}
+	}()
+	answering := make(chan struct{}, 1000)
+	addr := tcpSIPServer(t, time.Second, func(req *sip.Request, tx sip.ServerTransaction) {
+		answering <- struct{}{}
+		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
+	})
+	for round := range 20 {
+		peer, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		for n := range 50 {
+			fmt.Fprintf(&b, "INFO sip:%s SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bK-via-%d-%d\r\n"+
+				"From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: via-%d-%d\r\nCSeq: 1 INFO\r\n"+
+				"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n", addr, victim.Addr(), round, n, round, n)
+		}
+		_, _ = peer.Write([]byte(b.String()))
+		peer.Close() // at once: the answers find the connection gone
+	}
+	select {
+	case from := <-reached:
+		t.Fatalf("the server connected to the Via of a closed connection's request (from %v)", from)
+	case <-time.After(2 * time.Second):
+	}
+	if len(answering) == 0 {
+		t.Fatal("no request was handled: the test proves nothing")
+	}
+}

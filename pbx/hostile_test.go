@@ -172,3 +172,46 @@ func hungUp(c net.Conn) bool {
 	var ne net.Error
 	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
 }
+
+// TestNoAnswerGoesWhereAViaPoints: requests over TCP whose Via names
+// another host, from a connection closed at once, make the PBX connect
+// nowhere: not to the host the Via names (a reflector into the internal
+// network), and it goes on serving.
+func TestNoAnswerGoesWhereAViaPoints(t *testing.T) {
+	p := pbxtest.Start(t)
+	victim, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer victim.Close()
+	reached := make(chan net.Addr, 1)
+	go func() {
+		if c, err := victim.Accept(); err == nil {
+			reached <- c.RemoteAddr()
+			c.Close()
+		}
+	}()
+	for round := range 20 {
+		peer, err := net.Dial("tcp", p.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		for n := range 50 {
+			fmt.Fprintf(&b, "OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bK-via-%d-%d\r\n"+
+				"From: <sip:a@%s>;tag=1\r\nTo: <sip:%s>\r\nCall-ID: via-%d-%d\r\nCSeq: 1 OPTIONS\r\n"+
+				"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n", p.Addr, victim.Addr(), round, n, p.Addr, p.Addr, round, n)
+		}
+		_, _ = peer.Write([]byte(b.String()))
+		peer.Close()
+	}
+	select {
+	case from := <-reached:
+		t.Fatalf("the PBX connected to the Via of a closed connection's request (from %v)", from)
+	case <-time.After(2 * time.Second):
+	}
+	a := p.Phone(t, "demo", "200")
+	b := p.Phone(t, "demo", "201")
+	ca, cb := connect(t, a, b)
+	talk(t, ca, cb)
+}

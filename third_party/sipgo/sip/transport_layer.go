@@ -22,6 +22,10 @@ var (
 	errTransportConnectionDoesNotExists = errors.New("connection does not exists")
 )
 
+// ErrRequesterGone: the TCP or TLS connection a request came over closed
+// before its response was sent (patch 6).
+var ErrRequesterGone = errors.New("the connection the request came over is closed")
+
 // TransportLayer implementation.
 type TransportLayer struct {
 	udp *TransportUDP
@@ -493,6 +497,12 @@ func (l *TransportLayer) serverRequestConnection(ctx context.Context, req *Reque
 		if conn != nil {
 			return conn, nil
 		}
+		// Patch 6: the requester hung up. Connecting to the host its Via
+		// names (below) would connect wherever the sender wrote: another
+		// machine, a port of the internal network; a reflector. RFC 3261
+		// 18.2.2 only says SHOULD open a connection to the source, and a
+		// phone behind NAT accepts none: the response is not sent.
+		return nil, ErrRequesterGone
 	}
 
 	viaHop := req.Via()
