@@ -32,8 +32,8 @@ type StrangerLimits struct {
 	Timeout time.Duration
 	// PerAddress is the most strangers from one IP address at once
 	// (default 32: a whole office's phones behind one NAT connecting
-	// together prove themselves far faster than they connect; addresses
-	// trusted by the ban list have no such bound).
+	// together prove themselves far faster than they connect). Addresses
+	// the ban list trusts are never strangers.
 	PerAddress int
 	// Total is the most strangers at once (default 1,024).
 	Total int
@@ -56,8 +56,8 @@ func (l StrangerLimits) withDefaults() StrangerLimits {
 // address ("ip:port", what sipgo gives as a request's Source).
 type strangers struct {
 	limits StrangerLimits
-	// banned addresses are refused; trusted ones (an office NAT) are not
-	// held to limits.PerAddress. Either may be nil.
+	// banned addresses are refused; trusted ones (an office NAT, a
+	// carrier) are never strangers. Either may be nil.
 	banned, trusted func(netip.Addr) bool
 	refused         *prometheus.CounterVec
 	expiry          *deadline.Scheduler
@@ -113,7 +113,7 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		gc, why := l.s.admit(conn)
-		if gc != nil {
+		if gc != nil || why == "" {
 			return gc, nil
 		}
 		l.s.refused.WithLabelValues(why).Inc()
@@ -121,8 +121,9 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 	}
 }
 
-// admit takes conn on as a stranger, or says why not.
-func (s *strangers) admit(conn net.Conn) (*guardedConn, string) {
+// admit takes conn on as a stranger, or says why not; conn itself, with
+// no reason, when its address is trusted (never a stranger).
+func (s *strangers) admit(conn net.Conn) (net.Conn, string) {
 	ap, ok := addrOf(conn.RemoteAddr())
 	if !ok {
 		return nil, "address"
@@ -131,11 +132,14 @@ func (s *strangers) admit(conn net.Conn) (*guardedConn, string) {
 	if s.banned != nil && s.banned(ip) {
 		return nil, "banned"
 	}
+	if s.trusted != nil && s.trusted(ip) {
+		return conn, ""
+	}
 	gc := &guardedConn{Conn: conn, s: s, key: conn.RemoteAddr().String(), ip: ip}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case s.perIP[ip] >= s.limits.PerAddress && (s.trusted == nil || !s.trusted(ip)):
+	case s.perIP[ip] >= s.limits.PerAddress:
 		return nil, "per_address"
 	case len(s.conns) >= s.limits.Total:
 		return nil, "total"

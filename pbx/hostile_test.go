@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"runtime/pprof"
 	"strings"
 	"testing"
@@ -157,6 +158,30 @@ func TestStrangersCannotHoldConnections(t *testing.T) {
 	}
 	cb, cs := connect(t, bob, secure)
 	talk(t, cb, cs)
+}
+
+// TestTrustedAddressesAreNeverStrangers: a --trusted address (an office
+// NAT, a carrier that only pings over TCP) is held to neither limit.
+func TestTrustedAddressesAreNeverStrangers(t *testing.T) {
+	p := pbxtest.Start(t, func(c *pbx.Config) {
+		c.SIPStrangers = core.StrangerLimits{Timeout: time.Second, PerAddress: 2}
+		c.Bans.Trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	})
+	var idle []net.Conn
+	for range 5 {
+		c, err := net.Dial("tcp", p.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		idle = append(idle, c)
+	}
+	time.Sleep(2 * time.Second) // twice the strangers' time
+	for i, c := range idle {
+		if hungUp(c) {
+			t.Errorf("connection %d from a trusted address hung up on", i)
+		}
+	}
 }
 
 // hungUp tells whether the far end has closed c: a closed socket answers
