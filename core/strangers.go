@@ -112,9 +112,9 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		gc, why := l.s.admit(conn)
-		if gc != nil || why == "" {
-			return gc, nil
+		c, why := l.s.admit(conn)
+		if why == "" {
+			return c, nil
 		}
 		l.s.refused.WithLabelValues(why).Inc()
 		_ = conn.Close()
