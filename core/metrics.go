@@ -42,7 +42,7 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 		commandErrors:   s.Counters("callpark_core_command_errors_total", "Commands that failed, by op and code.", "op", "code"),
 		authFailures:    s.Counters("callpark_auth_failures_total", "Digest authentication failures, by reason.", "reason"),
 		badRequests:     s.Counters("callpark_sip_rejected_requests_total", "Malformed or unacceptable SIP requests, by reason.", "reason"),
-		refusedConns:    s.Counters("callpark_sip_refused_connections_total", "TCP and TLS connections refused or closed before a request over them authenticated, by reason (banned, per_address, total, unproven).", "reason"),
+		refusedConns:    s.Counters("callpark_sip_refused_connections_total", "TCP and TLS connections refused or closed before a request over them authenticated, by reason (banned, rate, per_address, total, unproven).", "reason"),
 		rtpWriteErrors:  s.Counter("callpark_rtp_write_errors_total", "RTP packets that could not be sent."),
 		panics:          s.Counter("callpark_sip_handler_panics_total", "Panics recovered while handling a SIP request (each answered 500)."),
 		unreachable:     s.Counter("callpark_unreachable_contacts_total", "Registered contacts removed because they stopped answering."),

@@ -37,6 +37,12 @@ type StrangerLimits struct {
 	PerAddress int
 	// Total is the most strangers at once (default 1,024).
 	Total int
+	// PerSecond is the most connections one address may open in a second
+	// (default 20). Each costs a goroutine and a read buffer, over TLS a
+	// handshake (a signature: a few thousand a second fill a core), and a
+	// stranger that hangs up at once never counts for long against
+	// PerAddress.
+	PerSecond int
 }
 
 func (l StrangerLimits) withDefaults() StrangerLimits {
@@ -48,6 +54,9 @@ func (l StrangerLimits) withDefaults() StrangerLimits {
 	}
 	if l.Total <= 0 {
 		l.Total = 1024
+	}
+	if l.PerSecond <= 0 {
+		l.PerSecond = 20
 	}
 	return l
 }
@@ -65,6 +74,11 @@ type strangers struct {
 	mu    sync.Mutex
 	conns map[string]*guardedConn
 	perIP map[netip.Addr]int
+	// opened counts the connections each address opened since second
+	// (the map starts anew each second, so it holds one second's
+	// addresses at most).
+	second time.Time
+	opened map[netip.Addr]int
 }
 
 func newStrangers(limits StrangerLimits, banned, trusted func(netip.Addr) bool, refused *prometheus.CounterVec) *strangers {
@@ -76,6 +90,7 @@ func newStrangers(limits StrangerLimits, banned, trusted func(netip.Addr) bool, 
 		expiry:  deadline.NewScheduler(),
 		conns:   map[string]*guardedConn{},
 		perIP:   map[netip.Addr]int{},
+		opened:  map[netip.Addr]int{},
 	}
 }
 
@@ -138,7 +153,13 @@ func (s *strangers) admit(conn net.Conn) (net.Conn, string) {
 	gc := &guardedConn{Conn: conn, s: s, key: conn.RemoteAddr().String(), ip: ip}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if now := time.Now(); now.Sub(s.second) >= time.Second {
+		s.second, s.opened = now, map[netip.Addr]int{}
+	}
+	s.opened[ip]++
 	switch {
+	case s.opened[ip] > s.limits.PerSecond:
+		return nil, "rate"
 	case s.perIP[ip] >= s.limits.PerAddress:
 		return nil, "per_address"
 	case len(s.conns) >= s.limits.Total:

@@ -23,7 +23,10 @@ import (
 // due, touch no call, publish no event, and the service then completes a
 // normal call with tones both ways.
 func TestHostileCorpusChangesNothing(t *testing.T) {
-	p := pbxtest.Start(t)
+	// Each message comes over a connection of its own (a malformed one may
+	// end it), 32 at a time: far more connections a second than one
+	// address may open (TestStrangersCannotHoldConnections).
+	p := pbxtest.Start(t, func(c *pbx.Config) { c.SIPStrangers.PerSecond = 1 << 20 })
 	a := p.Phone(t, "demo", "200")
 	b := p.Phone(t, "demo", "201")
 	ca, cb := connect(t, a, b)
@@ -95,7 +98,18 @@ func TestAPeerThatStopsReadingIsDisconnected(t *testing.T) {
 	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
 		t.Fatalf("the PBX stopped reading a peer that reads nothing, but did not hang up: %v", err)
 	}
-	waitFor(t, 5*time.Second, "no SIP writer waits on the peer", func() bool { return sipWritersOverTCP() == 0 })
+	// Every message read before the hang-up is still answered, each write
+	// failing at once; under -race on a busy machine that takes seconds.
+	// Without the hang-up they would wait for as long as the peer stays.
+	hungUpAt := time.Now()
+	deadline := hungUpAt.Add(30 * time.Second)
+	defer func() { t.Logf("the writers were gone %v after the hang-up", time.Since(hungUpAt).Round(time.Millisecond)) }()
+	for w := sipWritersOverTCP(); len(w) > 0; w = sipWritersOverTCP() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d SIP writers still wait 30 s after the PBX hung up; the first:\n%s", len(w), w[0])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	a := p.Phone(t, "demo", "200")
 	b := p.Phone(t, "demo", "201")
@@ -103,12 +117,18 @@ func TestAPeerThatStopsReadingIsDisconnected(t *testing.T) {
 	talk(t, ca, cb)
 }
 
-// sipWritersOverTCP counts this process's goroutines writing, or waiting
-// to write, to a TCP or TLS SIP connection.
-func sipWritersOverTCP() int {
+// sipWritersOverTCP is the stacks of this process's goroutines writing, or
+// waiting to write, to a TCP or TLS SIP connection.
+func sipWritersOverTCP() []string {
 	var b strings.Builder
 	_ = pprof.Lookup("goroutine").WriteTo(&b, 2)
-	return strings.Count(b.String(), "(*TCPConnection).Write(")
+	var writers []string
+	for _, g := range strings.Split(b.String(), "\n\n") {
+		if strings.Contains(g, "(*TCPConnection).Write(") {
+			writers = append(writers, g)
+		}
+	}
+	return writers
 }
 
 // TestStrangersCannotHoldConnections: TCP and TLS connections no request
@@ -158,6 +178,27 @@ func TestStrangersCannotHoldConnections(t *testing.T) {
 	}
 	cb, cs := connect(t, bob, secure)
 	talk(t, cb, cs)
+}
+
+// TestConnectionsPerSecondAreBounded: an address opening connections
+// faster than StrangerLimits.PerSecond has the excess closed at once, each
+// of which would otherwise cost a goroutine, a buffer and, over TLS, a
+// handshake; other addresses are not held up.
+func TestConnectionsPerSecondAreBounded(t *testing.T) {
+	p := pbxtest.Start(t, func(c *pbx.Config) { c.SIPStrangers.PerSecond = 5 })
+	for range 12 {
+		c, err := net.Dial("tcp", p.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close() // never a stranger for long: only the rate can refuse it
+	}
+	waitFor(t, 2*time.Second, "connections over the rate refused", func() bool {
+		return p.Counter("callpark_sip_refused_connections_total", map[string]string{"reason": "rate"}) >= 6
+	})
+	if got := p.Counter("callpark_sip_refused_connections_total", map[string]string{"reason": "rate"}); got > 7 {
+		t.Errorf("%v of 12 connections refused for the rate of 5 a second, want 7 at most", got)
+	}
 }
 
 // TestTrustedAddressesAreNeverStrangers: a --trusted address (an office
