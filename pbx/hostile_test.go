@@ -103,7 +103,9 @@ func TestAPeerThatStopsReadingIsDisconnected(t *testing.T) {
 	// Without the hang-up they would wait for as long as the peer stays.
 	hungUpAt := time.Now()
 	deadline := hungUpAt.Add(30 * time.Second)
-	defer func() { t.Logf("the writers were gone %v after the hang-up", time.Since(hungUpAt).Round(time.Millisecond)) }()
+	defer func() {
+		t.Logf("the writers were gone %v after the hang-up", time.Since(hungUpAt).Round(time.Millisecond))
+	}()
 	for w := sipWritersOverTCP(); len(w) > 0; w = sipWritersOverTCP() {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d SIP writers still wait 30 s after the PBX hung up; the first:\n%s", len(w), w[0])
