@@ -12,6 +12,8 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/callpark/callpark/internal/streamtest"
 )
 
 // A SIP peer over TCP that stops reading its answers is disconnected
@@ -148,26 +150,16 @@ func sendInfoOver(t *testing.T, peer net.Conn, callID string, n int) {
 	}
 }
 
-// awaitClosed waits for the server's end of peer to close: a closed socket
-// answers the next data that reaches it with a reset, so a keep-alive (a
-// lone CRLF, which asks for no answer) written every few milliseconds soon
-// fails. (Reading up to the close would not do: the server's unsent data
-// trickles to a peer with a small window for as long as it pleases.)
-func awaitClosed(t *testing.T, peer *net.TCPConn) {
+// awaitClosed waits for the server's end of peer to close.
+func awaitClosed(t *testing.T, peer net.Conn) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		_ = peer.SetWriteDeadline(time.Now().Add(time.Second))
-		if _, err := peer.Write([]byte("\r\n")); err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return
+	for !streamtest.HungUp(peer) {
+		if time.Now().After(deadline) {
+			t.Fatal("the connection to a peer that does not read is still open")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatal("the connection to a peer that does not read is still open")
 }
 
 // A request over TCP whose connection has closed by the time it is
@@ -176,37 +168,13 @@ func awaitClosed(t *testing.T, peer *net.TCPConn) {
 // internal network), and a server that connects there is a reflector.
 // Nor to anywhere else (third_party/sipgo, patch 6): the requester hung up.
 func TestAnswersNeverConnectToTheViaOfAClosedConnection(t *testing.T) {
-	victim, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer victim.Close()
-	reached := make(chan net.Addr, 1)
-	go func() {
-		if c, err := victim.Accept(); err == nil {
-			reached <- c.RemoteAddr()
-			c.Close()
-		}
-	}()
+	victim, reached := streamtest.Victim(t)
 	answering := make(chan struct{}, 1000)
 	addr := tcpSIPServer(t, time.Second, func(req *sip.Request, tx sip.ServerTransaction) {
 		answering <- struct{}{}
 		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
 	})
-	for round := range 20 {
-		peer, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var b strings.Builder
-		for n := range 50 {
-			fmt.Fprintf(&b, "INFO sip:%s SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bK-via-%d-%d\r\n"+
-				"From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: via-%d-%d\r\nCSeq: 1 INFO\r\n"+
-				"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n", addr, victim.Addr(), round, n, round, n)
-		}
-		_, _ = peer.Write([]byte(b.String()))
-		peer.Close() // at once: the answers find the connection gone
-	}
+	streamtest.HangUpOnRequests(t, addr, victim, "INFO", 20, 50)
 	select {
 	case from := <-reached:
 		t.Fatalf("the server connected to the Via of a closed connection's request (from %v)", from)

@@ -1,7 +1,6 @@
 package pbx_test
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/callpark/callpark/core"
+	"github.com/callpark/callpark/internal/streamtest"
 	"github.com/callpark/callpark/pbx"
 	"github.com/callpark/callpark/pbx/pbxtest"
 )
@@ -87,14 +87,8 @@ func TestAPeerThatStopsReadingIsDisconnected(t *testing.T) {
 	}
 	_ = conn.SetWriteDeadline(time.Now().Add(20 * time.Second))
 	if _, err := conn.Write([]byte(flood.String())); err == nil {
-		// All of it went in: the PBX must hang up all the same. A closed
-		// socket answers the next data with a reset, so a keep-alive (a
-		// lone CRLF, which asks for no answer) soon fails.
-		waitFor(t, 10*time.Second, "the PBX hangs up on a peer that reads nothing", func() bool {
-			_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
-			_, err := conn.Write([]byte("\r\n"))
-			return err != nil
-		})
+		// All of it went in: the PBX must hang up all the same.
+		waitFor(t, 10*time.Second, "the PBX hangs up on a peer that reads nothing", func() bool { return streamtest.HungUp(conn) })
 	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
 		t.Fatalf("the PBX stopped reading a peer that reads nothing, but did not hang up: %v", err)
 	}
@@ -158,15 +152,15 @@ func TestStrangersCannotHoldConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer extra.Close()
-	waitFor(t, time.Second, "a fifth stranger from the address is hung up on at once", func() bool { return hungUp(extra) })
+	waitFor(t, time.Second, "a fifth stranger from the address is hung up on at once", func() bool { return streamtest.HungUp(extra) })
 	for i, c := range idle {
-		if hungUp(c) {
+		if streamtest.HungUp(c) {
 			t.Fatalf("stranger %d hung up on before its time", i)
 		}
 	}
 	waitFor(t, 5*time.Second, "strangers hung up on after 2 s", func() bool {
 		for _, c := range idle {
-			if !hungUp(c) {
+			if !streamtest.HungUp(c) {
 				return false
 			}
 		}
@@ -221,24 +215,10 @@ func TestTrustedAddressesAreNeverStrangers(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second) // twice the strangers' time
 	for i, c := range idle {
-		if hungUp(c) {
+		if streamtest.HungUp(c) {
 			t.Errorf("connection %d from a trusted address hung up on", i)
 		}
 	}
-}
-
-// hungUp tells whether the far end has closed c: a closed socket answers
-// data with a reset, so after a keep-alive (a lone CRLF, which asks for no
-// answer) a short read sees EOF or the reset; an open one sees a timeout.
-func hungUp(c net.Conn) bool {
-	_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-	if _, err := c.Write([]byte("\r\n")); err != nil {
-		return true
-	}
-	_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-	_, err := c.Read(make([]byte, 1))
-	var ne net.Error
-	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
 }
 
 // TestNoAnswerGoesWhereAViaPoints: requests over TCP whose Via names
@@ -247,32 +227,8 @@ func hungUp(c net.Conn) bool {
 // network), and it goes on serving.
 func TestNoAnswerGoesWhereAViaPoints(t *testing.T) {
 	p := pbxtest.Start(t)
-	victim, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer victim.Close()
-	reached := make(chan net.Addr, 1)
-	go func() {
-		if c, err := victim.Accept(); err == nil {
-			reached <- c.RemoteAddr()
-			c.Close()
-		}
-	}()
-	for round := range 20 {
-		peer, err := net.Dial("tcp", p.Addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var b strings.Builder
-		for n := range 50 {
-			fmt.Fprintf(&b, "OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bK-via-%d-%d\r\n"+
-				"From: <sip:a@%s>;tag=1\r\nTo: <sip:%s>\r\nCall-ID: via-%d-%d\r\nCSeq: 1 OPTIONS\r\n"+
-				"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n", p.Addr, victim.Addr(), round, n, p.Addr, p.Addr, round, n)
-		}
-		_, _ = peer.Write([]byte(b.String()))
-		peer.Close()
-	}
+	victim, reached := streamtest.Victim(t)
+	streamtest.HangUpOnRequests(t, p.Addr, victim, "OPTIONS", 20, 50)
 	select {
 	case from := <-reached:
 		t.Fatalf("the PBX connected to the Via of a closed connection's request (from %v)", from)
