@@ -102,15 +102,7 @@ func streamWriters() int {
 // answer, with SIP writes bounded by writeTimeout; it returns the address.
 func tcpSIPServer(t *testing.T, writeTimeout time.Duration, answer func(*sip.Request, sip.ServerTransaction)) string {
 	t.Helper()
-	ua, err := sipgo.NewUA(sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerWriteTimeout(writeTimeout)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ua.Close() })
-	srv, err := sipgo.NewServer(ua)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := sipgoServer(t, sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerWriteTimeout(writeTimeout)))
 	srv.OnInfo(answer)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -77,7 +77,17 @@ func TestTerminatedInviteTransactionsFreeTheirMessages(t *testing.T) {
 // registers, until the test ends; it returns the socket.
 func sipServer(t *testing.T, handle func(*sipgo.Server)) *net.UDPConn {
 	t.Helper()
-	ua, err := sipgo.NewUA()
+	srv := sipgoServer(t)
+	handle(srv)
+	conn := loopbackUDP(t)
+	go srv.ServeUDP(conn)
+	return conn
+}
+
+// sipgoServer is a bare sipgo server (no listener yet), closed with the test.
+func sipgoServer(t *testing.T, opts ...sipgo.UserAgentOption) *sipgo.Server {
+	t.Helper()
+	ua, err := sipgo.NewUA(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,10 +96,7 @@ func sipServer(t *testing.T, handle func(*sipgo.Server)) *net.UDPConn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	handle(srv)
-	conn := loopbackUDP(t)
-	go srv.ServeUDP(conn)
-	return conn
+	return srv
 }
 
 // dialOnce sends an INVITE with a body to addr, waits for its 200 OK and
