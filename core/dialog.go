@@ -40,6 +40,9 @@ type dialog struct {
 	localSeq atomic.Uint32
 	// inviteSeq is the CSeq of the INVITE that made the dialog.
 	inviteSeq uint32
+	// ackVia is the Via of the ACK sent for the 2xx that made the dialog
+	// (ours only; nil until sent): each copy of that 2xx gets the same ACK.
+	ackVia atomic.Pointer[sip.ViaHeader]
 }
 
 // owns reports whether req belongs to the dialog: the Call-ID and both

@@ -236,7 +236,17 @@ func (c *Core) answeredDialog(r forkResult) (*dialog, *sdp.Session, error) {
 func (c *Core) ack(d *dialog) error {
 	ack := d.request(sip.ACK)
 	ack.AppendHeader(c.contact(d.transport))
-	return c.clientFor(d.transport).WriteRequest(ack)
+	// A copy of the 2xx (our ACK was lost, or late) gets the ACK sent
+	// first (RFC 3261 13.2.2.4), its branch included: a new branch makes
+	// a new request of it, which a strict UA refuses mid-call.
+	if via := d.ackVia.Load(); via != nil {
+		ack.PrependHeader(via.Clone())
+	}
+	err := c.clientFor(d.transport).WriteRequest(ack)
+	if via := ack.Via(); via != nil && err == nil {
+		d.ackVia.CompareAndSwap(nil, via.Clone())
+	}
+	return err
 }
 
 // ackAndBye ends a dialog a 2xx set up that nobody wants (a second fork's
