@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/emiago/sipgo/sip"
@@ -42,7 +43,10 @@ type dialog struct {
 	inviteSeq uint32
 	// ackVia is the Via of the ACK sent for the 2xx that made the dialog
 	// (ours only; nil until sent): each copy of that 2xx gets the same ACK.
-	ackVia atomic.Pointer[sip.ViaHeader]
+	// ackMu makes a copy that comes while the first ACK is being sent wait
+	// for it, and then send the same.
+	ackMu  sync.Mutex
+	ackVia *sip.ViaHeader
 }
 
 // owns reports whether req belongs to the dialog: the Call-ID and both

@@ -239,12 +239,14 @@ func (c *Core) ack(d *dialog) error {
 	// A copy of the 2xx (our ACK was lost, or late) gets the ACK sent
 	// first (RFC 3261 13.2.2.4), its branch included: a new branch makes
 	// a new request of it, which a strict UA refuses mid-call.
-	if via := d.ackVia.Load(); via != nil {
-		ack.PrependHeader(via.Clone())
+	d.ackMu.Lock()
+	defer d.ackMu.Unlock()
+	if d.ackVia != nil {
+		ack.PrependHeader(d.ackVia.Clone())
 	}
 	err := c.clientFor(d.transport).WriteRequest(ack)
-	if via := ack.Via(); via != nil && err == nil {
-		d.ackVia.CompareAndSwap(nil, via.Clone())
+	if via := ack.Via(); via != nil && err == nil && d.ackVia == nil {
+		d.ackVia = via.Clone() // as sent: the transport may have rewritten it
 	}
 	return err
 }
