@@ -138,20 +138,8 @@ func TestStrangersCannotHoldConnections(t *testing.T) {
 	secure := p.PhoneTLS(t, "demo", "200") // registered over TLS: proven
 	bob := p.Phone(t, "demo", "201")
 
-	var idle []net.Conn
-	for range 4 {
-		c, err := net.Dial("tcp", p.Addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		idle = append(idle, c)
-	}
-	extra, err := net.Dial("tcp", p.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer extra.Close()
+	idle := streamtest.Idle(t, p.Addr, 4)
+	extra := streamtest.Idle(t, p.Addr, 1)[0]
 	waitFor(t, time.Second, "a fifth stranger from the address is hung up on at once", func() bool { return streamtest.HungUp(extra) })
 	for i, c := range idle {
 		if streamtest.HungUp(c) {
@@ -204,15 +192,7 @@ func TestTrustedAddressesAreNeverStrangers(t *testing.T) {
 		c.SIPStrangers = core.StrangerLimits{Timeout: time.Second, PerAddress: 2}
 		c.Bans.Trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	})
-	var idle []net.Conn
-	for range 5 {
-		c, err := net.Dial("tcp", p.Addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		idle = append(idle, c)
-	}
+	idle := streamtest.Idle(t, p.Addr, 5)
 	time.Sleep(2 * time.Second) // twice the strangers' time
 	for i, c := range idle {
 		if streamtest.HungUp(c) {

@@ -53,6 +53,22 @@ func HangUpOnRequests(t testing.TB, server, via, method string, rounds, each int
 	}
 }
 
+// Idle opens n TCP connections to server that send nothing; they are
+// closed when the test ends.
+func Idle(t testing.TB, server string, n int) []net.Conn {
+	t.Helper()
+	conns := make([]net.Conn, 0, n)
+	for range n {
+		c, err := net.Dial("tcp", server)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		conns = append(conns, c)
+	}
+	return conns
+}
+
 // HungUp tells whether the far end has closed c: a closed socket answers
 // data with a reset, so after a keep-alive (a lone CRLF, which asks for no
 // answer) a short read sees EOF or the reset; an open one sees a timeout.
