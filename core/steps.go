@@ -20,7 +20,8 @@ import (
 //
 // Steps are short and never wait for the network (sending a request, not
 // awaiting its answer), so a command waits microseconds, at worst as long
-// as one SIP write.
+// as one SIP write: over TCP or TLS that is bounded too (streamWriteTimeout
+// in listen.go; a peer that stops reading is hung up on).
 
 // lockSteps takes the steps locks of the given legs (nil ones and
 // repeats skipped) in one order, the legs' ids, so that two steps over
