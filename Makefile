@@ -53,7 +53,7 @@ unit: ## quick tests without -race
 	$(GO) test -count=1 $(PKGS)
 
 fuzz: ## run each fuzzer for FUZZTIME (default 30s)
-	@for t in "FuzzParse ./dialplans" "FuzzDecodeWAV ./sounds" "FuzzParseAuthorization ./core/registrar" "FuzzParse ./core/presence" "FuzzDecode ./events" "FuzzOffer ./core" "FuzzDecode ./control/api" "FuzzSIPIngress ./pbx" "FuzzActions ./control/console" "FuzzParseContacts ./core/registrar" "FuzzNonceCheck ./core/registrar" "FuzzStateless ./core/stateless" "FuzzParse ./core/sdp" "FuzzPacket ./core/rtp" "FuzzReceivedAt ./core"; do \
+	@for t in "FuzzParse ./dialplans" "FuzzDecodeWAV ./sounds" "FuzzParseAuthorization ./core/registrar" "FuzzParse ./core/presence" "FuzzDecode ./events" "FuzzEventJSON ./events" "FuzzOffer ./core" "FuzzDecode ./control/api" "FuzzSIPIngress ./pbx" "FuzzActions ./control/console" "FuzzParseContacts ./core/registrar" "FuzzNonceCheck ./core/registrar" "FuzzStateless ./core/stateless" "FuzzParse ./core/sdp" "FuzzPacket ./core/rtp" "FuzzReceivedAt ./core"; do \
 	  set -- $$t; $(GO) test -run='^$$' -fuzz="^$$1$$" -fuzztime=$${FUZZTIME:-30s} $$2 || exit 1; done
 
 bench: ## go test benchmarks of the hot paths

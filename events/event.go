@@ -187,19 +187,18 @@ func (e *Event) Subject() string {
 // Encode returns the versioned JSON of e.
 func (e *Event) Encode() ([]byte, error) {
 	e.Stamp()
-	return json.Marshal(e)
+	return e.AppendJSON(nil)
 }
 
 // EncodeTo appends the versioned JSON of e to buf: what Encode returns,
 // without a slice of its own.
 func (e *Event) EncodeTo(buf *bytes.Buffer) error {
 	e.Stamp()
-	n := buf.Len()
-	if err := json.NewEncoder(buf).Encode(e); err != nil {
-		buf.Truncate(n)
+	b, err := e.AppendJSON(buf.AvailableBuffer())
+	if err != nil {
 		return err
 	}
-	buf.Truncate(buf.Len() - 1) // the Encoder's newline
+	buf.Write(b)
 	return nil
 }
 

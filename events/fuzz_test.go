@@ -28,6 +28,7 @@ func FuzzDecode(f *testing.F) {
 			if _, err := DecodeEvent(b); err != nil {
 				t.Fatalf("round trip: %v", err)
 			}
+			same(t, e)
 		}
 		if c, err := DecodeCommand(data); err == nil {
 			b, err := c.Encode()
