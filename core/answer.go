@@ -128,25 +128,29 @@ func (ch *channel) waitAck(tx sip.ServerTransaction, res *sip.Response, ack chan
 		}
 		ch.mu.Unlock()
 	}()
-	resend := time.NewTimer(sip.T1)
-	defer resend.Stop()
-	giveUp := time.NewTimer(64 * sip.T1)
-	defer giveUp.Stop()
+	// One timer: resends at T1, 2*T1, ... T2 apart, the last at the give-up
+	// time. A stream transport delivers the 2xx: only the give-up.
+	giveUp := time.Now().Add(64 * sip.T1)
 	interval := sip.T1
-	if sip.IsReliable(res.Transport()) {
-		resend.Stop() // a stream transport delivers it
+	reliable := sip.IsReliable(res.Transport())
+	t := time.NewTimer(interval)
+	if reliable {
+		t.Reset(64 * sip.T1)
 	}
+	defer t.Stop()
 	txDone := tx.Done()
 	for {
 		select {
 		case a, ok := <-ack:
 			return a, ok && a != nil
-		case <-resend.C:
+		case <-t.C:
+			left := time.Until(giveUp)
+			if reliable || left <= 0 {
+				return nil, false
+			}
 			_ = tx.Respond(res)
 			interval = min(2*interval, sip.T2)
-			resend.Reset(interval)
-		case <-giveUp.C:
-			return nil, false
+			t.Reset(min(interval, left))
 		case <-ch.ctx.Done():
 			return nil, false
 		case <-txDone:

@@ -336,6 +336,11 @@ func (ch *channel) announced() {
 
 // waitAnnounced waits (bounded) until call.answered of the leg is out.
 func (ch *channel) waitAnnounced() {
+	select {
+	case <-ch.answeredCh:
+		return // mostly: no timer
+	default:
+	}
 	t := time.NewTimer(2 * time.Second)
 	defer t.Stop()
 	select {

@@ -114,15 +114,16 @@ func pending(notifying []chan struct{}) []chan struct{} {
 // awaitNotifies waits, at most d, for the final NOTIFYs on their way.
 func (ch *channel) awaitNotifies(d time.Duration) {
 	ch.mu.Lock()
-	pending := ch.notifying
+	notifying := ch.notifying
 	ch.notifying = nil
 	ch.mu.Unlock()
-	if len(pending) == 0 {
+	left := pending(notifying) // mostly none: no timer
+	if len(left) == 0 {
 		return
 	}
 	limit := time.NewTimer(d)
 	defer limit.Stop()
-	for _, done := range pending {
+	for _, done := range left {
 		select {
 		case <-done:
 		case <-limit.C:

@@ -46,6 +46,18 @@ func (r *RawPeer) Answers(d time.Duration) []string {
 	}
 }
 
+// Next is the next message to arrive within d, and when it came ("" if
+// none did).
+func (r *RawPeer) Next(d time.Duration) (string, time.Time) {
+	buf := make([]byte, 65536)
+	_ = r.conn.SetReadDeadline(time.Now().Add(d))
+	n, err := r.conn.Read(buf)
+	if err != nil {
+		return "", time.Time{}
+	}
+	return string(buf[:n]), time.Now()
+}
+
 // StatusLines are the first lines of msgs.
 func StatusLines(msgs []string) []string {
 	lines := make([]string, len(msgs))
