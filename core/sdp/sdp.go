@@ -11,7 +11,6 @@ package sdp
 
 import (
 	"errors"
-	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -357,70 +356,97 @@ type Local struct {
 // Offer writes an offer of one audio stream with PCMU, PCMA and telephone
 // events.
 func Offer(l Local) []byte {
-	var b strings.Builder
-	header(&b, l)
-	b.WriteString("m=audio ")
-	b.WriteString(strconv.Itoa(int(l.Addr.Port())))
-	b.WriteString(" ")
-	b.WriteString(profile(l))
-	b.WriteString(" 0 8 101\r\n")
-	b.WriteString("a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n")
-	b.WriteString("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n")
-	trailer(&b, l, dirOr(l.Direction, SendRecv))
-	return []byte(b.String())
+	b := header(make([]byte, 0, 384), l)
+	b = append(b, "m=audio "...)
+	b = strconv.AppendUint(b, uint64(l.Addr.Port()), 10)
+	b = append(b, ' ')
+	b = append(b, profile(l)...)
+	b = append(b, " 0 8 101\r\n"...)
+	b = append(b, "a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"...)
+	b = append(b, "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n"...)
+	return trailer(b, l, dirOr(l.Direction, SendRecv))
 }
 
 // Answer writes the answer to offer with codec c on the offer's audio
 // stream; every other stream is refused (port 0). The direction answers
 // the offer's (sendonly gets recvonly) unless l.Direction restricts it.
 func Answer(offer *Session, c Codec, l Local) []byte {
-	var b strings.Builder
-	header(&b, l)
+	b := header(make([]byte, 0, 384), l)
 	for i := range offer.Media {
 		m := &offer.Media[i]
 		if i != offer.Audio {
-			fmt.Fprintf(&b, "m=%s 0 %s %s\r\n", m.Type, m.Proto, m.Fmts)
+			b = append(b, "m="...)
+			b = append(b, m.Type...)
+			b = append(b, " 0 "...)
+			b = append(b, m.Proto...)
+			b = append(b, ' ')
+			b = append(b, m.Fmts...)
+			b = append(b, "\r\n"...)
 			continue
 		}
-		b.WriteString("m=audio ")
-		b.WriteString(strconv.Itoa(int(l.Addr.Port())))
-		b.WriteString(" ")
-		b.WriteString(profile(l))
-		fmt.Fprintf(&b, " %d", c.PT)
+		b = append(b, "m=audio "...)
+		b = strconv.AppendUint(b, uint64(l.Addr.Port()), 10)
+		b = append(b, ' ')
+		b = append(b, profile(l)...)
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, int64(c.PT), 10)
 		if c.HasDTMF {
-			fmt.Fprintf(&b, " %d", c.DTMF)
+			b = append(b, ' ')
+			b = strconv.AppendInt(b, int64(c.DTMF), 10)
 		}
-		b.WriteString("\r\n")
-		name := "PCMA"
+		b = append(b, "\r\na=rtpmap:"...)
+		b = strconv.AppendInt(b, int64(c.PT), 10)
 		if c.Ulaw {
-			name = "PCMU"
+			b = append(b, " PCMU/8000\r\n"...)
+		} else {
+			b = append(b, " PCMA/8000\r\n"...)
 		}
-		fmt.Fprintf(&b, "a=rtpmap:%d %s/8000\r\n", c.PT, name)
 		if c.HasDTMF {
-			fmt.Fprintf(&b, "a=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-16\r\n", c.DTMF, c.DTMF)
+			b = append(b, "a=rtpmap:"...)
+			b = strconv.AppendInt(b, int64(c.DTMF), 10)
+			b = append(b, " telephone-event/8000\r\na=fmtp:"...)
+			b = strconv.AppendInt(b, int64(c.DTMF), 10)
+			b = append(b, " 0-16\r\n"...)
 		}
-		trailer(&b, l, answerDirection(m.Direction, dirOr(l.Direction, SendRecv)))
+		b = trailer(b, l, answerDirection(m.Direction, dirOr(l.Direction, SendRecv)))
 	}
-	return []byte(b.String())
+	return b
 }
 
-func header(b *strings.Builder, l Local) {
+func header(b []byte, l Local) []byte {
 	ip := "IP4"
 	if l.Addr.Addr().Is6() {
 		ip = "IP6"
 	}
-	addr := l.Addr.Addr().String()
-	fmt.Fprintf(b, "v=0\r\no=callpark %d %d IN %s %s\r\ns=callpark\r\nc=IN %s %s\r\nt=0 0\r\n",
-		l.Session, l.Version, ip, addr, ip, addr)
+	b = append(b, "v=0\r\no=callpark "...)
+	b = strconv.AppendUint(b, uint64(l.Session), 10)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, uint64(l.Version), 10)
+	b = append(b, " IN "...)
+	b = append(b, ip...)
+	b = append(b, ' ')
+	b = l.Addr.Addr().AppendTo(b)
+	b = append(b, "\r\ns=callpark\r\nc=IN "...)
+	b = append(b, ip...)
+	b = append(b, ' ')
+	b = l.Addr.Addr().AppendTo(b)
+	return append(b, "\r\nt=0 0\r\n"...)
 }
 
-func trailer(b *strings.Builder, l Local, dir Direction) {
-	b.WriteString("a=ptime:20\r\na=")
-	b.WriteString(string(dir))
-	b.WriteString("\r\n")
+func trailer(b []byte, l Local, dir Direction) []byte {
+	b = append(b, "a=ptime:20\r\na="...)
+	b = append(b, dir...)
+	b = append(b, "\r\n"...)
 	if l.Crypto != nil {
-		fmt.Fprintf(b, "a=crypto:%d %s inline:%s\r\n", l.Crypto.Tag, l.Crypto.Suite, l.Crypto.Key)
+		b = append(b, "a=crypto:"...)
+		b = strconv.AppendInt(b, int64(l.Crypto.Tag), 10)
+		b = append(b, ' ')
+		b = append(b, l.Crypto.Suite...)
+		b = append(b, " inline:"...)
+		b = append(b, l.Crypto.Key...)
+		b = append(b, "\r\n"...)
 	}
+	return b
 }
 
 func profile(l Local) string {

@@ -191,3 +191,24 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestOfferAndAnswerText: what callpark writes, byte for byte.
+func TestOfferAndAnswerText(t *testing.T) {
+	key := &Crypto{Tag: 1, Suite: "AES_CM_128_HMAC_SHA1_80", Key: "abcd"}
+	if got, want := string(Offer(Local{Addr: netip.MustParseAddrPort("[2001:db8::5]:4000"), Session: 1, Version: 2, Crypto: key})),
+		"v=0\r\no=callpark 1 2 IN IP6 2001:db8::5\r\ns=callpark\r\nc=IN IP6 2001:db8::5\r\nt=0 0\r\n"+
+			"m=audio 4000 RTP/SAVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"+
+			"a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n"+
+			"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:abcd\r\n"; got != want {
+		t.Errorf("offer:\n%q\nwant\n%q", got, want)
+	}
+	offer, _ := Parse([]byte(linphoneOffer))
+	c, _ := offer.AudioMedia().Negotiate()
+	c.PT, c.Ulaw, c.DTMF = PCMA, false, 96
+	if got, want := string(Answer(offer, c, Local{Addr: netip.MustParseAddrPort("192.0.2.9:30000"), Session: 18446744073709551615, Version: 8})),
+		"v=0\r\no=callpark 18446744073709551615 8 IN IP4 192.0.2.9\r\ns=callpark\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\n"+
+			"m=audio 30000 RTP/AVP 8 96\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:96 telephone-event/8000\r\na=fmtp:96 0-16\r\n"+
+			"a=ptime:20\r\na=sendrecv\r\nm=video 0 RTP/AVP 96\r\n"; got != want {
+		t.Errorf("answer:\n%q\nwant\n%q", got, want)
+	}
+}
