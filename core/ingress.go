@@ -60,10 +60,8 @@ func validateRequest(req *sip.Request) (code int, reason, label string) {
 	if from.Address.Host == "" || to.Address.Host == "" {
 		return sip.StatusBadRequest, "Malformed From or To", "bad_address"
 	}
-	for _, name := range singletons {
-		if len(req.GetHeaders(name)) > 1 {
-			return sip.StatusBadRequest, "Duplicate " + canonical(name), "duplicate_header"
-		}
+	if name := duplicateSingleton(req); name != "" {
+		return sip.StatusBadRequest, "Duplicate " + canonical(name), "duplicate_header"
 	}
 	mf := req.MaxForwards()
 	if mf == nil {
@@ -83,6 +81,25 @@ func validateRequest(req *sip.Request) (code int, reason, label string) {
 		return sip.StatusBadRequest, "Body Without Content-Type", "content_type"
 	}
 	return 0, "", ""
+}
+
+// duplicateSingleton is the first of singletons req carries twice, or "":
+// one pass over the headers, no lookups (each GetHeaders made a slice).
+func duplicateSingleton(req *sip.Request) string {
+	var seen [len(singletons)]bool
+	for _, h := range req.Headers() {
+		name := h.Name()
+		for i, s := range singletons {
+			if len(name) == len(s) && strings.EqualFold(name, s) {
+				if seen[i] {
+					return s
+				}
+				seen[i] = true
+				break
+			}
+		}
+	}
+	return ""
 }
 
 func canonical(lower string) string {

@@ -235,7 +235,7 @@ func (hs *headers) GetHeaders(name string) []Header {
 	var hds []Header
 	nameLower := HeaderToLower(name)
 	for _, h := range hs.headerOrder {
-		if HeaderToLower(h.Name()) == nameLower {
+		if equalLowerASCII(h.Name(), nameLower) { // callpark patch 7
 			hds = append(hds, h)
 		}
 	}
@@ -253,12 +253,32 @@ func (hs *headers) GetHeader(name string) Header {
 // getHeader is direct access, name must be lowercase
 func (hs *headers) getHeader(nameLower string) Header {
 	for _, h := range hs.headerOrder {
-		if HeaderToLower(h.Name()) == nameLower {
+		if equalLowerASCII(h.Name(), nameLower) { // callpark patch 7
 			return h
 		}
 	}
 
 	return nil
+}
+
+// equalLowerASCII reports whether HeaderToLower(name) == lower, without
+// making the lowered string (callpark patch 7: every lookup lowered every
+// header name it passed, an allocation for each name HeaderToLower does
+// not know, such as User-Agent or Authorization).
+func equalLowerASCII(name, lower string) bool {
+	if len(name) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // RemoveHeader removes header by name

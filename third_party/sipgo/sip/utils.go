@@ -388,8 +388,10 @@ func compareFunctions(fsm1 any, fsm2 any) error {
 }
 
 func isIPV6(host string) bool {
-	// Quick reject (has dot)
-	for c := range host {
+	// Quick reject (has dot). callpark patch 7: upstream ranged over the
+	// indexes ("for c := range host"), so nothing was rejected and every
+	// IPv4 address was parsed (an allocation each).
+	for _, c := range host {
 		if c == '.' {
 			return false
 		}
