@@ -564,6 +564,11 @@ func (l *TransportLayer) serverRequestConnection(ctx context.Context, req *Reque
 		// IP:       net.ParseIP(uriNetIP(viaHost)),
 	}
 
+	// callpark patch 7: the limit its callers set for every request, a
+	// context and a timer each, is needed only from here (a lookup, a
+	// new connection).
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	if err := l.resolveRemoteAddr(ctx, network, uriNetIP(viaHost), viaPort, req.Recipient.Scheme, &raddr); err != nil {
 		return nil, err
 	}
