@@ -45,7 +45,7 @@ func (ch *channel) answer() error {
 	if err == nil {
 		ack := ch.expectAck(inv.CSeq().SeqNo)
 		if err = tx.Respond(res); err == nil {
-			go ch.confirm(tx, res, ack)
+			ch.core.goroutines.Go(func() { ch.confirm(tx, res, ack) })
 			return nil
 		}
 	}

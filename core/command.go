@@ -86,7 +86,7 @@ func (c *Core) handleCommand(_ context.Context, cmd *events.Command) *events.Rep
 		// not wait for it, or a phone that never answers would hold the
 		// control plane up for the transaction's timeout. call.ended
 		// follows as usual.
-		go ch.hangup(cmd.Code, cmd.Reason)
+		c.goroutines.Go(func() { ch.hangup(cmd.Code, cmd.Reason) })
 	case events.OpPlay:
 		if !ch.upOrAnswering() {
 			return fail(events.ErrBadState, errors.New("leg is not up"))
@@ -122,7 +122,7 @@ func (c *Core) handleCommand(_ context.Context, cmd *events.Command) *events.Rep
 		if !ch.upOrAnswering() {
 			return fail(events.ErrBadState, errors.New("leg is not up"))
 		}
-		go ch.sendIdentity(cmd.From)
+		c.goroutines.Go(func() { ch.sendIdentity(cmd.From) })
 	case events.OpReferNotify:
 		if err := ch.referNotify(cmd.ReferID, cmd.Code); err != nil {
 			return fail(events.ErrBadState, err)

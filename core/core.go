@@ -27,6 +27,7 @@ import (
 	"github.com/callpark/callpark/core/rtp"
 	"github.com/callpark/callpark/events"
 	"github.com/callpark/callpark/internal/deadline"
+	"github.com/callpark/callpark/internal/gopool"
 	"github.com/callpark/callpark/internal/throttle"
 	"github.com/callpark/callpark/internal/tick"
 	"github.com/callpark/callpark/sounds"
@@ -45,6 +46,9 @@ type Core struct {
 	clients  map[string]*sipgo.Client
 	contacts map[string]*sip.ContactHeader
 	srv      *sipgo.Server
+	// goroutines runs a call's background work (a dial, the wait for an
+	// ACK, a NOTIFY) on goroutines that already have the stack for it.
+	goroutines *gopool.Pool
 	// media runs the legs' RTP (package rtp).
 	media *rtp.Engine
 	// decisions holds the deadline of every new inbound call the control
@@ -129,20 +133,21 @@ func New(cfg Config) (*Core, error) {
 	cfg.Admission.defaults(cfg.Log)
 	noisy := slog.New(throttle.New(cfg.Log.Handler(), throttle.Options{}))
 	c := &Core{
-		cfg:       cfg,
-		log:       cfg.Log,
-		noisy:     noisy,
-		probing:   map[string]bool{},
-		sounds:    cfg.Sounds,
-		channels:  map[string]*channel{},
-		byCallID:  map[string]*channel{},
-		clients:   map[string]*sipgo.Client{},
-		contacts:  map[string]*sip.ContactHeader{},
-		decisions: deadline.NewScheduler(),
-		admitted:  newAdmitted(admittedTTL, admittedMax),
-		ready:     make(chan struct{}),
-		epoch:     uuid.NewString(),
-		started:   time.Now().UTC(),
+		cfg:        cfg,
+		log:        cfg.Log,
+		noisy:      noisy,
+		probing:    map[string]bool{},
+		goroutines: gopool.New(0),
+		sounds:     cfg.Sounds,
+		channels:   map[string]*channel{},
+		byCallID:   map[string]*channel{},
+		clients:    map[string]*sipgo.Client{},
+		contacts:   map[string]*sip.ContactHeader{},
+		decisions:  deadline.NewScheduler(),
+		admitted:   newAdmitted(admittedTTL, admittedMax),
+		ready:      make(chan struct{}),
+		epoch:      uuid.NewString(),
+		started:    time.Now().UTC(),
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {

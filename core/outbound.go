@@ -88,7 +88,7 @@ func (c *Core) startDial(cmd *events.Command, targets []target, to events.Party,
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	c.register(b)
 	c.metrics.calls.WithLabelValues("outbound").Inc()
-	go c.runDial(b, origin, targets, domain, cmd)
+	c.goroutines.Go(func() { c.runDial(b, origin, targets, domain, cmd) })
 	return b, nil
 }
 
@@ -216,10 +216,10 @@ func (c *Core) runDial(b, origin *channel, targets []target, domain string, cmd 
 		fctx, fcancel := context.WithCancelCause(context.WithoutCancel(ctx))
 		f := &fork{cancel: fcancel}
 		forks[i] = f
-		go func() {
+		c.goroutines.Go(func() {
 			defer c.recoverGoroutine("dial fork")
 			results <- c.invite(fctx, t, domain, cmd, offer, onRing, f)
-		}()
+		})
 	}
 	context.AfterFunc(ctx, func() {
 		for _, f := range forks {

@@ -52,10 +52,10 @@ func (c *Core) handleRefer(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	ch.refers[id] = r
 	ch.mu.Unlock()
-	go func() {
+	c.goroutines.Go(func() {
 		defer close(r.trying)
 		_ = ch.sendReferNotify(req, sip.StatusTrying, "Trying", false)
-	}()
+	})
 	e := ch.event(events.CallTransfer)
 	e.Target = uri.User
 	e.ReferID = id
@@ -83,18 +83,32 @@ func (ch *channel) referNotify(id string, code int) error {
 	if code < 200 || code > 699 {
 		code = 500
 	}
-	go func() {
+	ch.core.goroutines.Go(func() {
 		defer close(done)
 		// The final NOTIFY must follow the "100 Trying" one, or the phone
 		// sees the subscription end and then a NOTIFY for a dead
 		// subscription.
-		select {
-		case <-r.trying:
-		case <-time.After(5 * time.Second):
+		if !isDone(r.trying) { // mostly answered by now: no timer
+			t := time.NewTimer(5 * time.Second)
+			select {
+			case <-r.trying:
+			case <-t.C:
+			}
+			t.Stop()
 		}
 		_ = ch.sendReferNotify(r.req, code, reasonPhrase(code), true)
-	}()
+	})
 	return nil
+}
+
+// isDone reports whether done is closed.
+func isDone(done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
 }
 
 // pending is what of notifying is still on its way (a leg that transfers
@@ -102,9 +116,7 @@ func (ch *channel) referNotify(id string, code int) error {
 func pending(notifying []chan struct{}) []chan struct{} {
 	kept := notifying[:0]
 	for _, done := range notifying {
-		select {
-		case <-done:
-		default:
+		if !isDone(done) {
 			kept = append(kept, done)
 		}
 	}
