@@ -354,12 +354,16 @@ func makeServerTxKey(msg Message, asMethod RequestMethod) (string, error) {
 			port = firstViaHop.Port
 		}
 
-		// abuilder.Grow(len(branch) + len(firstViaHop.Host) + len(TxSeperator))
+		// callpark patch 7: one allocation, not one per growth of the
+		// builder and the port's string.
+		var num [20]byte
+		portStr := strconv.AppendInt(num[:0], int64(port), 10)
+		builder.Grow(len(branch) + len(firstViaHop.Host) + 3*len(TxSeperator) + len(portStr) + len(method))
 		builder.WriteString(branch)
 		builder.WriteString(TxSeperator)
 		builder.WriteString(firstViaHop.Host)
 		builder.WriteString(TxSeperator)
-		builder.WriteString(strconv.Itoa(port))
+		builder.Write(portStr)
 		builder.WriteString(TxSeperator)
 		builder.WriteString(string(method))
 
