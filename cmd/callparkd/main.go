@@ -26,6 +26,7 @@ import (
 	"github.com/callpark/callpark/core"
 	"github.com/callpark/callpark/core/ban"
 	"github.com/callpark/callpark/dialplans"
+	"github.com/callpark/callpark/internal/lazylog"
 	"github.com/callpark/callpark/internal/memtrim"
 	"github.com/callpark/callpark/pbx"
 )
@@ -110,7 +111,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "callparkd: bad --log-level: %v\n", err)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	// Loggers made per call (With) format their attributes only for lines
+	// that are written (lazylog).
+	log := slog.New(lazylog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl})))
 	host, port, err := splitHostPort(*sip)
 	if err != nil {
 		fmt.Fprintf(stderr, "callparkd: bad --sip: %v\n", err)
