@@ -11,12 +11,18 @@
 // goroutine starts a new one, so there is no bound and no queue, and a
 // blocked piece of work holds only its own goroutine.
 //
-// third_party/sipgo carries the same few lines for the messages it hands
-// to callpark (its patch 4): a module of its own cannot import this one.
+// The idle goroutines are a stack: the one idle the shortest takes the
+// next piece (its stack is the likeliest to be grown and in cache), and
+// those idle longest end first. Each waits on a channel of its own, and
+// one timer for the whole pool ends those idle too long: a timer each and
+// one shared channel, selected on at every wait, were 2.7 % of the CPU.
+//
+// third_party/sipgo carries the same lines for the messages it hands to
+// callpark (its patch 4): a module of its own cannot import this one.
 package gopool
 
 import (
-	"sync/atomic"
+	"sync"
 	"time"
 )
 
@@ -26,9 +32,20 @@ const DefaultIdle = 5 * time.Second
 // Pool runs functions on waiting goroutines. The zero value is not usable:
 // make one with New. Safe for concurrent use.
 type Pool struct {
-	idle    time.Duration
-	work    chan func() // unbuffered: a send succeeds only into a waiting goroutine
-	waiting atomic.Int32
+	idle time.Duration
+
+	mu sync.Mutex
+	// waiting are the idle goroutines, the most recently idle last.
+	waiting []*worker
+	sweep   *time.Timer // ends the goroutines idle too long
+	armed   bool        // sweep is set
+}
+
+// worker is one goroutine: it runs what it is sent, and ends when its
+// channel is closed.
+type worker struct {
+	work  chan func() // room for one: Go never waits
+	since time.Time   // idle since
 }
 
 // New returns a pool whose goroutines wait idle (<= 0: DefaultIdle) for
@@ -37,38 +54,70 @@ func New(idle time.Duration) *Pool {
 	if idle <= 0 {
 		idle = DefaultIdle
 	}
-	return &Pool{idle: idle, work: make(chan func())}
+	p := &Pool{idle: idle}
+	p.sweep = time.AfterFunc(time.Hour, p.trim)
+	p.sweep.Stop()
+	return p
 }
 
 // Go runs f on a waiting goroutine, or on a new one.
 func (p *Pool) Go(f func()) {
-	if p.waiting.Load() > 0 {
-		select {
-		case p.work <- f:
-			return
-		default:
-		}
+	p.mu.Lock()
+	if n := len(p.waiting); n > 0 {
+		w := p.waiting[n-1]
+		p.waiting[n-1] = nil
+		p.waiting = p.waiting[:n-1]
+		p.mu.Unlock()
+		w.work <- f
+		return
 	}
-	go p.run(f)
+	p.mu.Unlock()
+	go p.run(&worker{work: make(chan func(), 1)}, f)
 }
 
 // Idle is how many goroutines wait for work.
-func (p *Pool) Idle() int { return int(p.waiting.Load()) }
+func (p *Pool) Idle() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.waiting)
+}
 
-func (p *Pool) run(f func()) {
-	f()
-	t := time.NewTimer(p.idle)
-	defer t.Stop()
-	for {
-		p.waiting.Add(1)
-		select {
-		case f = <-p.work:
-			p.waiting.Add(-1)
-			f()
-			t.Reset(p.idle)
-		case <-t.C:
-			p.waiting.Add(-1)
-			return
+func (p *Pool) run(w *worker, f func()) {
+	for ok := true; ok; f, ok = <-w.work {
+		f()
+		w.since = time.Now()
+		p.mu.Lock()
+		p.waiting = append(p.waiting, w)
+		if !p.armed {
+			p.armed = true
+			p.sweep.Reset(p.idle)
+		}
+		p.mu.Unlock()
+	}
+}
+
+// trim ends the goroutines idle for p.idle or more (the oldest, at the
+// bottom of the stack) and sets the timer for the next.
+func (p *Pool) trim() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	n := 0
+	for n < len(p.waiting) && now.Sub(p.waiting[n].since) >= p.idle {
+		close(p.waiting[n].work)
+		n++
+	}
+	if n > 0 {
+		kept := copy(p.waiting, p.waiting[n:])
+		clear(p.waiting[kept:])
+		p.waiting = p.waiting[:kept]
+		if kept == 0 {
+			p.waiting = nil // a burst's array goes too
 		}
 	}
+	if len(p.waiting) == 0 {
+		p.armed = false
+		return
+	}
+	p.sweep.Reset(p.idle - now.Sub(p.waiting[0].since))
 }
