@@ -98,12 +98,12 @@ func (uri *Uri) StringWrite(buffer io.StringWriter) {
 
 	if (uri.UriParams != nil) && uri.UriParams.Length() > 0 {
 		buffer.WriteString(";")
-		buffer.WriteString(uri.UriParams.ToString(';'))
+		uri.UriParams.ToStringWrite(';', buffer) // callpark patch 7
 	}
 
 	if (uri.Headers != nil) && uri.Headers.Length() > 0 {
 		buffer.WriteString("?")
-		buffer.WriteString(uri.Headers.ToString('&'))
+		uri.Headers.ToStringWrite('&', buffer) // callpark patch 7
 	}
 }
 
