@@ -336,10 +336,8 @@ func (ch *channel) announced() {
 
 // waitAnnounced waits (bounded) until call.answered of the leg is out.
 func (ch *channel) waitAnnounced() {
-	select {
-	case <-ch.answeredCh:
+	if isDone(ch.answeredCh) {
 		return // mostly: no timer
-	default:
 	}
 	t := time.NewTimer(2 * time.Second)
 	defer t.Stop()
