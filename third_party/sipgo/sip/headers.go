@@ -261,26 +261,6 @@ func (hs *headers) getHeader(nameLower string) Header {
 	return nil
 }
 
-// equalLowerASCII reports whether HeaderToLower(name) == lower, without
-// making the lowered string (callpark patch 7: every lookup lowered every
-// header name it passed, an allocation for each name HeaderToLower does
-// not know, such as User-Agent or Authorization).
-func equalLowerASCII(name, lower string) bool {
-	if len(name) != len(lower) {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // RemoveHeader removes header by name
 func (hs *headers) RemoveHeader(name string) (removed bool) {
 	// name = HeaderToLower(name)

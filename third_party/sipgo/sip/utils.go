@@ -237,6 +237,26 @@ func HeaderToLower(s string) string {
 	return ASCIIToLower(s)
 }
 
+// equalLowerASCII reports whether HeaderToLower(name) == lower, without
+// making the lowered string (callpark patch 7: every lookup lowered every
+// header name it passed, an allocation for each name HeaderToLower does
+// not know, such as User-Agent or Authorization).
+func equalLowerASCII(name, lower string) bool {
+	if len(name) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // Check uri is SIP fast
 func UriIsSIP(s string) bool {
 	switch s {
