@@ -17,11 +17,14 @@ import (
 // 30). 150 keeps both well inside.
 const defaultGCPercent = 150
 
+// gcPercentFlag names the flag that sets it.
+const gcPercentFlag = "gc-percent"
+
 // setGCPercent sets the collector's GOGC to percent, unless the flag was
 // left alone and the GOGC environment variable says otherwise.
 func setGCPercent(fs *flag.FlagSet, percent int, log *slog.Logger) {
 	given := false
-	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "gc-percent" })
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == gcPercentFlag })
 	if !given && os.Getenv("GOGC") != "" {
 		return
 	}
