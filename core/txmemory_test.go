@@ -133,41 +133,86 @@ func weakMsg(body []byte) weak.Pointer[byte] {
 // A completed non-INVITE server transaction lets go of its request at its
 // final response, not 32 s later with Timer J (three per park+retrieve
 // cycle: the REFER and two BYEs, most of the heap under a cycle load), and
-// still answers a retransmission of it with that response, without the
-// handler.
-func TestCompletedServerTransactionsFreeTheirRequest(t *testing.T) {
-	received := make(chan weak.Pointer[byte], 10)
+// over UDP of itself and its parsed response too (sipgo patch 8: what is
+// kept is the response's bytes); it still answers a retransmission of the
+// request with that response, byte for byte, without the handler.
+func TestCompletedServerTransactionsKeepOnlyTheirAnswer(t *testing.T) {
+	type served struct {
+		req, res weak.Pointer[byte]
+		tx       weak.Pointer[sip.ServerTx]
+	}
+	received := make(chan served, 10)
 	conn := sipServer(t, func(srv *sipgo.Server) {
 		srv.OnInfo(func(req *sip.Request, tx sip.ServerTransaction) {
-			if err := tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)); err != nil {
+			res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", []byte("Signal=5\r\n"))
+			if err := tx.Respond(res); err != nil {
 				t.Error(err)
 			}
-			received <- weakMsg(req.Body())
+			received <- served{weakMsg(req.Body()), weakMsg(res.Body()), weakTx(tx)}
 		})
 	})
 
 	phone := loopbackUDP(t)
-	send := func() {
-		t.Helper()
-		sendInfo(t, phone, conn, "completed-1", 1, "Signal=5\r\nDur=1\r\n")
-		awaitOK(t, phone, "completed-1")
-	}
-	send()
-	var w weak.Pointer[byte]
+	sendInfo(t, phone, conn, "completed-1", 1, "Signal=5\r\nDur=1\r\n")
+	first := awaitDatagram(t, phone)
+	var s served
 	select {
-	case w = <-received:
+	case s = <-received:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the INFO was not served")
 	}
+	names := []string{"its request", "its response", "itself"}
 	deadline := time.Now().Add(5 * time.Second)
-	for runtime.GC(); w.Value() != nil; runtime.GC() {
+	for {
+		runtime.GC()
+		var alive []string
+		for i, gone := range []bool{s.req.Value() == nil, s.res.Value() == nil, s.tx.Value() == nil} {
+			if !gone {
+				alive = append(alive, names[i])
+			}
+		}
+		if len(alive) == 0 {
+			break
+		}
 		if time.Now().After(deadline) {
-			t.Fatal("the completed transaction still holds its request 5 s later")
+			t.Fatalf("the completed transaction still holds %v 5 s later", alive)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	send() // the phone did not hear the 200 OK: it retransmits
+
+	// The phone did not hear the 200 OK: it retransmits.
+	sendInfo(t, phone, conn, "completed-1", 1, "Signal=5\r\nDur=1\r\n")
+	if again := awaitDatagram(t, phone); string(again) != string(first) {
+		t.Fatalf("the retransmission was answered\n%s\nnot as before\n%s", again, first)
+	}
 	if n := len(received); n != 0 {
 		t.Fatalf("a retransmission reached the handler (%d more)", n)
 	}
+	// A new request (next CSeq, new branch) is a new transaction.
+	sendInfo(t, phone, conn, "completed-1", 2, "Signal=6\r\nDur=1\r\n")
+	awaitOK(t, phone, "completed-1")
+	select {
+	case <-received:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the next INFO did not reach the handler")
+	}
+}
+
+// weakTx is a weak pointer to a server transaction: alive while anything
+// holds it.
+func weakTx(tx sip.ServerTransaction) weak.Pointer[sip.ServerTx] {
+	st, _ := tx.(*sip.ServerTx)
+	return weak.Make(st)
+}
+
+// awaitDatagram reads the phone's next datagram.
+func awaitDatagram(t *testing.T, phone *net.UDPConn) []byte {
+	t.Helper()
+	phone.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b := make([]byte, 2048)
+	n, _, err := phone.ReadFrom(b)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	return b[:n]
 }

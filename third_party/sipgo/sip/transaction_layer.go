@@ -25,6 +25,8 @@ type TransactionLayer struct {
 
 	clientTransactions *transactionStore[*ClientTx]
 	serverTransactions *transactionStore[*ServerTx]
+	// callpark patch 8: completed non-INVITE server transactions over UDP
+	completed *completedTxs
 
 	terminateOnConnClose bool
 
@@ -65,6 +67,7 @@ func NewTransactionLayer(tpl *TransportLayer, options ...TransactionLayerOption)
 		tpl:                tpl,
 		clientTransactions: newTransactionStore[*ClientTx](),
 		serverTransactions: newTransactionStore[*ServerTx](),
+		completed:          newCompletedTxs(),
 
 		reqHandler:    defaultRequestHandler,
 		unRespHandler: defaultUnhandledRespHandler,
@@ -238,6 +241,11 @@ func (txl *TransactionLayer) serverTxRequest(req *Request, key string) error {
 		return nil
 	}
 	txl.serverTransactions.unlock()
+	// callpark patch 8: a transaction is kept here before it leaves the
+	// store, so a retransmission finds it in one or the other.
+	if txl.completed.resend(key, req) {
+		return nil
+	}
 
 	// Connections are singleflight operations. callpark patch 7: the
 	// 10 s limit is set where a connection may be made
@@ -263,6 +271,7 @@ func (txl *TransactionLayer) serverTxRequest(req *Request, key string) error {
 	}
 
 	tx = NewServerTx(key, req, conn, txl.log)
+	tx.completed = txl.completed
 	if err := tx.Init(); err != nil {
 		txl.serverTransactions.unlock()
 		// Init failed: this tx never reaches delete(), so release the connection
@@ -432,6 +441,7 @@ func (txl *TransactionLayer) getServerTx(key string) (*ServerTx, bool) {
 func (txl *TransactionLayer) Close() {
 	txl.clientTransactions.terminateAll()
 	txl.serverTransactions.terminateAll()
+	txl.completed.close()
 	txl.log.Debug("transaction layer closed")
 }
 

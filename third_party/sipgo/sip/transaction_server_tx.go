@@ -24,6 +24,10 @@ type ServerTx struct {
 	// callpark patch 3: the request's method, for matching retransmissions
 	// once a completed non-INVITE transaction has let go of its request.
 	method RequestMethod
+	// callpark patch 8: where a completed non-INVITE transaction over UDP
+	// leaves its final response (transaction_completed.go); nil: it stays
+	// whole until Timer J.
+	completed *completedTxs
 }
 
 func NewServerTx(key string, origin *Request, conn Connection, logger *slog.Logger) *ServerTx {

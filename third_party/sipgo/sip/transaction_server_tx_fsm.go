@@ -244,6 +244,17 @@ func (tx *ServerTx) actFinal() fsmInput {
 	tx.origin = nil
 	tx.mu.Unlock()
 
+	// callpark patch 8: over UDP what is left is the response's bytes
+	// (transaction_completed.go); the transaction ends now. Its Respond
+	// returns no error: nothing failed.
+	if conn, ok := tx.conn.(*UDPConnection); ok && tx.completed != nil && !tx.reliable &&
+		tx.completed.keep(tx, conn, tx.fsmResp, tx.timer_j_time) {
+		tx.fsmState = tx.stateTerminated
+		tx.fsmResp = nil
+		tx.delete(ErrTransactionTerminated)
+		return FsmInputNone
+	}
+
 	// https://datatracker.ietf.org/doc/html/rfc3261#section-17.2.2
 	//  When the server transaction enters the "Completed" state, it MUST set
 	//    Timer J to fire in 64*T1 seconds for unreliable transports, and zero
