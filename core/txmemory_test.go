@@ -10,6 +10,8 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/callpark/callpark/core/stateless"
 )
 
 // An answered INVITE's transactions, once terminated, let go of their
@@ -215,4 +217,41 @@ func awaitDatagram(t *testing.T, phone *net.UDPConn) []byte {
 		t.Fatalf("no answer: %v", err)
 	}
 	return b[:n]
+}
+
+// A request refused statelessly (Respond, then Terminate: package
+// stateless) leaves nothing behind, not even the record of patch 8: a
+// flood of refused requests, each with a branch of its own, must not fill
+// memory for 32 s. Its retransmission is refused anew.
+func TestStatelessRefusalsKeepNothing(t *testing.T) {
+	refused := make(chan weak.Pointer[byte], 10)
+	conn := sipServer(t, func(srv *sipgo.Server) {
+		srv.OnInfo(func(req *sip.Request, tx sip.ServerTransaction) {
+			res := sip.NewResponseFromRequest(req, sip.StatusForbidden, "Forbidden", []byte("no\r\n"))
+			if err := stateless.Respond(req, tx, res); err != nil {
+				t.Error(err)
+			}
+			refused <- weakMsg(res.Body())
+		})
+	})
+	phone := loopbackUDP(t)
+	for i := range 2 {
+		sendInfo(t, phone, conn, "refused-1", 1, "Signal=5\r\nDur=1\r\n")
+		if res, err := sip.ParseMessage(awaitDatagram(t, phone)); err != nil || res.(*sip.Response).StatusCode != sip.StatusForbidden {
+			t.Fatalf("answer %d: %v, %v; want 403", i+1, res, err)
+		}
+		var w weak.Pointer[byte]
+		select {
+		case w = <-refused:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("request %d did not reach the handler: kept from the first", i+1)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.GC(); w.Value() != nil; runtime.GC() {
+			if time.Now().After(deadline) {
+				t.Fatal("the refusal is still held 5 s later")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 }

@@ -244,11 +244,13 @@ func (tx *ServerTx) actFinal() fsmInput {
 	tx.origin = nil
 	tx.mu.Unlock()
 
-	// callpark patch 8: over UDP what is left is the response's bytes
+	// callpark patch 8: over UDP what is left of a 2xx is its bytes
 	// (transaction_completed.go); the transaction ends now. Its Respond
-	// returns no error: nothing failed.
+	// returns no error: nothing failed. A refusal stays whole, as before:
+	// one answered statelessly (Respond, then Terminate) must leave
+	// nothing behind, or a flood of refused requests would fill memory.
 	if conn, ok := tx.conn.(*UDPConnection); ok && tx.completed != nil && !tx.reliable &&
-		tx.completed.keep(tx, conn, tx.fsmResp, tx.timer_j_time) {
+		tx.fsmResp.IsSuccess() && tx.completed.keep(tx, conn, tx.fsmResp, tx.timer_j_time) {
 		tx.fsmState = tx.stateTerminated
 		tx.fsmResp = nil
 		tx.delete(ErrTransactionTerminated)
