@@ -39,8 +39,7 @@ type completedTxs struct {
 	mu    sync.Mutex
 	items map[string]*completedTx
 	queue []*completedTx // by expiry, the first to expire first
-	timer *time.Timer
-	armed bool // timer is set
+	timer *time.Timer    // set while queue is not empty
 }
 
 func newCompletedTxs() *completedTxs {
@@ -87,8 +86,7 @@ func (c *completedTxs) keep(tx *ServerTx, conn *UDPConnection, res *Response, tt
 	c.mu.Lock()
 	c.items[e.key] = e
 	c.queue = append(c.queue, e)
-	if !c.armed {
-		c.armed = true
+	if len(c.queue) == 1 {
 		c.timer.Reset(ttl)
 	}
 	c.mu.Unlock()
@@ -132,7 +130,6 @@ func (c *completedTxs) expire() {
 	}
 	if len(c.queue) == 0 {
 		c.queue = nil // a burst's array goes too
-		c.armed = false
 	} else {
 		c.timer.Reset(c.queue[0].expires - now)
 	}
@@ -144,7 +141,6 @@ func (c *completedTxs) expire() {
 func (c *completedTxs) close() {
 	c.mu.Lock()
 	c.timer.Stop()
-	c.armed = false
 	gone := c.queue
 	c.items = make(map[string]*completedTx)
 	c.queue = nil
