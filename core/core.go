@@ -183,7 +183,10 @@ func New(cfg Config) (*Core, error) {
 			sip.WithTransportLayerLogger(noisy.With("component", "sip")),
 			sip.WithTransportLayerWriteTimeout(streamWriteTimeout)),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(noisy.With("component", "sip")),
-			sip.WithTransactionLayerUnhandledResponseHandler(c.strayResponse)))
+			sip.WithTransactionLayerUnhandledResponseHandler(c.strayResponse),
+			// Each message is handled on one of the goroutines that wait
+			// for the core's own work (internal/gopool).
+			sip.WithTransactionLayerGo(c.goroutines.Go)))
 	if err != nil {
 		return nil, err
 	}

@@ -4,26 +4,29 @@ import (
 	rtmetrics "runtime/metrics"
 	"testing"
 
+	"github.com/callpark/callpark/internal/gopool"
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 )
 
-// sipgo handles each message on a goroutine of its own; a goroutine that
-// has handled one waits for the next (third_party/sipgo, patch 4) rather
-// than each message starting a fresh goroutine and growing its stack by
-// copying. A handler that blocks still holds up no other message.
+// sipgo handles each message on a goroutine of its own; given a pool
+// (third_party/sipgo, patch 4), as the core gives its own, a goroutine
+// that has handled one waits for the next rather than each message
+// starting a fresh goroutine and growing its stack by copying. A handler
+// that blocks still holds up no other message.
 func TestMessageGoroutinesWaitForTheNext(t *testing.T) {
 	release := make(chan struct{})
-	conn := sipServer(t, func(srv *sipgo.Server) {
-		srv.OnInfo(func(req *sip.Request, tx sip.ServerTransaction) {
-			if req.CallID().Value() == "blocked" {
-				<-release
-			}
-			if err := tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)); err != nil {
-				t.Error(err)
-			}
-		})
+	srv := sipgoServer(t, sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerGo(gopool.New(0).Go)))
+	srv.OnInfo(func(req *sip.Request, tx sip.ServerTransaction) {
+		if req.CallID().Value() == "blocked" {
+			<-release
+		}
+		if err := tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)); err != nil {
+			t.Error(err)
+		}
 	})
+	conn := loopbackUDP(t)
+	go srv.ServeUDP(conn)
 	phone := loopbackUDP(t)
 	exchange := func(callID string, n int) {
 		t.Helper()

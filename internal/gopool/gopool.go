@@ -17,8 +17,9 @@
 // one timer for the whole pool ends those idle too long: a timer each and
 // one shared channel, selected on at every wait, were 2.7 % of the CPU.
 //
-// third_party/sipgo carries the same lines for the messages it hands to
-// callpark (its patch 4): a module of its own cannot import this one.
+// The core gives its pool to sipgo's transaction layer too
+// (third_party/sipgo, patch 4), so SIP messages and the core's own work
+// share one set of waiting goroutines.
 package gopool
 
 import (

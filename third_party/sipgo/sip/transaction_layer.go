@@ -32,7 +32,10 @@ type TransactionLayer struct {
 
 	log *slog.Logger
 
-	goroutines *goroutines // callpark patch 4 (goroutines.go)
+	// goroutines runs each message's handling on a goroutine of its own
+	// (callpark patch 4: the application may give its own, see
+	// WithTransactionLayerGo).
+	goroutines func(func())
 }
 
 type TransactionLayerOption func(tpl *TransactionLayer)
@@ -62,6 +65,20 @@ func WithTransactionLayerTerminateOnConnClose() TransactionLayerOption {
 	}
 }
 
+// WithTransactionLayerGo makes the layer hand each message's handling to
+// run instead of starting a goroutine for it (callpark patch 4). run must
+// start it at once on a goroutine of its own, never after another's
+// handling: a handler may block (a client transaction waits to pass a
+// response up). An application that keeps finished goroutines waiting for
+// more work gives its pool, and the messages share it.
+func WithTransactionLayerGo(run func(func())) TransactionLayerOption {
+	return func(txl *TransactionLayer) {
+		if run != nil {
+			txl.goroutines = run
+		}
+	}
+}
+
 func NewTransactionLayer(tpl *TransportLayer, options ...TransactionLayerOption) *TransactionLayer {
 	txl := &TransactionLayer{
 		tpl:                tpl,
@@ -71,7 +88,7 @@ func NewTransactionLayer(tpl *TransportLayer, options ...TransactionLayerOption)
 
 		reqHandler:    defaultRequestHandler,
 		unRespHandler: defaultUnhandledRespHandler,
-		goroutines:    newGoroutines(),
+		goroutines:    func(f func()) { go f() },
 	}
 	txl.log = DefaultLogger().With("caller", "TransactionLayer")
 
@@ -142,9 +159,9 @@ func (txl *TransactionLayer) handleMessage(msg Message) {
 
 	switch msg := msg.(type) {
 	case *Request:
-		txl.goroutines.Go(func() { txl.handleRequestBackground(msg) })
+		txl.goroutines(func() { txl.handleRequestBackground(msg) })
 	case *Response:
-		txl.goroutines.Go(func() { txl.handleResponseBackground(msg) })
+		txl.goroutines(func() { txl.handleResponseBackground(msg) })
 	default:
 		txl.log.Error("unsupported message, skip it")
 	}
