@@ -62,25 +62,30 @@ func FuzzSIPIngress(f *testing.F) {
 		if _, err := conn.Write(data); err != nil {
 			return // too big for a datagram
 		}
-		id := fmt.Sprintf("fuzz-probe-%d", seq.Add(1))
-		probe := "OPTIONS sip:" + sippDomain + " SIP/2.0\r\nVia: SIP/2.0/UDP " + string(local) + ";branch=z9hG4bK-" + id +
-			"\r\nFrom: <sip:probe@" + sippDomain + ">;tag=p\r\nTo: <sip:" + sippDomain + ">\r\nCall-ID: " + id +
-			"\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-		if _, err := conn.Write([]byte(probe)); err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(3 * time.Second)
-		for {
-			_ = conn.SetReadDeadline(deadline)
-			n, err := conn.Read(buf)
-			if err != nil {
-				t.Fatalf("callpark stopped answering after %q: %v", truncateFuzz(data), err)
-			}
-			if msg := string(buf[:n]); strings.HasPrefix(msg, "SIP/2.0 200") && strings.Contains(msg, "Call-ID: "+id+"\r\n") {
-				return
-			}
+		if err := ping(conn, buf, fmt.Sprintf("fuzz-probe-%d", seq.Add(1))); err != nil {
+			t.Fatalf("callpark stopped answering after %q: %v", truncateFuzz(data), err)
 		}
 	})
+}
+
+// ping sends an OPTIONS with Call-ID id over conn, a UDP socket connected
+// to the PBX, and waits up to 3 s for its 200 (buf: room to read into).
+func ping(conn net.Conn, buf []byte, id string) error {
+	if _, err := fmt.Fprintf(conn, "OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-%s\r\n"+
+		"From: <sip:probe@%s>;tag=p\r\nTo: <sip:%s>\r\nCall-ID: %s\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+		sippDomain, conn.LocalAddr(), id, sippDomain, sippDomain, id); err != nil {
+		return err
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	for {
+		n, err := conn.Read(buf)
+		if err != nil {
+			return fmt.Errorf("OPTIONS %s: no answer: %w", id, err)
+		}
+		if msg := string(buf[:n]); strings.HasPrefix(msg, "SIP/2.0 200") && strings.Contains(msg, "Call-ID: "+id+"\r\n") {
+			return nil
+		}
+	}
 }
 
 func truncateFuzz(b []byte) []byte {
