@@ -29,7 +29,7 @@
 #   N=5000            parked calls held in (a)        (issue 10's target)
 #   DURATION=20       measured steady window of (a), seconds
 #   SETUP_RATE=150    call setup rate (calls/s) while filling (a)
-#   RATES="100 200 300 500 1000 2000"   cycle rates of (b), cycles/s
+#   RATES="100 200 300 500 1000 1500 2000"   cycle rates of (b), cycles/s
 #   CYCLE_SECS=10     seconds per rate in (b)
 #   TALK_MS=500       retriever talk time in (b)
 #   PHONES=50         client/parker account pairs sharing the cycles of (b)
@@ -76,7 +76,7 @@ BENCH=$ROOT/scripts/bench
 N=${N:-5000}
 DURATION=${DURATION:-20}
 SETUP_RATE=${SETUP_RATE:-150}
-RATES=${RATES:-"100 200 300 500 1000 2000"}
+RATES=${RATES:-"100 200 300 500 1000 1500 2000"}
 CYCLE_SECS=${CYCLE_SECS:-10}
 TALK_MS=${TALK_MS:-500}
 PARK_DELAY_MS=${PARK_DELAY_MS:-200}
