@@ -130,25 +130,21 @@ func (txl *TransactionLayer) OnConnectionClose(conn Connection) {
 }
 
 func (txl *TransactionLayer) terminateClientTransactions(conn Connection) {
-	txl.clientTransactions.mu.RLock()
-	for _, tx := range txl.clientTransactions.items {
+	txl.clientTransactions.each(func(tx *ClientTx) {
 		if tx.conn == conn {
 			go tx.spinFsmWithError(client_input_transport_err,
 				fmt.Errorf("connection closed: %w", ErrTransactionTransport))
 		}
-	}
-	txl.clientTransactions.mu.RUnlock()
+	})
 }
 
 func (txl *TransactionLayer) terminateServerTransactions(conn Connection) {
-	txl.serverTransactions.mu.RLock()
-	for _, tx := range txl.serverTransactions.items {
+	txl.serverTransactions.each(func(tx *ServerTx) {
 		if tx.conn == conn {
 			go tx.spinFsmWithError(server_input_transport_err,
 				fmt.Errorf("connection closed: %w", ErrTransactionTransport))
 		}
-	}
-	txl.serverTransactions.mu.RUnlock()
+	})
 }
 
 // handleMessage is entry for handling requests and responses from transport
@@ -248,16 +244,13 @@ func (txl *TransactionLayer) rejectMalformedRequest(req *Request, reason error) 
 }
 
 func (txl *TransactionLayer) serverTxRequest(req *Request, key string) error {
-	txl.serverTransactions.lock()
-	tx, exists := txl.serverTransactions.items[key]
+	tx, exists := txl.serverTransactions.get(key)
 	if exists {
-		txl.serverTransactions.unlock()
 		if err := tx.Receive(req); err != nil {
 			return fmt.Errorf("failed to receive req: %w", err)
 		}
 		return nil
 	}
-	txl.serverTransactions.unlock()
 	// callpark patch 8: a transaction is kept here before it leaves the
 	// store, so a retransmission finds it in one or the other.
 	if txl.completed.resend(key, req) {
@@ -275,10 +268,10 @@ func (txl *TransactionLayer) serverTxRequest(req *Request, key string) error {
 		return fmt.Errorf("transport returned nil connection")
 	}
 
-	txl.serverTransactions.lock()
-	tx, exists = txl.serverTransactions.items[key]
+	shard := txl.serverTransactions.lock(key)
+	tx, exists = shard.items[key]
 	if exists {
-		txl.serverTransactions.unlock()
+		shard.mu.Unlock()
 		conn.TryClose()
 
 		if err := tx.Receive(req); err != nil {
@@ -290,7 +283,7 @@ func (txl *TransactionLayer) serverTxRequest(req *Request, key string) error {
 	tx = NewServerTx(key, req, conn, txl.log)
 	tx.completed = txl.completed
 	if err := tx.Init(); err != nil {
-		txl.serverTransactions.unlock()
+		shard.mu.Unlock()
 		// Init failed: this tx never reaches delete(), so release the connection
 		// reference serverRequestConnection took here (mirrors the conn.TryClose
 		// the client path does when it discards a transaction).
@@ -299,9 +292,9 @@ func (txl *TransactionLayer) serverTxRequest(req *Request, key string) error {
 	}
 
 	// put tx to store
-	txl.serverTransactions.items[key] = tx
+	shard.items[key] = tx
 	tx.OnTerminate(txl.serverTxTerminate)
-	txl.serverTransactions.unlock()
+	shard.mu.Unlock()
 
 	// pass request and transaction to handler
 	txl.reqHandler(req, tx)
@@ -389,18 +382,16 @@ func (txl *TransactionLayer) clientTxRequest(ctx context.Context, req *Request, 
 		return nil, fmt.Errorf("client transcation failed to request connection: %w", err)
 	}
 
-	txl.clientTransactions.lock()
-	tx, exists := txl.clientTransactions.items[key]
-	if exists {
-		txl.clientTransactions.unlock()
+	tx := NewClientTx(key, req, conn, txl.log)
+	shard := txl.clientTransactions.lock(key)
+	if _, exists := shard.items[key]; exists {
+		shard.mu.Unlock()
 		conn.TryClose()
 		return nil, fmt.Errorf("client transaction %q already exists", key)
 	}
-	tx = NewClientTx(key, req, conn, txl.log)
-
-	txl.clientTransactions.items[key] = tx
+	shard.items[key] = tx
 	tx.OnTerminate(txl.clientTxTerminate)
-	txl.clientTransactions.unlock()
+	shard.mu.Unlock()
 	return tx, nil
 }
 
