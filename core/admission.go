@@ -2,6 +2,7 @@ package core
 
 import (
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -19,6 +20,18 @@ type Admission struct {
 	// MaxLegs bounds live legs; default: what the file-descriptor limit
 	// allows (each leg holds two RTP/RTCP sockets), see DefaultMaxLegs.
 	MaxLegs int
+	// MaxActiveLegs: while this many legs are up and not listening to
+	// music on hold, new conversations get 503 (default
+	// DefaultMaxActiveLegs; negative: never). A leg on music costs a
+	// socket pair and 20 KiB; any other is signalling in progress or media
+	// relayed, and past the machine's capacity their number only grows:
+	// each waits longer for its peer and its next step, holding its
+	// goroutines, their stacks and its transactions (offered 2,000
+	// park+retrieve cycles/s, more than 2 cores complete: 6,500 legs and
+	// 8,000 goroutines, whose structures Go keeps for good, and fewer
+	// cycles completed than at 1,500/s). Soft, like the SIP queue's
+	// limit: parks and retrievals still pass, up to MaxLegs.
+	MaxActiveLegs int
 	// MaxUndecided bounds new calls still waiting for the control plane's
 	// first command (default 1000).
 	MaxUndecided int
@@ -45,6 +58,10 @@ func (a *Admission) defaults(log *slog.Logger) {
 	if a.MaxLegs <= 0 {
 		a.MaxLegs = DefaultMaxLegs()
 		log.Info("admission control", "max_legs", a.MaxLegs)
+	}
+	if a.MaxActiveLegs == 0 {
+		a.MaxActiveLegs = DefaultMaxActiveLegs()
+		log.Info("admission control", "max_active_legs", a.MaxActiveLegs)
 	}
 	if a.MaxUndecided <= 0 {
 		a.MaxUndecided = 1000
@@ -73,6 +90,18 @@ func DefaultMaxLegs() int {
 	return max(n, 50)
 }
 
+// ActiveLegsPerCore is DefaultMaxActiveLegs' share of one core.
+const ActiveLegsPerCore = 1500
+
+// DefaultMaxActiveLegs is ActiveLegsPerCore for each core the process
+// may run on (GOMAXPROCS). Measured on 2 cores with sipp beside callparkd
+// (scripts/bench-park.sh): at most 1,484 legs busy at 1,000 park+retrieve
+// cycles/s and 2,666 at 1,500/s, all completed; offered 2,000/s, more
+// than the machine completes, they grew to the legs' limit (6,495).
+func DefaultMaxActiveLegs() int {
+	return ActiveLegsPerCore * runtime.GOMAXPROCS(0)
+}
+
 // RaiseFileLimit lifts the soft open-file limit to the hard one (a
 // process-wide setting: call it from main) and returns the new limit.
 func RaiseFileLimit() (uint64, error) {
@@ -90,14 +119,14 @@ func RaiseFileLimit() (uint64, error) {
 }
 
 // overloaded says why the new INVITE req cannot be taken now ("" if it
-// can). The limits on the SIP queue and on the control plane's lag are
-// soft: they refuse new conversations, not a call that takes one off the
+// can). The limits on the legs busy, the SIP queue and the control
+// plane's lag are soft: they refuse new conversations, not a call that takes one off the
 // books (a retrieval or a park, Directory.Finishing), which would
 // otherwise fail a caller after the work spent on them had been done: at
 // twice the machine's park+retrieve capacity, a third of the retrievals
 // were refused and most of the cycles admitted failed at their end.
 // Nor the second INVITE of a call whose first one passed them a moment
-// ago (admitted.go). Legs, waiting calls and the control plane's
+// ago (admitted.go). All legs, waiting calls and the control plane's
 // reachability are hard limits.
 func (c *Core) overloaded(req *sip.Request) string {
 	a := &c.cfg.Admission
@@ -117,7 +146,9 @@ func (c *Core) overloaded(req *sip.Request) string {
 		return "control_backlog"
 	}
 	soft := ""
-	if q := c.sipUDP.Load(); q != nil && a.MaxQueueDelay > 0 && q.queueWait() > a.MaxQueueDelay {
+	if a.MaxActiveLegs > 0 && legs >= a.MaxActiveLegs && legs-c.onMusic() >= a.MaxActiveLegs {
+		soft = "active_legs"
+	} else if q := c.sipUDP.Load(); q != nil && a.MaxQueueDelay > 0 && q.queueWait() > a.MaxQueueDelay {
 		soft = "sip_queue"
 	} else if lag > a.MaxDecisionDelay {
 		soft = "control_backlog"
@@ -133,6 +164,14 @@ func (c *Core) overloaded(req *sip.Request) string {
 		c.admitted.add(callID, now)
 	}
 	return soft
+}
+
+// onMusic is the number of legs listening to music on hold.
+func (c *Core) onMusic() int {
+	if c.hubs == nil {
+		return 0
+	}
+	return c.hubs.Stats().Listeners
 }
 
 // finishing reports whether the new INVITE req takes a call off the

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callpark/callpark/core/audio"
 	"github.com/callpark/callpark/internal/deadline"
 	"github.com/emiago/sipgo/sip"
 )
@@ -110,6 +111,53 @@ func TestOneLateDecisionRefusesNothing(t *testing.T) {
 		t.Fatalf("a retrieval with the legs at their bound: %q, want max_legs", why)
 	}
 }
+
+// TestBusyLegsRefuseNewCallsNotParkedOnes: past MaxActiveLegs legs that
+// are not on music, a new call gets 503 and a retrieval does not; parked
+// legs (on music) do not count.
+func TestBusyLegsRefuseNewCallsNotParkedOnes(t *testing.T) {
+	m, err := newMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hubs := audio.NewHubs(t.Context(), func(string) ([]int16, bool) { return make([]int16, 160), true }, nil)
+	c := &Core{metrics: m, decisions: deadline.NewScheduler(), channels: map[string]*channel{}, admitted: newAdmitted(time.Minute, 100), hubs: hubs}
+	c.cfg.Admission.MaxActiveLegs = 3
+	c.cfg.Admission.defaults(slog.New(slog.DiscardHandler))
+	c.cfg.Admission.MaxLegs = 1000
+	c.cfg.Directory = finishing{prefix: "*71"}
+	leg := func(id string) { c.channels[id] = c.newChannel(id, "inbound") }
+	for i := range 3 {
+		leg(fmt.Sprint("talking-", i))
+	}
+	if why := c.overloaded(invite("200", "new")); why != "active_legs" {
+		t.Fatalf("a new call with 3 legs busy: %q, want active_legs", why)
+	}
+	if why := c.overloaded(invite("*71333", "retrieve")); why != "" {
+		t.Fatalf("a retrieval with 3 legs busy: %q", why)
+	}
+	// Two more legs, both parked: they hold no work.
+	var parked [2]musicListener
+	for i := range parked {
+		leg(fmt.Sprint("parked-", i))
+		hubs.Get("").Add(&parked[i])
+	}
+	if why := c.overloaded(invite("200", "new")); why != "active_legs" {
+		t.Fatalf("a new call with 3 legs busy and 2 parked: %q, want active_legs", why)
+	}
+	// One busy leg ends: room for a new call, however many are parked.
+	c.mu.Lock()
+	delete(c.channels, "talking-0")
+	c.mu.Unlock()
+	if why := c.overloaded(invite("200", "new")); why != "" {
+		t.Fatalf("a new call with 2 legs busy and 2 parked: %q", why)
+	}
+}
+
+// musicListener is a leg on music on hold that ignores the frames.
+type musicListener struct{ _ byte } // not zero-sized: each has an address of its own
+
+func (*musicListener) MusicFrame(audio.Frame, audio.Shard) {}
 
 // invite is a new INVITE from a phone of example.com to user.
 func invite(user, callID string) *sip.Request {

@@ -88,10 +88,12 @@ func watchMedia(r prometheus.Registerer, e *rtp.Engine) error {
 	return s.Err()
 }
 
-// watchMusic exports the music hubs' pacing: packets that went out late
-// (a late tick catching up) or never (a tick later still).
+// watchMusic exports the music hubs' listeners and pacing: packets that
+// went out late (a late tick catching up) or never (a tick later still).
 func watchMusic(r prometheus.Registerer, hubs *audio.Hubs) error {
 	s := metric.NewSet(r)
+	s.GaugeFunc("callpark_music_listeners", "Legs listening to music on hold (parked calls among them); the others count toward --max-active-legs.", nil,
+		func() float64 { return float64(hubs.Stats().Listeners) })
 	s.CounterFunc("callpark_music_late_packets_total", "Music-on-hold packets sent late, up to 40 ms, by a tick that came late.", nil,
 		func() float64 { return float64(hubs.Stats().Late) })
 	s.CounterFunc("callpark_music_skipped_packets_total", "Music-on-hold packets never sent: their tick came more than 40 ms late.", nil,

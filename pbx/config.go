@@ -98,6 +98,10 @@ type Config struct {
 	// MaxLegs bounds live SIP legs (0: what the open-file limit allows);
 	// a new INVITE past it gets 503.
 	MaxLegs int
+	// MaxActiveLegs: while this many legs are up and not on music on
+	// hold, new calls get 503 (0: core.DefaultMaxActiveLegs; negative:
+	// never; core.Admission).
+	MaxActiveLegs int
 	// DecisionTimeout is how long a new call waits for the control
 	// plane's first command before it gets 503 (default 5s); while the
 	// most waiting calls have waited MaxDecisionDelay (default 5s), new

@@ -262,7 +262,7 @@ func (p *PBX) Run(ctx context.Context) (err error) {
 		}
 		c, err := core.New(core.Config{
 			Admission: core.Admission{MaxLegs: cfg.MaxLegs, DecisionTimeout: cfg.DecisionTimeout,
-				MaxDecisionDelay: cfg.MaxDecisionDelay, MaxQueueDelay: cfg.MaxQueueDelay, Connected: bus.Connected},
+				MaxDecisionDelay: cfg.MaxDecisionDelay, MaxQueueDelay: cfg.MaxQueueDelay, MaxActiveLegs: cfg.MaxActiveLegs, Connected: bus.Connected},
 			KeepAlive:       cfg.KeepAlive,
 			DialogKeepAlive: cfg.DialogKeepAlive,
 			MusicBatch:      !cfg.PlainMusic,

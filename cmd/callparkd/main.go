@@ -76,6 +76,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	natsUser := fs.String("nats-user", "callpark", "NATS user of the callpark processes")
 	natsSecret := fs.String("nats-secret-file", "", "file with that user's NATS password (embedded server: made with a random secret if missing; share it with split core/control processes)")
 	maxLegs := fs.Int("max-legs", 0, "live SIP legs before new calls get 503 (0: what the open-file limit allows)")
+	maxActive := fs.Int("max-active-legs", 0, "new calls (not parks or retrievals) get 503 while this many legs are up and not on music on hold (0: 1500 per core; negative: never)")
 	decisionDelay := fs.Duration("max-decision-delay", 5*time.Second, "new calls get 503 while most calls waiting for the control plane have waited this long")
 	queueDelay := fs.Duration("max-sip-queue-delay", 50*time.Millisecond, "new calls (not parks or retrievals) get 503 while the SIP UDP receive queue stands this long: every datagram of the last 100 ms waited longer (negative: never)")
 	decisionTimeout := fs.Duration("decision-timeout", 5*time.Second, "a new call the control plane has not acted on within this gets 503")
@@ -147,7 +148,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		NATSURL: *natsURL, NATSHost: nhost, NATSPort: nport, NATSStoreDir: *natsStore,
 		NATSUser: *natsUser, NATSSecretFile: *natsSecret,
 		Dialplans: *dir, MetricsAddr: *metrics, WebAddr: *web, DrainTimeout: *drain, Log: log,
-		MaxLegs: *maxLegs, KeepAlive: *keepAlive, DialogKeepAlive: *dialogKeepAlive, PlainMusic: !*musicBatch, MaxDecisionDelay: *decisionDelay, MaxQueueDelay: *queueDelay, DecisionTimeout: *decisionTimeout, ShedAfter: *shedAfter, MemTrim: *memTrim,
+		MaxLegs: *maxLegs, MaxActiveLegs: *maxActive, KeepAlive: *keepAlive, DialogKeepAlive: *dialogKeepAlive, PlainMusic: !*musicBatch, MaxDecisionDelay: *decisionDelay, MaxQueueDelay: *queueDelay, DecisionTimeout: *decisionTimeout, ShedAfter: *shedAfter, MemTrim: *memTrim,
 		Bans:         ban.Config{Failures: *banFailures, Window: *banWindow, BanFor: *banTime, Trusted: prefixes},
 		SIPStrangers: core.StrangerLimits{Timeout: *tcpAuthTimeout, PerAddress: *tcpUnauthPerIP},
 	}
