@@ -102,7 +102,7 @@ func (r *Registrar) authenticate(req *sip.Request, tx sip.ServerTransaction, use
 		r.respond(req, tx, sip.StatusForbidden, "Forbidden")
 		return Identity{}, false
 	}
-	state, expires := r.nonces.check(now, creds.nonce, realm)
+	state, id := r.nonces.check(now, creds.nonce, realm)
 	if state == nonceInvalid {
 		r.failAuth(ReasonInvalidNonce, req, realm, src, account)
 		r.challenge(req, tx, now, realm, false)
@@ -131,7 +131,7 @@ func (r *Registrar) authenticate(req *sip.Request, tx sip.ServerTransaction, use
 		r.challenge(req, tx, now, realm, true)
 		return Identity{}, false
 	}
-	switch r.nonces.use(now, creds.nonce, expires, creds.ncValue, creds.qop != "") {
+	switch r.nonces.use(now, id, creds.ncValue, creds.qop != "") {
 	case ncReplay:
 		r.failAuth(ReasonReplay, req, realm, src, "")
 		r.challenge(req, tx, now, realm, true)
