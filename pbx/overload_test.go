@@ -200,3 +200,35 @@ func TestNewCallsGet503WhileSIPQueues(t *testing.T) {
 	}
 	retrieve.Hangup()
 }
+
+// TestBusyLegsHoldNewCallsBackNotRetrievals: with two legs allowed busy,
+// a call in progress gets the next new call 503; once it is parked, its
+// caller's leg is on music and no longer counts, so a new call goes
+// through; and with that one busy, a retrieval still does.
+func TestBusyLegsHoldNewCallsBackNotRetrievals(t *testing.T) {
+	p := pbxtest.Start(t, func(c *pbx.Config) { c.MaxActiveLegs = 2 })
+	client := p.Phone(t, "demo", "201")
+	john := p.Phone(t, "demo", "333")
+	other := p.Phone(t, "demo", "202")
+	doctor := p.Phone(t, "demo", "200")
+
+	cc, cj := connect(t, client, john)
+	dial503(t, other, "200", 2*time.Second)
+
+	cj.Park(t, "*70333")
+	cj.ExpectEnded(t, 5*time.Second)
+	p.Events.Next(t, events.CallParked, pbxtest.Park("333"))
+	cc.ExpectAudio(t, time.Second) // music on hold
+
+	co, cd := connect(t, other, doctor)
+	cr := john.Dial(t, "*71333")
+	p.Events.Next(t, events.CallRetrieved, pbxtest.Park("333"))
+	talk(t, cc, cr)
+
+	for _, c := range []*pbxtest.Call{cr, co} {
+		c.Hangup()
+	}
+	cc.ExpectEnded(t, 5*time.Second)
+	cd.ExpectEnded(t, 5*time.Second)
+	p.WaitNoLegs(t, 5*time.Second)
+}
